@@ -1,0 +1,309 @@
+/*
+ * The public allocation API and the size-tier dispatch.  malloc and free of
+ * a small block are the fast paths: a pop from / push onto the current
+ * page's list, no atomics, no locks, no syscalls.  Everything rare goes to
+ * one noinline function.  The standard names are aliases of the hak_ ones
+ * (prefixed when configured --with-malloc-prefix).
+ */
+#include <unistd.h>
+
+#include "hk_internal.h"
+
+#define HK_CAT2(a, b) a##b
+#define HK_CAT(a, b) HK_CAT2(a, b)
+#define HK_STD(name) HK_CAT(HK_MALLOC_PREFIX, name)
+
+/* ---- malloc ---- */
+
+static void *malloc_shared(unsigned cls) {
+    hk_arena *a = hk_thread_arena();
+    pthread_mutex_lock(&a->shared_lock);
+    hk_heap *h = a->shared_heap;
+    if (h == NULL) {
+        h = hk_meta_alloc(sizeof(hk_heap));
+        if (h != NULL) {
+            hk_heap_init(h, a, true);
+            pthread_mutex_lock(&hk_heaps_lock);
+            h->next_all = hk_heaps_all;
+            hk_heaps_all = h;
+            pthread_mutex_unlock(&hk_heaps_lock);
+            a->shared_heap = h;
+        }
+    }
+    void *p = NULL;
+    if (h != NULL) {
+        if (hk_load_relaxed(&h->delayed) != 0) hk_heap_collect_delayed(h);
+        hk_page *page = h->direct[cls];
+        hk_block *b = page->free;
+        if (b != NULL) {
+            page->free = b->next;
+            page->used++;
+            if (hk_config_stats) {
+                hk_counter_add(&h->counters[cls].nmalloc, 1);
+                hk_counter_add(&h->counters[cls].nslow, 1);
+            }
+            p = b;
+        } else {
+            p = hk_heap_malloc_slow(h, cls);
+        }
+    } else {
+        errno = ENOMEM;
+    }
+    pthread_mutex_unlock(&a->shared_lock);
+    return p;
+}
+
+static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls) {
+    if (hk_likely(heap != &hk_heap_empty)) return hk_heap_malloc_slow(heap, cls);
+    hk_ensure_init();
+    heap = hk_thread_heap_slow();
+    if (heap == NULL) return malloc_shared(cls);
+    return hk_malloc_impl(hk_class_size[cls]);
+}
+
+HK_FAST_PATH void *malloc_small(size_t size) {
+    unsigned cls = hk_size_class(size);
+    hk_heap *heap = hk_tls_heap;
+    hk_page *page = heap->direct[cls];
+    hk_block *b = page->free;
+    if (hk_unlikely(b == NULL)) return malloc_slow(heap, cls);
+    page->free = b->next;
+    page->used++;
+    if (hk_config_stats) hk_counter_add(&heap->counters[cls].nmalloc, 1);
+    return b;
+}
+
+void *hk_malloc_impl(size_t size) {
+    if (hk_likely(size <= HK_LARGE_MAX)) return malloc_small(size);
+    return hk_huge_alloc(size, 0, false);
+}
+
+HAK_EXPORT void *hak_malloc(size_t size) {
+    if (hk_likely(size <= HK_LARGE_MAX)) return malloc_small(size);
+    return hk_huge_alloc(size, 0, false);
+}
+
+/* ---- free ---- */
+
+static void report_bad_free(const void *p, const char *why) {
+    hk_warn("free(%p): %s (ignored)", p, why);
+}
+
+/* p lies at offset 0 of a 2 MiB chunk: NULL, or a block aligned to 2 MiB
+ * or more whose header is one chunk below. */
+static void free_chunk_start(void *p) {
+    if (p == NULL) return;
+    hk_segment *h = hk_huge_header_aligned(p);
+    if (h != NULL) hk_huge_free(h);
+    else report_bad_free(p, "not a block of hakmem");
+}
+
+static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
+    if (seg->kind == HK_SEG_HUGE) {
+        if (hk_likely(seg->user == p)) hk_huge_free(seg);
+        else report_bad_free(p, "not the start of a huge block");
+        return;
+    }
+    hk_free_remote(page, (hk_block *)p);
+    if (hk_config_stats) {
+        hk_heap *me = hk_thread_real_heap();
+        if (me != NULL) {
+            hk_counter_add(&me->counters[page->cls].ndalloc, 1);
+            hk_counter_add(&me->counters[page->cls].nremote_frees, 1);
+        } else {
+            hk_fetch_add_relaxed(&hk_dead_counters[page->cls].ndalloc, 1);
+            hk_fetch_add_relaxed(&hk_dead_counters[page->cls].nremote_frees, 1);
+        }
+    }
+}
+
+static HK_SLOW_PATH bool free_is_foreign(void *p) {
+    hk_segment *seg = hk_segment_of(p);
+    if (!hk_segmap_contains(seg) || seg->magic != HK_SEG_MAGIC) {
+        report_bad_free(p, "not a block of hakmem");
+        return true;
+    }
+    return false;
+}
+
+HK_FAST_PATH void free_block(void *p) {
+    uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
+    if (hk_unlikely(off == 0)) {
+        free_chunk_start(p);
+        return;
+    }
+    if (hk_config_debug && free_is_foreign(p)) return;
+    hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
+    hk_page *page = &seg->pages[off >> HK_SLICE_SHIFT];
+    page -= page->slice_offset;
+    hk_heap *heap = hk_tls_heap;
+    if (hk_likely(hk_load_relaxed(&page->heap) == heap)) {
+        hk_block *b = p;
+        b->next = page->local_free;
+        page->local_free = b;
+        if (hk_config_stats) hk_counter_add(&heap->counters[page->cls].ndalloc, 1);
+        if (hk_unlikely(--page->used == 0 || page->in_full)) hk_heap_free_local_slow(heap, page);
+        return;
+    }
+    free_other(seg, page, p);
+}
+
+void hk_free_impl(void *p) { free_block(p); }
+
+HAK_EXPORT void hak_free(void *p) { free_block(p); }
+
+/* ---- usable size ---- */
+
+size_t hk_usable_size_impl(const void *p) {
+    uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
+    if (off == 0) {
+        hk_segment *h = hk_huge_header_aligned(p);
+        return h != NULL ? h->usable : 0;
+    }
+    hk_segment *seg = hk_segment_of(p);
+    if (hk_config_debug && (!hk_segmap_contains(seg) || seg->magic != HK_SEG_MAGIC)) return 0;
+    if (seg->kind == HK_SEG_HUGE) return seg->usable;
+    return hk_page_of(seg, p)->block_size;
+}
+
+HAK_EXPORT size_t hak_malloc_usable_size(const void *p) { return hk_usable_size_impl(p); }
+
+/* ---- calloc, realloc ---- */
+
+HAK_EXPORT void *hak_calloc(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total > HK_LARGE_MAX) return hk_huge_alloc(total, 0, true);
+    void *p = malloc_small(total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+}
+
+static void *realloc_move(void *p, size_t old_usable, size_t size) {
+    if (old_usable > HK_LARGE_MAX && size > HK_LARGE_MAX && hk_segment_of(p)->kind == HK_SEG_HUGE &&
+        ((uintptr_t)p & HK_SEG_MASK) != 0) {
+        void *q = hk_huge_realloc(hk_segment_of(p), size);
+        if (q != NULL) return q;
+    }
+    void *q = hk_malloc_impl(size);
+    if (q == NULL) return NULL; /* errno ENOMEM, p intact */
+    memcpy(q, p, old_usable < size ? old_usable : size);
+    free_block(p);
+    return q;
+}
+
+HAK_EXPORT void *hak_realloc(void *p, size_t size) {
+    if (p == NULL) return hak_malloc(size);
+    if (size == 0) {
+        free_block(p);
+        return NULL;
+    }
+    size_t usable = hk_usable_size_impl(p);
+    if (usable == 0) {
+        report_bad_free(p, "realloc of a pointer not from hakmem");
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* In place while it fits and does not waste more than half. */
+    if (size <= usable && size >= usable / 2) return p;
+    if (size <= usable && usable <= 64) return p;
+    return realloc_move(p, usable, size);
+}
+
+HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_realloc(p, total);
+}
+
+/* ---- aligned allocation ---- */
+
+/* align is a power of two. */
+static void *aligned_impl(size_t align, size_t size) {
+    if (align <= 16) return hk_malloc_impl(size < 16 && align == 16 ? 16 : size);
+    if (size > SIZE_MAX - align) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align <= HK_SLICE_SIZE) {
+        size_t s = hk_align_up(size == 0 ? 1 : size, align);
+        if (s <= HK_LARGE_MAX) {
+            unsigned cls = hk_size_class(s);
+            if (hk_class_size[cls] % align != 0) {
+                s = (size_t)1 << (64 - __builtin_clzll((unsigned long long)s - 1));
+                cls = s <= HK_LARGE_MAX ? hk_size_class(s) : HK_NCLASSES;
+            }
+            /* Every page starts on a 64 KiB slice and blocks sit at multiples
+             * of the class size, so the class size's alignment holds. */
+            if (cls < HK_NCLASSES) return hk_malloc_impl(hk_class_size[cls]);
+        }
+    }
+    return hk_huge_alloc(size, align, false);
+}
+
+HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size) {
+    if (!hk_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = aligned_impl(align, size);
+    if (p == NULL) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t size) {
+    if (!hk_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned_impl(align, size);
+}
+
+HAK_EXPORT void *hak_memalign(size_t align, size_t size) {
+    /* glibc: a non-power-of-two alignment is rounded up. */
+    if (align > (SIZE_MAX >> 1) + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align < 2) align = 1;
+    if (!hk_is_pow2(align)) align = (size_t)1 << (64 - __builtin_clzll((unsigned long long)align));
+    return aligned_impl(align, size);
+}
+
+HAK_EXPORT void *hak_valloc(size_t size) {
+    return aligned_impl((size_t)sysconf(_SC_PAGESIZE), size);
+}
+
+HAK_EXPORT void *hak_pvalloc(size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (size > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = hk_align_up(size == 0 ? 1 : size, page);
+    return aligned_impl(page, rounded);
+}
+
+/* ---- the standard names ---- */
+
+#define HK_ALIAS(target) __attribute__((alias(#target), visibility("default")))
+#define HK_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+HK_MALLOC_LIKE void *HK_STD(malloc)(size_t) HK_ALIAS(hak_malloc);
+void HK_STD(free)(void *) HK_ALIAS(hak_free);
+HK_MALLOC_LIKE void *HK_STD(calloc)(size_t, size_t) HK_ALIAS(hak_calloc);
+void *HK_STD(realloc)(void *, size_t) HK_ALIAS(hak_realloc);
+void *HK_STD(reallocarray)(void *, size_t, size_t) HK_ALIAS(hak_reallocarray);
+int HK_STD(posix_memalign)(void **, size_t, size_t) HK_ALIAS(hak_posix_memalign);
+HK_MALLOC_LIKE void *HK_STD(aligned_alloc)(size_t, size_t) HK_ALIAS(hak_aligned_alloc);
+HK_MALLOC_LIKE void *HK_STD(memalign)(size_t, size_t) HK_ALIAS(hak_memalign);
+HK_MALLOC_LIKE void *HK_STD(valloc)(size_t) HK_ALIAS(hak_valloc);
+HK_MALLOC_LIKE void *HK_STD(pvalloc)(size_t) HK_ALIAS(hak_pvalloc);
+size_t HK_STD(malloc_usable_size)(void *) HK_ALIAS(hak_malloc_usable_size);

@@ -1,0 +1,124 @@
+/*
+ * Options: HAKMEM_CONF="key:value,key:value" read once at start-up.  Parsing
+ * never allocates and never fails the process: a bad key or value prints one
+ * warning line on stderr and is ignored; later keys win.
+ */
+#include <stdlib.h>
+
+#include "hk_internal.h"
+
+hk_options hk_opt;
+
+enum opt_kind { OPT_UNSIGNED, OPT_BOOL, OPT_SIZE, OPT_I64 };
+
+typedef struct opt_row {
+    const char *name;
+    enum opt_kind kind;
+    size_t offset;
+    int64_t min, max;
+} opt_row;
+
+#define OPT(name, kind, field, lo, hi) \
+    { name, kind, offsetof(hk_options, field), lo, hi }
+
+static const opt_row opt_table[] = {
+    OPT("narenas", OPT_UNSIGNED, narenas, 1, HK_MAX_ARENAS),
+    OPT("tcache", OPT_BOOL, tcache, 0, 1),
+    OPT("bigcache_max_mb", OPT_SIZE, bigcache_max_mb, 0, 1 << 20),
+    OPT("decay_ms", OPT_I64, decay_ms, -1, INT64_C(1) << 40),
+    OPT("thp", OPT_UNSIGNED, thp, 0, 1),
+    OPT("stats_print", OPT_BOOL, stats_print, 0, 1),
+};
+
+void hk_conf_defaults(hk_options *o) {
+    o->narenas = 0; /* chosen at init from the CPU count */
+    o->tcache = true;
+    o->bigcache_max_mb = 64;
+    o->decay_ms = 500;
+    o->thp = 0;
+    o->stats_print = false;
+}
+
+static bool parse_bool(const char *v, size_t n, int64_t *out) {
+    static const char *yes[] = {"1", "true", "yes", "on"};
+    static const char *no[] = {"0", "false", "no", "off"};
+    for (unsigned i = 0; i < 4; i++) {
+        if (strlen(yes[i]) == n && strncmp(v, yes[i], n) == 0) {
+            *out = 1;
+            return true;
+        }
+        if (strlen(no[i]) == n && strncmp(v, no[i], n) == 0) {
+            *out = 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_int(const char *v, size_t n, int64_t *out) {
+    bool neg = false;
+    size_t i = 0;
+    int64_t x = 0;
+    if (n > 0 && v[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    if (i == n || n - i > 15) return false; /* keeps x far from overflow */
+    for (; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9') return false;
+        x = x * 10 + (v[i] - '0');
+    }
+    *out = neg ? -x : x;
+    return true;
+}
+
+static void store(hk_options *o, const opt_row *row, int64_t x) {
+    char *field = (char *)o + row->offset;
+    switch (row->kind) {
+    case OPT_UNSIGNED: *(unsigned *)field = (unsigned)x; break;
+    case OPT_BOOL: *(bool *)field = x != 0; break;
+    case OPT_SIZE: *(size_t *)field = (size_t)x; break;
+    case OPT_I64: *(int64_t *)field = x; break;
+    }
+}
+
+static void apply(hk_options *o, const char *key, size_t klen,
+                  const char *val, size_t vlen) {
+    for (size_t i = 0; i < sizeof opt_table / sizeof opt_table[0]; i++) {
+        const opt_row *row = &opt_table[i];
+        if (strlen(row->name) != klen || strncmp(row->name, key, klen) != 0)
+            continue;
+        int64_t x;
+        bool ok = row->kind == OPT_BOOL ? parse_bool(val, vlen, &x)
+                                        : parse_int(val, vlen, &x);
+        if (!ok || x < row->min || x > row->max) {
+            hk_warn("HAKMEM_CONF: bad value '%.*s' for %s (ignored)",
+                    (int)(vlen > 64 ? 64 : vlen), val, row->name);
+            return;
+        }
+        store(o, row, x);
+        return;
+    }
+    hk_warn("HAKMEM_CONF: unknown option '%.*s' (ignored)",
+            (int)(klen > 64 ? 64 : klen), key);
+}
+
+void hk_conf_parse(hk_options *o, const char *conf) {
+    if (conf == NULL) return;
+    const char *s = conf;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        if (end == NULL) end = s + strlen(s);
+        const char *colon = memchr(s, ':', (size_t)(end - s));
+        if (end == s) {
+            /* empty item: skip silently */
+        } else if (colon == NULL) {
+            hk_warn("HAKMEM_CONF: '%.*s' is not key:value (ignored)",
+                    (int)((end - s) > 64 ? 64 : (end - s)), s);
+        } else {
+            apply(o, s, (size_t)(colon - s), colon + 1,
+                  (size_t)(end - colon - 1));
+        }
+        s = *end ? end + 1 : end;
+    }
+}

@@ -1,0 +1,201 @@
+/*
+ * The rows of the control namespace and their handlers.  Add a leaf by
+ * adding one row (and a plain handler when none fits).  Names are stable
+ * once released; doc strings are printed by `hakctl list`.
+ */
+#include "hk_ctl.h"
+#include "hk_internal.h"
+
+#define R(fn) fn, NULL, NULL
+#define RW(g, s) g, s, NULL
+#define ACT(fn) NULL, NULL, fn
+
+/* ---- index bounds ---- */
+
+static const unsigned tier_first[3] = {0, HK_TINY_NCLASSES, HK_TINY_NCLASSES + HK_MID_NCLASSES};
+static const unsigned tier_count[3] = {HK_TINY_NCLASSES, HK_MID_NCLASSES, HK_LARGE_NCLASSES};
+
+static size_t lim_class(const size_t *v, size_t pos) { return tier_count[v[0]]; }
+static size_t lim_arena(const size_t *v, size_t pos) { return hk_opt.narenas; }
+
+static unsigned class_of(const size_t *v) { return tier_first[v[0]] + (unsigned)v[1]; }
+
+/* ---- general ---- */
+
+static int get_version(const size_t *v, hk_ctl_value *o) { o->s = HAKMEM_VERSION; return 0; }
+
+static _Atomic uint64_t epoch = 1;
+static int get_epoch(const size_t *v, hk_ctl_value *o) { o->u64 = hk_load_relaxed(&epoch); return 0; }
+static int set_epoch(const size_t *v, const hk_ctl_value *in) {
+    hk_fetch_add_relaxed(&epoch, 1);
+    return 0;
+}
+
+static int get_config_debug(const size_t *v, hk_ctl_value *o) { o->b = hk_config_debug; return 0; }
+static int get_config_stats(const size_t *v, hk_ctl_value *o) { o->b = hk_config_stats; return 0; }
+static int get_config_prefix(const size_t *v, hk_ctl_value *o) { o->s = HK_MALLOC_PREFIX_STR; return 0; }
+
+/* ---- options as parsed at start-up ---- */
+
+static int get_opt_narenas(const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
+static int get_opt_tcache(const size_t *v, hk_ctl_value *o) { o->b = hk_opt.tcache; return 0; }
+static int get_opt_bigcache(const size_t *v, hk_ctl_value *o) { o->z = hk_opt.bigcache_max_mb; return 0; }
+static int get_opt_decay(const size_t *v, hk_ctl_value *o) { o->i64 = hk_opt.decay_ms; return 0; }
+static int get_opt_thp(const size_t *v, hk_ctl_value *o) { o->u = hk_opt.thp; return 0; }
+static int get_opt_stats_print(const size_t *v, hk_ctl_value *o) { o->b = hk_opt.stats_print; return 0; }
+
+/* ---- size classes ---- */
+
+static int get_nclasses(const size_t *v, hk_ctl_value *o) { o->u = tier_count[v[0]]; return 0; }
+static int get_class_size(const size_t *v, hk_ctl_value *o) { o->z = hk_class_size[class_of(v)]; return 0; }
+
+static void class_stats(unsigned c, struct hak_class_stats *s) {
+    hk_class_totals t[HK_NCLASSES];
+    hk_stats_class_totals(t);
+    s->size = hk_class_size[c];
+    s->nmalloc = t[c].nmalloc;
+    s->ndalloc = t[c].ndalloc;
+    s->curblocks = t[c].nmalloc >= t[c].ndalloc ? t[c].nmalloc - t[c].ndalloc : 0;
+    s->curslabs = t[c].pages;
+    s->nrefills = t[c].nrefills;
+    s->nflushes = t[c].nflushes;
+    s->nremote_frees = t[c].nremote_frees;
+    s->tcache_hits = t[c].nmalloc - t[c].nslow;
+}
+
+static int get_class_stats(const size_t *v, hk_ctl_value *o) {
+    class_stats(class_of(v), &o->cs);
+    return 0;
+}
+
+#define CLASS_FIELD(field)                                                   \
+    static int get_cs_##field(const size_t *v, hk_ctl_value *o) {            \
+        struct hak_class_stats s;                                            \
+        class_stats(class_of(v), &s);                                        \
+        o->u64 = s.field;                                                    \
+        return 0;                                                            \
+    }
+CLASS_FIELD(nmalloc)
+CLASS_FIELD(ndalloc)
+CLASS_FIELD(curblocks)
+CLASS_FIELD(curslabs)
+CLASS_FIELD(nrefills)
+CLASS_FIELD(nflushes)
+CLASS_FIELD(nremote_frees)
+CLASS_FIELD(tcache_hits)
+
+/* ---- huge ---- */
+
+static hk_huge_stats huge_now(void) {
+    hk_huge_stats s;
+    hk_huge_get_stats(&s);
+    return s;
+}
+static int get_huge_nmalloc(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().nmalloc; return 0; }
+static int get_huge_ndalloc(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().ndalloc; return 0; }
+static int get_huge_nmmap(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().nmmap; return 0; }
+static int get_huge_cur(const size_t *v, hk_ctl_value *o) { o->z = huge_now().cur_bytes; return 0; }
+static int get_bc_max(const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_max; return 0; }
+static int set_bc_max(const size_t *v, const hk_ctl_value *in) {
+    hk_bigcache_set_max(in->z);
+    hk_bigcache_purge_over();
+    return 0;
+}
+static int get_bc_bytes(const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_bytes; return 0; }
+static int get_bc_hits(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().hits; return 0; }
+static int get_bc_misses(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().misses; return 0; }
+
+/* ---- global statistics ---- */
+
+static int get_st_allocated(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_allocated(); return 0; }
+static int get_st_active(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_active(); return 0; }
+static int get_st_metadata(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_metadata(); return 0; }
+static int get_st_resident(const size_t *v, hk_ctl_value *o) { o->z = hk_os_resident(); return 0; }
+static int get_st_mapped(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_mapped(); return 0; }
+static int get_st_retained(const size_t *v, hk_ctl_value *o) { o->z = 0; return 0; }
+
+/* ---- arenas ---- */
+
+static int get_narenas(const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
+static int act_arena_purge(const size_t *v) {
+    hk_arena_purge(&hk_arenas[v[0]], true);
+    if (v[0] == 0) hk_bigcache_purge();
+    return 0;
+}
+static int get_arena_decay(const size_t *v, hk_ctl_value *o) {
+    o->i64 = hk_load_relaxed(&hk_arenas[v[0]].decay_ms);
+    return 0;
+}
+static int set_arena_decay(const size_t *v, const hk_ctl_value *in) {
+    if (in->i64 < -1) return EINVAL;
+    hk_store_relaxed(&hk_arenas[v[0]].decay_ms, in->i64);
+    return 0;
+}
+static int get_arena_nthreads(const size_t *v, hk_ctl_value *o) {
+    o->u = hk_load_relaxed(&hk_arenas[v[0]].nthreads);
+    return 0;
+}
+static int get_arena_mapped(const size_t *v, hk_ctl_value *o) {
+    o->z = hk_load_relaxed(&hk_arenas[v[0]].mapped);
+    return 0;
+}
+
+/* ---- the calling thread ---- */
+
+static int act_tcache_flush(const size_t *v) {
+    hk_heap *h = hk_thread_real_heap();
+    if (h != NULL) hk_heap_flush(h);
+    return 0;
+}
+static int get_thread_arena(const size_t *v, hk_ctl_value *o) {
+    o->u = hk_thread_arena()->index;
+    return 0;
+}
+
+const hk_ctl_row hk_ctl_rows[] = {
+    {"version", HAK_CTL_STRING, R(get_version), NULL, "library version"},
+    {"epoch", HAK_CTL_U64, RW(get_epoch, set_epoch), NULL, "write to refresh the statistics snapshot"},
+    {"config.debug", HAK_CTL_BOOL, R(get_config_debug), NULL, "built with --enable-debug"},
+    {"config.stats", HAK_CTL_BOOL, R(get_config_stats), NULL, "statistics compiled in"},
+    {"config.malloc_prefix", HAK_CTL_STRING, R(get_config_prefix), NULL, "prefix of the standard names"},
+    {"opt.narenas", HAK_CTL_UNSIGNED, R(get_opt_narenas), NULL, "arenas"},
+    {"opt.tcache", HAK_CTL_BOOL, R(get_opt_tcache), NULL, "per-thread heaps"},
+    {"opt.bigcache_max_mb", HAK_CTL_SIZE, R(get_opt_bigcache), NULL, "BigCache capacity at start-up (MiB)"},
+    {"opt.decay_ms", HAK_CTL_I64, R(get_opt_decay), NULL, "purge delay of free pages (-1 never)"},
+    {"opt.thp", HAK_CTL_UNSIGNED, R(get_opt_thp), NULL, "1: MADV_HUGEPAGE on huge blocks"},
+    {"opt.stats_print", HAK_CTL_BOOL, R(get_opt_stats_print), NULL, "print statistics at exit"},
+    {"<tier>.nclasses", HAK_CTL_UNSIGNED, R(get_nclasses), NULL, "size classes of the tier"},
+    {"<tier>.class.<i>.size", HAK_CTL_SIZE, R(get_class_size), lim_class, "block size"},
+    {"<tier>.class.<i>.stats", HAK_CTL_CLASS_STATS, R(get_class_stats), lim_class, "struct hak_class_stats"},
+    {"<tier>.class.<i>.stats.nmalloc", HAK_CTL_U64, R(get_cs_nmalloc), lim_class, "allocations"},
+    {"<tier>.class.<i>.stats.ndalloc", HAK_CTL_U64, R(get_cs_ndalloc), lim_class, "deallocations"},
+    {"<tier>.class.<i>.stats.curblocks", HAK_CTL_U64, R(get_cs_curblocks), lim_class, "live blocks"},
+    {"<tier>.class.<i>.stats.curslabs", HAK_CTL_U64, R(get_cs_curslabs), lim_class, "pages in use"},
+    {"<tier>.class.<i>.stats.nrefills", HAK_CTL_U64, R(get_cs_nrefills), lim_class, "slow-path refills"},
+    {"<tier>.class.<i>.stats.nflushes", HAK_CTL_U64, R(get_cs_nflushes), lim_class, "pages handed back"},
+    {"<tier>.class.<i>.stats.nremote_frees", HAK_CTL_U64, R(get_cs_nremote_frees), lim_class, "cross-thread frees"},
+    {"<tier>.class.<i>.stats.tcache_hits", HAK_CTL_U64, R(get_cs_tcache_hits), lim_class, "fast-path allocations"},
+    {"huge.stats.nmalloc", HAK_CTL_U64, R(get_huge_nmalloc), NULL, "huge allocations"},
+    {"huge.stats.ndalloc", HAK_CTL_U64, R(get_huge_ndalloc), NULL, "huge deallocations"},
+    {"huge.stats.nmmap", HAK_CTL_U64, R(get_huge_nmmap), NULL, "mappings made for huge blocks"},
+    {"huge.stats.curbytes", HAK_CTL_SIZE, R(get_huge_cur), NULL, "bytes mapped for live huge blocks"},
+    {"huge.bigcache.max_bytes", HAK_CTL_SIZE, RW(get_bc_max, set_bc_max), NULL, "BigCache capacity"},
+    {"huge.bigcache.bytes", HAK_CTL_SIZE, R(get_bc_bytes), NULL, "bytes parked in the BigCache"},
+    {"huge.bigcache.hits", HAK_CTL_U64, R(get_bc_hits), NULL, "huge allocations served from the cache"},
+    {"huge.bigcache.misses", HAK_CTL_U64, R(get_bc_misses), NULL, "huge allocations that mapped"},
+    {"stats.allocated", HAK_CTL_SIZE, R(get_st_allocated), NULL, "bytes in live blocks (class sizes)"},
+    {"stats.active", HAK_CTL_SIZE, R(get_st_active), NULL, "bytes of pages holding live blocks"},
+    {"stats.metadata", HAK_CTL_SIZE, R(get_st_metadata), NULL, "bytes of allocator metadata"},
+    {"stats.resident", HAK_CTL_SIZE, R(get_st_resident), NULL, "resident bytes of the process (measured)"},
+    {"stats.mapped", HAK_CTL_SIZE, R(get_st_mapped), NULL, "bytes mapped by the allocator"},
+    {"stats.retained", HAK_CTL_SIZE, R(get_st_retained), NULL, "bytes unmapped-but-reserved (always 0)"},
+    {"arenas.narenas", HAK_CTL_UNSIGNED, R(get_narenas), NULL, "arenas"},
+    {"arena.<i>.purge", HAK_CTL_VOID, ACT(act_arena_purge), lim_arena, "return all free memory now"},
+    {"arena.<i>.decay_ms", HAK_CTL_I64, RW(get_arena_decay, set_arena_decay), lim_arena, "purge delay (-1 never)"},
+    {"arena.<i>.nthreads", HAK_CTL_UNSIGNED, R(get_arena_nthreads), lim_arena, "threads bound"},
+    {"arena.<i>.stats.mapped", HAK_CTL_SIZE, R(get_arena_mapped), lim_arena, "bytes of segments"},
+    {"thread.tcache.flush", HAK_CTL_VOID, ACT(act_tcache_flush), NULL, "hand empty pages back"},
+    {"thread.arena", HAK_CTL_UNSIGNED, R(get_thread_arena), NULL, "arena of the calling thread"},
+};
+
+const size_t hk_ctl_nrows = sizeof hk_ctl_rows / sizeof hk_ctl_rows[0];

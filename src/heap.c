@@ -1,0 +1,241 @@
+/*
+ * Heaps: the malloc slow path (find or make a page with a free block), the
+ * local free slow path (page emptied or leaving the full list), remote
+ * frees, and what a heap does when its thread exits.
+ *
+ * Full pages: a page with no free block is detached into heap->full and
+ * its thread-free word is set to HK_TF_FULL.  The first remote free after
+ * that flips the word to HK_TF_FREEING, pushes its block on the owner's
+ * delayed list (so the owner learns the page has room again), and sets
+ * HK_TF_NORMAL; later remote frees go to the page's own list.  The owner
+ * waits out HK_TF_FREEING before it abandons a page, so a freer never
+ * touches a heap that no longer owns the page.
+ */
+#include <sched.h>
+
+#include "hk_internal.h"
+
+#define HK_EMPTY_DIRECT_INIT [0 ... HK_NCLASSES - 1] = &hk_page_empty
+
+hk_heap hk_heap_empty = {.direct = {HK_EMPTY_DIRECT_INIT}};
+
+void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        heap->direct[c] = &hk_page_empty;
+        heap->queue[c].first = heap->queue[c].last = NULL;
+    }
+    heap->full.first = heap->full.last = NULL;
+    hk_store_relaxed(&heap->delayed, 0);
+    heap->arena = arena;
+    heap->shared = shared;
+    heap->live = true;
+}
+
+static void page_to_full(hk_heap *heap, hk_page *page) {
+    uintptr_t expected = HK_TF_NORMAL;
+    if (!hk_cas_strong_acq_rel(&page->xthread_free, &expected, HK_TF_FULL))
+        return; /* a remote free just arrived: it stays in the queue */
+    hk_page_queue_remove(&heap->queue[page->cls], page);
+    hk_page_queue_push(&heap->full, page);
+    page->in_full = 1;
+    if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
+}
+
+/* Sets the thread-free state back to NORMAL, waiting out a freer that is
+ * handing a block over (HK_TF_FREEING lasts a few instructions). */
+static void page_clear_full_state(hk_page *page) {
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    for (;;) {
+        uintptr_t state = tf & HK_TF_MASK;
+        if (state == HK_TF_NORMAL) return;
+        if (state == HK_TF_FREEING) {
+            sched_yield();
+            tf = hk_load_relaxed(&page->xthread_free);
+            continue;
+        }
+        if (hk_cas_strong_acq_rel(&page->xthread_free, &tf,
+                                  (tf & ~HK_TF_MASK) | HK_TF_NORMAL))
+            return;
+    }
+}
+
+static void page_unfull(hk_heap *heap, hk_page *page) {
+    page_clear_full_state(page);
+    hk_page_queue_remove(&heap->full, page);
+    hk_page_queue_push(&heap->queue[page->cls], page);
+    page->in_full = 0;
+}
+
+static void page_release(hk_heap *heap, hk_page *page) {
+    hk_page_queue_remove(&heap->queue[page->cls], page);
+    if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
+    if (hk_config_stats) hk_counter_add(&heap->counters[page->cls].nflushes, 1);
+    hk_arena_page_free(heap->arena, page);
+}
+
+/* Empty pages a heap keeps per class before handing more back: enough to
+ * absorb a working set that swings across a page boundary. */
+#define HK_KEEP_EMPTY_PAGES 2
+
+static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
+    unsigned n = 0;
+    for (hk_page *p = heap->queue[page->cls].first; p != NULL; p = p->next) {
+        if (p != page && p->used == 0 && ++n >= HK_KEEP_EMPTY_PAGES) return true;
+    }
+    return false;
+}
+
+/* A local free left the page empty or found it in the full list. */
+void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+    if (page->in_full) page_unfull(heap, page);
+    if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
+        page_release(heap, page);
+}
+
+static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
+    b->next = page->local_free;
+    page->local_free = b;
+    page->used--;
+    if (page->in_full) page_unfull(heap, page);
+}
+
+/* Takes the blocks that remote frees handed over for full pages. */
+void hk_heap_collect_delayed(hk_heap *heap) {
+    uintptr_t list = hk_exchange_acq_rel(&heap->delayed, 0);
+    hk_block *b = (hk_block *)list;
+    while (b != NULL) {
+        hk_block *next = b->next;
+        hk_segment *seg = hk_segment_of(b);
+        hk_page *page = hk_page_of(seg, b);
+        hk_assert(hk_load_relaxed(&page->heap) == heap);
+        local_free_block(heap, page, b);
+        b = next;
+    }
+}
+
+static hk_page *page_ready(hk_heap *heap, hk_page *page) {
+    if (page->free == NULL) hk_page_collect(page);
+    if (page->free == NULL) hk_page_extend(page);
+    return page->free != NULL ? page : NULL;
+}
+
+/* Walks the class queue for a page with a free block, detaching full ones. */
+static hk_page *find_in_queue(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->queue[cls].first;
+    while (page != NULL) {
+        hk_page *next = page->next;
+        if (page_ready(heap, page) != NULL) return page;
+        page_to_full(heap, page);
+        if (!page->in_full && page_ready(heap, page) != NULL) return page;
+        page = next;
+    }
+    return NULL;
+}
+
+static hk_page *find_page(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->direct[cls];
+    if (page != &hk_page_empty && page_ready(heap, page) != NULL) return page;
+    if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
+    page = find_in_queue(heap, cls);
+    if (page != NULL) return page;
+    while ((page = hk_arena_adopt_page(heap->arena, heap, cls)) != NULL) {
+        hk_page_queue_push(&heap->queue[cls], page);
+        if (page_ready(heap, page) != NULL) return page;
+        page_to_full(heap, page);
+    }
+    page = hk_arena_page_alloc(heap->arena, heap, cls);
+    if (page == NULL) return NULL;
+    hk_page_queue_push(&heap->queue[cls], page);
+    hk_page_extend(page);
+    return page;
+}
+
+void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
+    hk_page *page = find_page(heap, cls);
+    if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    heap->direct[cls] = page;
+    hk_block *b = page->free;
+    page->free = b->next;
+    page->used++;
+    if (hk_config_stats) {
+        hk_class_counters *c = &heap->counters[cls];
+        hk_counter_add(&c->nmalloc, 1);
+        hk_counter_add(&c->nslow, 1);
+        hk_counter_add(&c->nrefills, 1);
+    }
+    return b;
+}
+
+static void delayed_push(hk_heap *owner, hk_block *b) {
+    uintptr_t head = hk_load_relaxed(&owner->delayed);
+    do {
+        b->next = (hk_block *)head;
+    } while (!hk_cas_weak_release(&owner->delayed, &head, (uintptr_t)b));
+}
+
+/* A free into a page this thread does not own: one CAS in the usual case. */
+void hk_free_remote(hk_page *page, hk_block *b) {
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    for (;;) {
+        uintptr_t state = tf & HK_TF_MASK;
+        if (state != HK_TF_FULL) {
+            b->next = (hk_block *)(tf & ~HK_TF_MASK);
+            if (hk_cas_weak_release(&page->xthread_free, &tf, (uintptr_t)b | state))
+                return;
+            continue;
+        }
+        uintptr_t freeing = (tf & ~HK_TF_MASK) | HK_TF_FREEING;
+        if (!hk_cas_strong_acq_rel(&page->xthread_free, &tf, freeing)) continue;
+        delayed_push(hk_load_acquire(&page->heap), b);
+        tf = freeing;
+        while (!hk_cas_strong_acq_rel(&page->xthread_free, &tf,
+                                      (tf & ~HK_TF_MASK) | HK_TF_NORMAL)) {
+        }
+        return;
+    }
+}
+
+static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
+    hk_page *page;
+    while ((page = q->first) != NULL) {
+        hk_page_queue_remove(q, page);
+        page->in_full = 0;
+        hk_page_collect(page);
+        if (page->used == 0) {
+            if (hk_config_stats) hk_counter_add(&heap->counters[page->cls].nflushes, 1);
+            hk_arena_page_free(heap->arena, page);
+        } else {
+            hk_arena_abandon_page(heap->arena, page);
+        }
+    }
+}
+
+/* The thread is exiting: empty pages go back to the arena, the others are
+ * abandoned to it for adoption.  No remote freer touches this heap after. */
+void hk_heap_abandon(hk_heap *heap) {
+    for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
+    hk_heap_collect_delayed(heap);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        abandon_queue(heap, &heap->queue[c]);
+        heap->direct[c] = &hk_page_empty;
+    }
+    abandon_queue(heap, &heap->full);
+    heap->live = false;
+}
+
+/* Hands every empty page back to the arena (thread.tcache.flush). */
+void hk_heap_flush(hk_heap *heap) {
+    if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        hk_page *page = heap->queue[c].first;
+        while (page != NULL) {
+            hk_page *next = page->next;
+            hk_page_collect(page);
+            if (page->used == 0) page_release(heap, page);
+            page = next;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/* The control namespace's table (ctl_tree.c) and the types its rows use. */
+#ifndef HK_CTL_H
+#define HK_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem/hakmem.h"
+
+#define HK_CTL_MAXVALS 2
+#define HK_CTL_NAME_MAX 128
+
+typedef union hk_ctl_value {
+    bool b;
+    unsigned u;
+    size_t z;
+    uint64_t u64;
+    int64_t i64;
+    const char *s;
+    struct hak_class_stats cs;
+} hk_ctl_value;
+
+typedef struct hk_ctl_row {
+    const char *name;  /* dotted, with <tier> and <i> wildcards */
+    int type;          /* enum hak_ctl_type */
+    int (*get)(const size_t *vals, hk_ctl_value *out);   /* NULL: write-only */
+    int (*set)(const size_t *vals, const hk_ctl_value *in); /* NULL: read-only */
+    int (*act)(const size_t *vals);                      /* HAK_CTL_VOID leaves */
+    size_t (*limit)(const size_t *vals, size_t pos);     /* bound of an <i> */
+    const char *doc;
+} hk_ctl_row;
+
+extern const hk_ctl_row hk_ctl_rows[];
+extern const size_t hk_ctl_nrows;
+size_t hk_ctl_type_size(int type);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * Internal API: inline helpers used by the fast paths, then the cross-file
+ * prototypes grouped by the file that defines them.  Layering (who calls
+ * whom) is in src/README.md.
+ */
+#ifndef HK_INTERNAL_H
+#define HK_INTERNAL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "hk_atomic.h"
+#include "hk_config.h"
+#include "hk_types.h"
+
+#define hk_likely(x) __builtin_expect(!!(x), 1)
+#define hk_unlikely(x) __builtin_expect(!!(x), 0)
+#define HK_FAST_PATH static inline __attribute__((always_inline))
+#define HK_SLOW_PATH __attribute__((noinline, cold))
+#define HK_INTERNAL __attribute__((visibility("hidden")))
+
+#if HK_DEBUG
+#define hk_assert(c) ((c) ? (void)0 : hk_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define hk_assert(c) ((void)0)
+#endif
+
+static inline uintptr_t hk_align_up(uintptr_t x, uintptr_t a) {
+    return (x + a - 1) & ~(a - 1);
+}
+static inline bool hk_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+static inline hk_segment *hk_segment_of(const void *p) {
+    return (hk_segment *)((uintptr_t)p & ~HK_SEG_MASK);
+}
+
+/* The page owning p (p inside a small segment). */
+static inline hk_page *hk_page_of(hk_segment *seg, const void *p) {
+    hk_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HK_SLICE_SHIFT];
+    return page - page->slice_offset;
+}
+
+/* ---- sizeclass.c ---- */
+extern const uint8_t hk_class_small[129];
+extern uint32_t hk_class_size[HK_NCLASSES];
+extern uint8_t hk_class_slices[HK_NCLASSES];
+void hk_sizeclass_init(void);
+unsigned hk_size_class_slow(size_t size); /* size in (1 KiB, 1 MiB] */
+
+/* Size class of size (<= HK_LARGE_MAX). */
+HK_FAST_PATH unsigned hk_size_class(size_t size) {
+    if (hk_likely(size <= HK_TINY_MAX)) return hk_class_small[(size + 7) >> 3];
+    return hk_size_class_slow(size);
+}
+static inline const char *hk_class_tier(unsigned cls) {
+    return cls < HK_TINY_NCLASSES ? "tiny"
+         : cls < HK_TINY_NCLASSES + HK_MID_NCLASSES ? "mid" : "large";
+}
+
+/* ---- msg.c: messages that never allocate ---- */
+void hk_write_stderr(const char *s);
+void hk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hk_fmt(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void hk_assert_fail(const char *what, const char *file, int line)
+    __attribute__((noreturn));
+
+/* ---- os.c: the OS primitives (see os.c for pre/post-conditions) ---- */
+void *hk_os_map(size_t size);
+void *hk_os_map_aligned(size_t size, size_t align, void **base, size_t *mapped);
+void hk_os_unmap(void *p, size_t size);
+void hk_os_purge(void *p, size_t size);
+void hk_os_hugepage(void *p, size_t size);
+uint64_t hk_os_now_ms(void);
+size_t hk_os_resident(void);
+unsigned hk_os_ncpus(void);
+extern _Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
+
+/* ---- segmap.c: is this 2 MiB chunk ours? ---- */
+bool hk_segmap_init(void);
+void hk_segmap_set(const void *chunk);
+void hk_segmap_clear(const void *chunk);
+bool hk_segmap_contains(const void *p);
+
+/* ---- conf.c ---- */
+extern hk_options hk_opt;
+void hk_conf_defaults(hk_options *o);
+void hk_conf_parse(hk_options *o, const char *conf);
+
+/* ---- meta.c: internal metadata memory, never freed to the OS ---- */
+void *hk_meta_alloc(size_t size);
+extern _Atomic size_t hk_meta_bytes;
+void hk_meta_lock(void);
+void hk_meta_unlock(void);
+void hk_meta_reinit_child(void);
+
+/* ---- segment.c (callers hold seg->arena->lock) ---- */
+hk_segment *hk_segment_alloc(struct hk_arena *arena);
+void hk_segment_free(hk_segment *seg);
+int hk_segment_span_alloc(hk_segment *seg, unsigned nslices, bool *is_zero);
+void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned nslices,
+                          uint64_t now);
+size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms);
+static inline bool hk_segment_is_empty(const hk_segment *seg) {
+    return seg->free_mask == (((uint32_t)-1) & ~1u);
+}
+
+/* ---- page.c ---- */
+extern hk_page hk_page_empty;
+void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
+                  unsigned cls, bool is_zero);
+void hk_page_extend(hk_page *page);
+void hk_page_collect(hk_page *page);
+void hk_page_queue_push(hk_page_queue *q, hk_page *page);
+void hk_page_queue_remove(hk_page_queue *q, hk_page *page);
+static inline bool hk_page_has_thread_free(hk_page *page) {
+    return (hk_load_relaxed(&page->xthread_free) & ~HK_TF_MASK) != 0;
+}
+
+/* ---- arena.c ---- */
+extern hk_arena hk_arenas[HK_MAX_ARENAS];
+void hk_arenas_init(unsigned n);
+hk_arena *hk_arena_next_for_thread(void);
+hk_page *hk_arena_page_alloc(hk_arena *arena, hk_heap *heap, unsigned cls);
+void hk_arena_page_free(hk_arena *arena, hk_page *page);
+void hk_arena_abandon_page(hk_arena *arena, hk_page *page);
+hk_page *hk_arena_adopt_page(hk_arena *arena, hk_heap *heap, unsigned cls);
+void hk_arena_purge(hk_arena *arena, bool all);
+void hk_arena_maybe_purge_locked(hk_arena *arena, uint64_t now);
+void hk_arenas_lock_all(void);
+void hk_arenas_unlock_all(void);
+void hk_arenas_reinit_child(void);
+
+/* ---- heap.c ---- */
+extern hk_heap hk_heap_empty;
+void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls);
+void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
+void hk_free_remote(hk_page *page, hk_block *b);
+void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
+void hk_heap_abandon(hk_heap *heap);
+void hk_heap_flush(hk_heap *heap);
+void hk_heap_collect_delayed(hk_heap *heap);
+
+/* ---- huge.c ---- */
+void *hk_huge_alloc(size_t size, size_t align, bool zero);
+void hk_huge_free(hk_segment *hdr);
+hk_segment *hk_huge_header_aligned(const void *p); /* p at offset 0, or NULL */
+void *hk_huge_realloc(hk_segment *hdr, size_t size);
+void hk_bigcache_purge(void);
+void hk_bigcache_purge_over(void);
+void hk_huge_lock(void);
+void hk_huge_unlock(void);
+void hk_huge_reinit_child(void);
+typedef struct hk_huge_stats {
+    uint64_t nmalloc, ndalloc, hits, misses, nmmap;
+    size_t cur_bytes, cache_bytes, cache_max;
+    size_t ncached;
+} hk_huge_stats;
+void hk_huge_get_stats(hk_huge_stats *out);
+void hk_bigcache_set_max(size_t bytes);
+
+/* ---- init.c ---- */
+extern _Thread_local hk_heap *hk_tls_heap;   /* fast path heap */
+extern _Atomic int hk_initialized;
+void hk_init_slow(void);
+hk_heap *hk_thread_heap_slow(void);
+hk_heap *hk_thread_real_heap(void);   /* thread's own heap or NULL */
+hk_arena *hk_thread_arena(void);
+extern pthread_mutex_t hk_heaps_lock;
+extern hk_heap *hk_heaps_all;
+extern hk_class_counters hk_dead_counters[HK_NCLASSES];
+extern _Atomic uint64_t hk_dead_allocated, hk_dead_deallocated;
+static inline void hk_ensure_init(void) {
+    if (hk_unlikely(!hk_load_acquire(&hk_initialized))) hk_init_slow();
+}
+
+/* ---- api.c ---- */
+void *hk_malloc_impl(size_t size);
+void hk_free_impl(void *p);
+size_t hk_usable_size_impl(const void *p);
+
+/* ---- stats.c ---- */
+typedef struct hk_class_totals {
+    uint64_t nmalloc, ndalloc, nslow, nrefills, nflushes, nremote_frees;
+    uint64_t pages;
+} hk_class_totals;
+void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]);
+void hk_stats_fold_heap(hk_heap *heap);
+size_t hk_stats_mapped(void);
+size_t hk_stats_allocated(void);
+size_t hk_stats_active(void);
+size_t hk_stats_metadata(void);
+void hk_stats_print_at_exit(void);
+
+#endif

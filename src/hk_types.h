@@ -1,0 +1,180 @@
+/*
+ * The core data structures and the invariants the fast paths rely on.
+ *
+ *   segment (2 MiB, aligned to 2 MiB)
+ *   +--------+---------+---------+-----------------------+---------+
+ *   | header | slice 1 | slice 2 |  ...  (64 KiB slices) | slice31 |
+ *   +--------+---------+---------+-----------------------+---------+
+ *     slice 0 holds the header: struct hk_segment with one hk_page entry
+ *     per slice.  A page (slab) is a span of 1..31 slices holding blocks of
+ *     one size class; its metadata is the entry of its first slice, and the
+ *     other entries of the span point back with slice_offset.
+ *
+ *   ptr -> segment:  seg  = ptr & ~(HK_SEG_SIZE - 1)
+ *   ptr -> page:     page = &seg->pages[(ptr - seg) >> HK_SLICE_SHIFT];
+ *                    page -= page->slice_offset
+ *
+ * Huge blocks carry the same header (kind HK_SEG_HUGE, every page entry
+ * zero so no heap owns it) at the 2 MiB-aligned base of their mapping, with
+ * the user pointer inside the first 2 MiB.  A block aligned to 2 MiB or more
+ * starts at offset 0 of its chunk: its header sits one chunk below, and free
+ * recognises it by offset 0 (which no other block has).
+ */
+#ifndef HK_TYPES_H
+#define HK_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem/hakmem.h"
+
+#define HK_SEG_SHIFT 21
+#define HK_SEG_SIZE ((size_t)1 << HK_SEG_SHIFT)
+#define HK_SEG_MASK (HK_SEG_SIZE - 1)
+#define HK_SLICE_SHIFT 16
+#define HK_SLICE_SIZE ((size_t)1 << HK_SLICE_SHIFT)
+#define HK_SLICES (HK_SEG_SIZE >> HK_SLICE_SHIFT) /* 32 */
+#define HK_OS_PAGE 4096
+
+#define HK_TINY_MAX 1024
+#define HK_MID_MAX (32 * 1024)
+#define HK_LARGE_MAX (1024 * 1024)
+#define HK_NCLASSES 61
+#define HK_TINY_NCLASSES 21  /* classes 0..20: 8 B .. 1 KiB */
+#define HK_MID_NCLASSES 20   /* classes 21..40: 1280 B .. 32 KiB */
+#define HK_LARGE_NCLASSES 20 /* classes 41..60: 40 KiB .. 1 MiB */
+
+#define HK_MAX_ARENAS 64
+#define HK_HUGE_OFFSET 4096 /* user pointer of an unaligned huge block */
+
+#define HK_SEG_MAGIC 0x68616b6d /* "hakm" */
+enum hk_seg_kind { HK_SEG_SMALL = 1, HK_SEG_HUGE = 2 };
+
+typedef struct hk_block { struct hk_block *next; } hk_block;
+
+struct hk_heap;
+struct hk_arena;
+
+/* Low bits of hk_page.xthread_free: what a remote free must do. */
+enum hk_tf_state {
+    HK_TF_NORMAL = 0,  /* push onto the page's list */
+    HK_TF_FULL = 1,    /* page detached in its owner's full list: hand the
+                          block to the owner heap's delayed list instead */
+    HK_TF_FREEING = 2  /* a remote freer is doing that right now */
+};
+#define HK_TF_MASK ((uintptr_t)3)
+
+/*
+ * A page: a span of slices cut into blocks of one size class, owned by one
+ * heap.  Block counts (|x| is a list's length):
+ *   used == capacity - |free| - |local_free|
+ *   live blocks == used - |thread_free| - (blocks of this page in the owner's
+ *                  delayed list)
+ *   capacity <= reserved; blocks past capacity are untouched memory
+ * free and local_free are touched only by the owner heap; thread_free is an
+ * MPSC list (any thread pushes with one CAS, the owner takes it whole).
+ */
+typedef struct hk_page {
+    hk_block *free;                  /* owner: ready to hand out */
+    hk_block *local_free;            /* owner: freed since the last collect */
+    uint32_t used;                   /* see above */
+    uint8_t slice_offset;            /* entries back to the span's head */
+    uint8_t in_full;                 /* owner: sits in heap->full */
+    uint16_t cls;                    /* size class */
+    _Atomic(struct hk_heap *) heap;  /* owner; NULL when free or abandoned */
+    _Atomic uintptr_t xthread_free;  /* remote frees | enum hk_tf_state */
+    uint32_t block_size;
+    uint32_t capacity;               /* blocks carved so far */
+    uint32_t reserved;               /* blocks the span holds */
+    uint8_t slice_count;             /* slices in the span (head entry) */
+    uint8_t is_zero;                 /* uncarved memory is known zero */
+    uint8_t *start;                  /* first block */
+    struct hk_page *next, *prev;     /* heap queue / full / abandoned list */
+} hk_page;
+
+typedef struct hk_page_queue {
+    hk_page *first, *last;
+} hk_page_queue;
+
+/* Segment header; also the header of a huge block (kind HK_SEG_HUGE). */
+typedef struct hk_segment {
+    uint32_t magic;
+    uint32_t kind;
+    struct hk_arena *arena;
+    struct hk_segment *next, *prev; /* arena's segment list / BigCache LRU */
+    /* small segments, under arena->lock: bit i set = slice i not in a page */
+    uint32_t free_mask;
+    uint32_t dirty_mask;            /* free slices that may be resident */
+    uint64_t dirty_since_ms;        /* when the oldest dirty slice was freed */
+    /* huge blocks */
+    void *map_base;                 /* mapping start (== segment unless aligned) */
+    size_t map_size;
+    size_t usable;                  /* bytes usable from user */
+    uint8_t *user;
+    uint64_t cached_at_ms;          /* BigCache: when it was parked */
+    hk_page pages[HK_SLICES];
+} hk_segment;
+
+/* Per-class counters of one heap: written only by the owner thread (relaxed
+ * load + store), read by anyone.  tcache_hits == nmalloc - nslow. */
+typedef struct hk_class_counters {
+    _Atomic uint64_t nmalloc;
+    _Atomic uint64_t ndalloc;
+    _Atomic uint64_t nslow;         /* allocations that took the slow path */
+    _Atomic uint64_t nrefills;      /* page found or made by the slow path */
+    _Atomic uint64_t nflushes;      /* pages handed back to the arena */
+    _Atomic uint64_t nremote_frees; /* frees this thread made to others' pages */
+} hk_class_counters;
+
+/*
+ * A heap: one per thread (or one per arena, shared under the arena lock,
+ * when thread caches are off).  direct[c] is never NULL: it points to
+ * hk_page_empty until the heap has a page of class c.  Every page with
+ * heap == this sits in exactly one of queue[cls] or full.
+ */
+typedef struct hk_heap {
+    hk_page *direct[HK_NCLASSES];      /* current page per class */
+    hk_page_queue queue[HK_NCLASSES];  /* pages that may have free blocks */
+    hk_page_queue full;                /* pages detached with no free block */
+    _Atomic uintptr_t delayed;         /* blocks remotely freed to full pages */
+    struct hk_arena *arena;
+    hk_class_counters counters[HK_NCLASSES];
+    _Atomic uint64_t allocated_bytes, deallocated_bytes;
+    struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
+    struct hk_heap *next_free;         /* heap pool */
+    bool shared;                       /* an arena's heap, used under its lock */
+    bool live;                         /* owned by a running thread */
+} hk_heap;
+
+/* An arena: segments, the page allocator, abandoned pages, one lock. */
+typedef struct hk_arena {
+    pthread_mutex_t lock;
+    pthread_mutex_t shared_lock;      /* guards shared_heap; taken before lock */
+    unsigned index;
+    hk_segment *segs, *segs_tail;     /* small segments (lock) */
+    unsigned nsegs;
+    hk_page_queue abandoned[HK_NCLASSES]; /* pages of exited threads (lock) */
+    _Atomic unsigned nabandoned;
+    uint64_t next_purge_ms;           /* (lock) */
+    _Atomic int64_t decay_ms;
+    hk_heap *shared_heap;             /* tcache off: the arena's heap */
+    _Atomic unsigned nthreads;
+    _Atomic size_t mapped;            /* bytes of small segments mapped */
+    _Atomic size_t npurged;           /* madvise calls made */
+    _Atomic uint64_t pages[HK_NCLASSES]; /* pages in use per class */
+} hk_arena;
+
+/* Options, set once at start-up from HAKMEM_CONF (conf.c). */
+typedef struct hk_options {
+    unsigned narenas;        /* 0 before init; then the arena count */
+    bool tcache;             /* thread caches (per-thread heaps) */
+    size_t bigcache_max_mb;  /* BigCache capacity */
+    int64_t decay_ms;        /* purge free pages after; -1 never, 0 at once */
+    unsigned thp;            /* 1: MADV_HUGEPAGE on huge blocks and segments */
+    bool stats_print;        /* print statistics at exit */
+} hk_options;
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * Huge blocks (> 1 MiB, or alignment beyond what a page of slices gives):
+ * each has its own mapping whose 2 MiB-aligned base holds a segment-style
+ * header (kind HK_SEG_HUGE), so free() finds it by the same masking as any
+ * block.  Blocks aligned to 2 MiB or more have their header one chunk below.
+ *
+ * The BigCache keeps freed mappings of the plain kind (user pointer at
+ * HK_HUGE_OFFSET) for reuse without mmap or page faults: one LRU list, most
+ * recent first, bounded by bigcache max bytes; a request takes the most
+ * recent entry of its size bucket (mapping sizes are rounded to four
+ * buckets per doubling).  Entries idle for long are unmapped.
+ */
+#include <sys/mman.h>
+
+#include "hk_internal.h"
+
+static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk_segment *cache_first, *cache_last; /* LRU, most recent first */
+static size_t cache_bytes, cache_count;
+static _Atomic size_t cache_max;
+static _Atomic bool cache_max_set;
+static _Atomic uint64_t st_nmalloc, st_ndalloc, st_hits, st_misses, st_nmmap;
+static _Atomic size_t st_cur_bytes;
+
+#define CACHE_IDLE_MS 10000
+
+/* Mapping size for a request: four buckets per doubling. */
+static size_t bucket_size(size_t need) {
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)need);
+    size_t step = (size_t)1 << (b >= 2 ? b - 2 : 0);
+    if (step < HK_OS_PAGE) step = HK_OS_PAGE;
+    return (need + step - 1) & ~(step - 1);
+}
+
+static size_t max_bytes(void) {
+    if (!hk_load_relaxed(&cache_max_set)) return hk_opt.bigcache_max_mb << 20;
+    return hk_load_relaxed(&cache_max);
+}
+
+void hk_bigcache_set_max(size_t bytes) {
+    hk_store_relaxed(&cache_max, bytes);
+    hk_store_relaxed(&cache_max_set, true);
+}
+
+static void cache_unlink(hk_segment *h) {
+    if (h->prev) h->prev->next = h->next;
+    else cache_first = h->next;
+    if (h->next) h->next->prev = h->prev;
+    else cache_last = h->prev;
+    h->next = h->prev = NULL;
+    cache_bytes -= h->map_size;
+    cache_count--;
+}
+
+static void unmap_block(hk_segment *h) {
+    hk_segmap_clear(h);
+    h->magic = 0;
+    hk_os_unmap(h->map_base, h->map_size);
+}
+
+/* Under huge_lock: returns the entries to unmap (linked by next) that are
+ * over capacity or idle too long. */
+static hk_segment *cache_trim_locked(uint64_t now, size_t max) {
+    hk_segment *out = NULL;
+    while (cache_last != NULL &&
+           (cache_bytes > max || now - cache_last->cached_at_ms > CACHE_IDLE_MS)) {
+        hk_segment *h = cache_last;
+        cache_unlink(h);
+        h->next = out;
+        out = h;
+    }
+    return out;
+}
+
+static void unmap_list(hk_segment *h) {
+    while (h != NULL) {
+        hk_segment *next = h->next;
+        unmap_block(h);
+        h = next;
+    }
+}
+
+static hk_segment *cache_take(size_t map_size) {
+    if (hk_load_relaxed(&cache_max_set) && hk_load_relaxed(&cache_max) == 0) return NULL;
+    pthread_mutex_lock(&huge_lock);
+    hk_segment *h = cache_first;
+    while (h != NULL && h->map_size != map_size) h = h->next;
+    if (h != NULL) cache_unlink(h);
+    pthread_mutex_unlock(&huge_lock);
+    return h;
+}
+
+static void *finish(hk_segment *h, size_t size, uint8_t *user) {
+    h->user = user;
+    h->usable = (size_t)((uint8_t *)h->map_base + h->map_size - user);
+    hk_fetch_add_relaxed(&st_nmalloc, 1);
+    hk_fetch_add_relaxed(&st_cur_bytes, h->map_size);
+    return user;
+}
+
+static hk_segment *init_header(void *hdr, void *base, size_t mapped) {
+    hk_segment *h = hdr;
+    h->magic = HK_SEG_MAGIC;
+    h->kind = HK_SEG_HUGE;
+    h->map_base = base;
+    h->map_size = mapped;
+    hk_segmap_set(h);
+    if (hk_opt.thp) hk_os_hugepage(base, mapped);
+    hk_fetch_add_relaxed(&st_nmmap, 1);
+    return h;
+}
+
+/* Alignment 2 MiB or more: [header chunk][block aligned to align]. */
+static void *alloc_over_aligned(size_t size, size_t align) {
+    size_t body = hk_align_up(size, HK_OS_PAGE);
+    if (body < size || body > SIZE_MAX - 2 * align - HK_SEG_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t over = HK_SEG_SIZE + body + align;
+    uint8_t *raw = hk_os_map(over);
+    if (raw == NULL) return NULL;
+    uint8_t *user = (uint8_t *)hk_align_up((uintptr_t)raw + HK_SEG_SIZE, align);
+    uint8_t *hdr = user - HK_SEG_SIZE;
+    size_t mapped = HK_SEG_SIZE + body;
+    if (hdr > raw) hk_os_unmap(raw, (size_t)(hdr - raw));
+    size_t tail = (size_t)(raw + over - (hdr + mapped));
+    if (tail) hk_os_unmap(hdr + mapped, tail);
+    hk_segment *h = init_header(hdr, hdr, mapped);
+    return finish(h, size, user);
+}
+
+void *hk_huge_alloc(size_t size, size_t align, bool zero) {
+    hk_ensure_init();
+    if (align >= HK_SEG_SIZE) return alloc_over_aligned(size, align);
+    size_t offset = align > HK_HUGE_OFFSET ? align : HK_HUGE_OFFSET;
+    if (size > SIZE_MAX / 2 - offset) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t map_size = bucket_size(offset + size);
+    if (offset == HK_HUGE_OFFSET) {
+        hk_segment *h = cache_take(map_size);
+        if (h != NULL) {
+            hk_fetch_add_relaxed(&st_hits, 1);
+            if (zero) memset((uint8_t *)h + offset, 0, size);
+            return finish(h, size, (uint8_t *)h + offset);
+        }
+        hk_fetch_add_relaxed(&st_misses, 1);
+    }
+    void *base;
+    size_t mapped;
+    uint8_t *p = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    if (p == NULL) return NULL;
+    hk_segment *h = init_header(p, base, mapped);
+    return finish(h, size, p + offset);
+}
+
+void hk_huge_free(hk_segment *h) {
+    hk_fetch_add_relaxed(&st_ndalloc, 1);
+    hk_fetch_sub_relaxed(&st_cur_bytes, h->map_size);
+    size_t max = max_bytes();
+    bool cacheable = h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
+                     h->map_size <= max && hk_opt.decay_ms != 0;
+    if (!cacheable) {
+        unmap_block(h);
+        return;
+    }
+    uint64_t now = hk_os_now_ms();
+    h->cached_at_ms = now;
+    pthread_mutex_lock(&huge_lock);
+    h->prev = NULL;
+    h->next = cache_first;
+    if (cache_first) cache_first->prev = h;
+    else cache_last = h;
+    cache_first = h;
+    cache_bytes += h->map_size;
+    cache_count++;
+    hk_segment *evict = cache_trim_locked(now, max);
+    pthread_mutex_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+/* The header of a block at offset 0 of its chunk (aligned to 2 MiB or more),
+ * or NULL when p is not such a block of ours. */
+hk_segment *hk_huge_header_aligned(const void *p) {
+    if (p == NULL) return NULL;
+    hk_segment *h = (hk_segment *)((uintptr_t)p - HK_SEG_SIZE);
+    if ((uintptr_t)p < HK_SEG_SIZE || !hk_segmap_contains(h)) return NULL;
+    if (h->magic != HK_SEG_MAGIC || h->kind != HK_SEG_HUGE || h->user != p) return NULL;
+    return h;
+}
+
+/* Grows a plain huge block, moving its pages with mremap instead of copying
+ * them.  Returns NULL (block intact) when that is not possible. */
+void *hk_huge_realloc(hk_segment *h, size_t size) {
+    if (h->map_base != h || h->user != (uint8_t *)h + HK_HUGE_OFFSET) return NULL;
+    if (size > SIZE_MAX / 2) return NULL;
+    size_t map_size = bucket_size(HK_HUGE_OFFSET + size);
+    size_t old_size = h->map_size;
+    if (map_size <= old_size) return NULL;
+    void *base;
+    size_t mapped;
+    uint8_t *dst = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    if (dst == NULL) return NULL;
+    /* The old pages replace the head of the new mapping; its tail stays
+     * fresh zero memory. */
+    void *moved = mremap(h, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    if (moved == MAP_FAILED) {
+        hk_os_unmap(dst, map_size);
+        return NULL;
+    }
+    hk_segmap_clear(h);
+    hk_segment *n = (hk_segment *)dst;
+    n->map_base = dst;
+    n->map_size = map_size;
+    n->user = dst + HK_HUGE_OFFSET;
+    n->usable = map_size - HK_HUGE_OFFSET;
+    hk_segmap_set(n);
+    hk_fetch_add_relaxed(&st_cur_bytes, map_size - old_size);
+    return n->user;
+}
+
+void hk_bigcache_purge(void) {
+    pthread_mutex_lock(&huge_lock);
+    hk_segment *evict = cache_trim_locked(hk_os_now_ms(), 0);
+    pthread_mutex_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+void hk_bigcache_purge_over(void) {
+    pthread_mutex_lock(&huge_lock);
+    hk_segment *evict = cache_trim_locked(hk_os_now_ms(), max_bytes());
+    pthread_mutex_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+void hk_huge_get_stats(hk_huge_stats *o) {
+    o->nmalloc = hk_load_relaxed(&st_nmalloc);
+    o->ndalloc = hk_load_relaxed(&st_ndalloc);
+    o->hits = hk_load_relaxed(&st_hits);
+    o->misses = hk_load_relaxed(&st_misses);
+    o->nmmap = hk_load_relaxed(&st_nmmap);
+    o->cur_bytes = hk_load_relaxed(&st_cur_bytes);
+    o->cache_max = max_bytes();
+    pthread_mutex_lock(&huge_lock);
+    o->cache_bytes = cache_bytes;
+    o->ncached = cache_count;
+    pthread_mutex_unlock(&huge_lock);
+}
+
+void hk_huge_lock(void) { pthread_mutex_lock(&huge_lock); }
+void hk_huge_unlock(void) { pthread_mutex_unlock(&huge_lock); }
+void hk_huge_reinit_child(void) { pthread_mutex_init(&huge_lock, NULL); }

@@ -1,0 +1,146 @@
+/*
+ * Bootstrap and thread life cycle.
+ *
+ * Initialization runs on the first slow-path call from any thread.  The
+ * allocator is usable (hk_initialized = 1) before init calls anything in
+ * libc that may itself allocate (pthread_key_create, pthread_atfork); a
+ * nested call from there finds tls_in_init set and is served by the arena's
+ * shared heap, so init never recurses into itself.
+ *
+ * A thread gets its heap on its first allocation; a pthread key destructor
+ * returns the heap's pages when the thread exits, and the heap itself goes
+ * to a pool for the next thread.  fork() takes every allocator lock in the
+ * prepare handler so the child starts with consistent structures.
+ */
+#include <stdlib.h>
+
+#include "hk_internal.h"
+
+_Thread_local hk_heap *hk_tls_heap = &hk_heap_empty;
+static _Thread_local bool tls_in_init, tls_exiting;
+static _Thread_local hk_arena *tls_arena;
+
+_Atomic int hk_initialized;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t heap_key;
+static _Atomic bool heap_key_ok;
+
+pthread_mutex_t hk_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+hk_heap *hk_heaps_all;          /* heaps of running threads (hk_heaps_lock) */
+static hk_heap *heap_pool;      /* heaps of exited threads (hk_heaps_lock) */
+hk_class_counters hk_dead_counters[HK_NCLASSES];
+
+static void thread_exit(void *arg);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+static unsigned default_narenas(void) {
+    unsigned n = 4 * hk_os_ncpus();
+    return n > HK_MAX_ARENAS ? HK_MAX_ARENAS : n;
+}
+
+void hk_init_slow(void) {
+    if (tls_in_init) return;
+    pthread_mutex_lock(&init_lock);
+    if (!hk_load_relaxed(&hk_initialized)) {
+        tls_in_init = true;
+        hk_sizeclass_init();
+        hk_conf_defaults(&hk_opt);
+        hk_conf_parse(&hk_opt, getenv("HAKMEM_CONF"));
+        if (hk_opt.narenas == 0) hk_opt.narenas = default_narenas();
+        hk_segmap_init();
+        hk_arenas_init(hk_opt.narenas);
+        hk_store_release(&hk_initialized, 1);
+        if (pthread_key_create(&heap_key, thread_exit) == 0)
+            hk_store_release(&heap_key_ok, true);
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        tls_in_init = false;
+    }
+    pthread_mutex_unlock(&init_lock);
+}
+
+static hk_heap *heap_from_pool(void) {
+    pthread_mutex_lock(&hk_heaps_lock);
+    hk_heap *h = heap_pool;
+    if (h != NULL) heap_pool = h->next_free;
+    pthread_mutex_unlock(&hk_heaps_lock);
+    return h != NULL ? h : hk_meta_alloc(sizeof(hk_heap));
+}
+
+/* The calling thread's heap, created on first use; NULL when this thread
+ * must use its arena's shared heap (thread caches off, inside init, or
+ * after its heap was returned at thread exit). */
+hk_heap *hk_thread_heap_slow(void) {
+    if (hk_tls_heap != &hk_heap_empty) return hk_tls_heap;
+    if (tls_in_init || tls_exiting || !hk_opt.tcache || !hk_load_acquire(&heap_key_ok))
+        return NULL;
+    hk_heap *h = heap_from_pool();
+    if (h == NULL) return NULL;
+    hk_heap_init(h, hk_arena_next_for_thread(), false);
+    pthread_mutex_lock(&hk_heaps_lock);
+    h->next_all = hk_heaps_all;
+    hk_heaps_all = h;
+    pthread_mutex_unlock(&hk_heaps_lock);
+    hk_tls_heap = h;
+    pthread_setspecific(heap_key, h);
+    return h;
+}
+
+hk_heap *hk_thread_real_heap(void) {
+    return hk_tls_heap != &hk_heap_empty ? hk_tls_heap : NULL;
+}
+
+hk_arena *hk_thread_arena(void) {
+    if (hk_tls_heap != &hk_heap_empty) return hk_tls_heap->arena;
+    if (tls_arena == NULL) tls_arena = hk_arena_next_for_thread();
+    return tls_arena;
+}
+
+static void thread_exit(void *arg) {
+    hk_heap *h = arg;
+    tls_exiting = true;
+    hk_tls_heap = &hk_heap_empty;
+    if (h == NULL) return;
+    hk_heap_abandon(h);
+    hk_fetch_sub_relaxed(&h->arena->nthreads, 1);
+    pthread_mutex_lock(&hk_heaps_lock);
+    hk_heap **pp = &hk_heaps_all;
+    while (*pp != NULL && *pp != h) pp = &(*pp)->next_all;
+    if (*pp == h) *pp = h->next_all;
+    hk_stats_fold_heap(h);
+    h->next_free = heap_pool;
+    heap_pool = h;
+    pthread_mutex_unlock(&hk_heaps_lock);
+}
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&init_lock);
+    pthread_mutex_lock(&hk_heaps_lock);
+    hk_arenas_lock_all();
+    hk_huge_lock();
+    hk_meta_lock();
+}
+
+static void fork_parent(void) {
+    hk_meta_unlock();
+    hk_huge_unlock();
+    hk_arenas_unlock_all();
+    pthread_mutex_unlock(&hk_heaps_lock);
+    pthread_mutex_unlock(&init_lock);
+}
+
+/* The child has only the forking thread: locks are re-created.  The heaps
+ * of the other threads stay allocated but unused (their blocks still free
+ * correctly, through the remote path). */
+static void fork_child(void) {
+    hk_meta_reinit_child();
+    hk_huge_reinit_child();
+    hk_arenas_reinit_child();
+    pthread_mutex_init(&hk_heaps_lock, NULL);
+    pthread_mutex_init(&init_lock, NULL);
+}
+
+__attribute__((destructor)) static void hk_fini(void) {
+    if (hk_load_acquire(&hk_initialized) && hk_opt.stats_print) hk_stats_print_at_exit();
+}

@@ -1,0 +1,114 @@
+/*
+ * OS primitives.  Every function here is a thin wrapper with one contract:
+ *   hk_os_map(size)            -> zeroed RW memory of size bytes (page
+ *                                 multiple), or NULL; never sets errno for
+ *                                 the caller to see other than ENOMEM.
+ *   hk_os_map_aligned(s, a)    -> like hk_os_map, start aligned to a (a
+ *                                 power of two >= 4 KiB); the ends of the
+ *                                 over-allocation are unmapped.
+ *   hk_os_purge(p, s)          -> the pages read back as zero afterwards
+ *                                 and are no longer resident.
+ * None of them allocates with malloc.
+ */
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hk_internal.h"
+
+_Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
+
+void *hk_os_map(size_t size) {
+    int saved = errno;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    errno = saved;
+    hk_fetch_add_relaxed(&hk_os_nmmap, 1);
+    return p;
+}
+
+void hk_os_unmap(void *p, size_t size) {
+    if (p == NULL || size == 0) return;
+    int saved = errno;
+    munmap(p, size);
+    errno = saved;
+    hk_fetch_add_relaxed(&hk_os_nmunmap, 1);
+}
+
+void *hk_os_map_aligned(size_t size, size_t align, void **base, size_t *mapped) {
+    if (size > SIZE_MAX - align) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Over-map by the alignment and trim both ends. */
+    size_t over = size + align;
+    uint8_t *raw = hk_os_map(over);
+    if (raw == NULL) return NULL;
+    uint8_t *p = (uint8_t *)hk_align_up((uintptr_t)raw, align);
+    size_t front = (size_t)(p - raw);
+    size_t back = over - front - size;
+    int saved = errno;
+    if (front) munmap(raw, front);
+    if (back) munmap(p + size, back);
+    errno = saved;
+    *base = p;
+    *mapped = size;
+    return p;
+}
+
+void hk_os_purge(void *p, size_t size) {
+    int saved = errno;
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+void hk_os_hugepage(void *p, size_t size) {
+#ifdef MADV_HUGEPAGE
+    int saved = errno;
+    madvise(p, size, MADV_HUGEPAGE);
+    errno = saved;
+#endif
+}
+
+uint64_t hk_os_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Resident bytes of this process, measured (/proc/self/statm), 0 if unknown. */
+size_t hk_os_resident(void) {
+    int saved = errno;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return 0;
+    }
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    errno = saved;
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *s = buf;
+    while (*s && *s != ' ') s++; /* skip size */
+    size_t pages = 0;
+    while (*s == ' ') s++;
+    while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
+    return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+unsigned hk_os_ncpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return (unsigned)n;
+    }
+    return 1;
+}

@@ -1,0 +1,84 @@
+/*
+ * Pages: spans of slices holding blocks of one class.  Blocks are carved
+ * lazily (hk_page_extend) so untouched memory stays untouched, and the free
+ * lists follow the invariants written next to struct hk_page.
+ */
+#include "hk_internal.h"
+
+/* The page of a heap with no page of a class yet: no free block, so malloc
+ * falls into the slow path; no owner, so it is never freed into. */
+hk_page hk_page_empty;
+
+/* A refill carves 8 KiB of blocks, and at least 16 blocks. */
+#define HK_EXTEND_BYTES 8192u
+#define HK_EXTEND_MIN_BLOCKS 16u
+
+void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
+                  unsigned cls, bool is_zero) {
+    hk_page *page = &seg->pages[idx];
+    memset(page, 0, sizeof *page);
+    page->cls = (uint16_t)cls;
+    page->block_size = hk_class_size[cls];
+    page->slice_count = (uint8_t)nslices;
+    page->start = (uint8_t *)seg + (size_t)idx * HK_SLICE_SIZE;
+    page->reserved = (uint32_t)(nslices * HK_SLICE_SIZE / page->block_size);
+    page->is_zero = is_zero;
+    for (unsigned i = 1; i < nslices; i++) seg->pages[idx + i].slice_offset = (uint8_t)i;
+}
+
+/* Carves up to HK_EXTEND_BYTES of new blocks onto the free list. */
+void hk_page_extend(hk_page *page) {
+    uint32_t left = page->reserved - page->capacity;
+    if (left == 0) return;
+    uint32_t n = HK_EXTEND_BYTES / page->block_size;
+    if (n < HK_EXTEND_MIN_BLOCKS) n = HK_EXTEND_MIN_BLOCKS;
+    if (n > left) n = left;
+    size_t bs = page->block_size;
+    uint8_t *first = page->start + (size_t)page->capacity * bs;
+    uint8_t *p = first;
+    for (uint32_t i = 1; i < n; i++, p += bs) ((hk_block *)p)->next = (hk_block *)(p + bs);
+    ((hk_block *)p)->next = page->free;
+    page->free = (hk_block *)first;
+    page->capacity += n;
+}
+
+/* Owner: moves remote frees and, when free is empty, local frees onto the
+ * free list. */
+void hk_page_collect(hk_page *page) {
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    while ((tf & ~HK_TF_MASK) != 0) {
+        if (hk_cas_strong_acq_rel(&page->xthread_free, &tf, tf & HK_TF_MASK)) break;
+    }
+    hk_block *list = (hk_block *)(tf & ~HK_TF_MASK);
+    if (list != NULL) {
+        uint32_t n = 1;
+        hk_block *tail = list;
+        while (tail->next != NULL) {
+            tail = tail->next;
+            n++;
+        }
+        tail->next = page->free;
+        page->free = list;
+        page->used -= n;
+    }
+    if (page->free == NULL) {
+        page->free = page->local_free;
+        page->local_free = NULL;
+    }
+}
+
+void hk_page_queue_push(hk_page_queue *q, hk_page *page) {
+    page->prev = NULL;
+    page->next = q->first;
+    if (q->first) q->first->prev = page;
+    else q->last = page;
+    q->first = page;
+}
+
+void hk_page_queue_remove(hk_page_queue *q, hk_page *page) {
+    if (page->prev) page->prev->next = page->next;
+    else q->first = page->next;
+    if (page->next) page->next->prev = page->prev;
+    else q->last = page->prev;
+    page->next = page->prev = NULL;
+}

@@ -1,0 +1,166 @@
+/*
+ * Statistics: per-thread counters merged on read.  Heaps of running threads
+ * are walked under hk_heaps_lock; an exiting thread folds its counters into
+ * hk_dead_counters under the same lock, so nothing is counted twice or lost.
+ */
+#include <stdio.h>
+
+#include "hk_internal.h"
+
+static void add_counters(hk_class_totals *t, hk_class_counters *c) {
+    t->nmalloc += hk_load_relaxed(&c->nmalloc);
+    t->ndalloc += hk_load_relaxed(&c->ndalloc);
+    t->nslow += hk_load_relaxed(&c->nslow);
+    t->nrefills += hk_load_relaxed(&c->nrefills);
+    t->nflushes += hk_load_relaxed(&c->nflushes);
+    t->nremote_frees += hk_load_relaxed(&c->nremote_frees);
+}
+
+void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]) {
+    memset(out, 0, sizeof(hk_class_totals) * HK_NCLASSES);
+    pthread_mutex_lock(&hk_heaps_lock);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &hk_dead_counters[c]);
+    for (hk_heap *h = hk_heaps_all; h != NULL; h = h->next_all)
+        for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &h->counters[c]);
+    pthread_mutex_unlock(&hk_heaps_lock);
+    for (unsigned a = 0; a < hk_opt.narenas; a++)
+        for (unsigned c = 0; c < HK_NCLASSES; c++)
+            out[c].pages += hk_load_relaxed(&hk_arenas[a].pages[c]);
+}
+
+static void fold(_Atomic uint64_t *dst, _Atomic uint64_t *src) {
+    hk_fetch_add_relaxed(dst, hk_load_relaxed(src));
+    hk_store_relaxed(src, 0);
+}
+
+/* Caller holds hk_heaps_lock and has unlinked the heap. */
+void hk_stats_fold_heap(hk_heap *h) {
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        hk_class_counters *d = &hk_dead_counters[c], *s = &h->counters[c];
+        fold(&d->nmalloc, &s->nmalloc);
+        fold(&d->ndalloc, &s->ndalloc);
+        fold(&d->nslow, &s->nslow);
+        fold(&d->nrefills, &s->nrefills);
+        fold(&d->nflushes, &s->nflushes);
+        fold(&d->nremote_frees, &s->nremote_frees);
+    }
+}
+
+size_t hk_stats_mapped(void) {
+    size_t m = 0;
+    for (unsigned a = 0; a < hk_opt.narenas; a++) m += hk_load_relaxed(&hk_arenas[a].mapped);
+    hk_huge_stats hs;
+    hk_huge_get_stats(&hs);
+    return m + hs.cur_bytes + hs.cache_bytes + hk_load_relaxed(&hk_meta_bytes);
+}
+
+size_t hk_stats_allocated(void) {
+    hk_class_totals t[HK_NCLASSES];
+    hk_stats_class_totals(t);
+    size_t sum = 0;
+    for (unsigned c = 0; c < HK_NCLASSES; c++)
+        if (t[c].nmalloc > t[c].ndalloc) sum += (size_t)(t[c].nmalloc - t[c].ndalloc) * hk_class_size[c];
+    hk_huge_stats hs;
+    hk_huge_get_stats(&hs);
+    return sum + hs.cur_bytes;
+}
+
+size_t hk_stats_active(void) {
+    size_t sum = 0;
+    for (unsigned a = 0; a < hk_opt.narenas; a++)
+        for (unsigned c = 0; c < HK_NCLASSES; c++)
+            sum += (size_t)hk_load_relaxed(&hk_arenas[a].pages[c]) * hk_class_slices[c] * HK_SLICE_SIZE;
+    hk_huge_stats hs;
+    hk_huge_get_stats(&hs);
+    return sum + hs.cur_bytes;
+}
+
+/* Heaps and other metadata, plus the header slice of every segment. */
+size_t hk_stats_metadata(void) {
+    size_t segs = 0;
+    for (unsigned a = 0; a < hk_opt.narenas; a++) segs += hk_load_relaxed(&hk_arenas[a].mapped) / HK_SEG_SIZE;
+    return hk_load_relaxed(&hk_meta_bytes) + segs * hk_align_up(sizeof(hk_segment), HK_OS_PAGE);
+}
+
+/* ---- printing (never allocates) ---- */
+
+typedef struct printer {
+    void (*write)(void *, const char *);
+    void *opaque;
+} printer;
+
+static void default_write(void *opaque, const char *s) { hk_write_stderr(s); }
+
+static void out(printer *pr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(printer *pr, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    pr->write(pr->opaque, buf);
+}
+
+static void print_text(printer *pr, hk_class_totals *t, hk_huge_stats *hs) {
+    out(pr, "___ hakmem %s statistics ___\n", HAKMEM_VERSION);
+    out(pr, "arenas: %u  tcache: %s  decay_ms: %lld  bigcache_max: %zu MiB\n",
+        hk_opt.narenas, hk_opt.tcache ? "on" : "off", (long long)hk_opt.decay_ms,
+        hs->cache_max >> 20);
+    out(pr, "mapped: %zu KiB  resident: %zu KiB  metadata: %zu KiB\n",
+        hk_stats_mapped() >> 10, hk_os_resident() >> 10,
+        (size_t)hk_load_relaxed(&hk_meta_bytes) >> 10);
+    out(pr, "%-6s %5s %8s %12s %12s %10s %7s %9s %9s %9s\n", "tier", "class", "size",
+        "nmalloc", "ndalloc", "curblocks", "pages", "refills", "flushes", "tc_hit%");
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        if (t[c].nmalloc == 0 && t[c].pages == 0) continue;
+        double hit = t[c].nmalloc ? 100.0 * (double)(t[c].nmalloc - t[c].nslow) / (double)t[c].nmalloc : 0;
+        out(pr, "%-6s %5u %8u %12llu %12llu %10lld %7llu %9llu %9llu %8.1f%%\n",
+            hk_class_tier(c), c, hk_class_size[c], (unsigned long long)t[c].nmalloc,
+            (unsigned long long)t[c].ndalloc, (long long)(t[c].nmalloc - t[c].ndalloc),
+            (unsigned long long)t[c].pages, (unsigned long long)t[c].nrefills,
+            (unsigned long long)t[c].nflushes, hit);
+    }
+    out(pr, "huge: nmalloc %llu  ndalloc %llu  mmaps %llu  bigcache hits %llu misses %llu"
+        "  cached %zu KiB in %zu\n",
+        (unsigned long long)hs->nmalloc, (unsigned long long)hs->ndalloc,
+        (unsigned long long)hs->nmmap, (unsigned long long)hs->hits,
+        (unsigned long long)hs->misses, hs->cache_bytes >> 10, hs->ncached);
+}
+
+static void print_json(printer *pr, hk_class_totals *t, hk_huge_stats *hs) {
+    out(pr, "{\"version\":\"%s\",\"narenas\":%u,\"mapped\":%zu,\"resident\":%zu,"
+        "\"metadata\":%zu,\"classes\":[", HAKMEM_VERSION, hk_opt.narenas,
+        hk_stats_mapped(), hk_os_resident(), (size_t)hk_load_relaxed(&hk_meta_bytes));
+    bool first = true;
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        if (t[c].nmalloc == 0 && t[c].pages == 0) continue;
+        out(pr, "%s{\"class\":%u,\"tier\":\"%s\",\"size\":%u,\"nmalloc\":%llu,"
+            "\"ndalloc\":%llu,\"pages\":%llu,\"nrefills\":%llu,\"nflushes\":%llu,"
+            "\"nremote_frees\":%llu,\"tcache_hits\":%llu}",
+            first ? "" : ",", c, hk_class_tier(c), hk_class_size[c],
+            (unsigned long long)t[c].nmalloc, (unsigned long long)t[c].ndalloc,
+            (unsigned long long)t[c].pages, (unsigned long long)t[c].nrefills,
+            (unsigned long long)t[c].nflushes, (unsigned long long)t[c].nremote_frees,
+            (unsigned long long)(t[c].nmalloc - t[c].nslow));
+        first = false;
+    }
+    out(pr, "],\"huge\":{\"nmalloc\":%llu,\"ndalloc\":%llu,\"nmmap\":%llu,\"hits\":%llu,"
+        "\"misses\":%llu,\"cache_bytes\":%zu}}\n",
+        (unsigned long long)hs->nmalloc, (unsigned long long)hs->ndalloc,
+        (unsigned long long)hs->nmmap, (unsigned long long)hs->hits,
+        (unsigned long long)hs->misses, hs->cache_bytes);
+}
+
+HAK_EXPORT void hak_stats_print(void (*write)(void *, const char *), void *opaque,
+                                const char *opts) {
+    hk_ensure_init();
+    printer pr = {write ? write : default_write, opaque};
+    hk_class_totals t[HK_NCLASSES];
+    hk_huge_stats hs;
+    hk_stats_class_totals(t);
+    hk_huge_get_stats(&hs);
+    if (opts != NULL && strchr(opts, 'J') != NULL) print_json(&pr, t, &hs);
+    else print_text(&pr, t, &hs);
+}
+
+void hk_stats_print_at_exit(void) { hak_stats_print(NULL, NULL, NULL); }
