@@ -39,8 +39,8 @@ static void *malloc_shared(unsigned cls) {
             page->free = b->next;
             page->used++;
             if (hk_config_stats) {
-                hk_counter_add(&h->counters[cls].nmalloc, 1);
-                hk_counter_add(&h->counters[cls].nslow, 1);
+                hk_counter_add(&h->counters.nmalloc[cls], 1);
+                hk_counter_add(&h->counters.nslow[cls], 1);
             }
             p = b;
         } else {
@@ -69,7 +69,7 @@ HK_FAST_PATH void *malloc_small(size_t size) {
     if (hk_unlikely(b == NULL)) return malloc_slow(heap, cls);
     page->free = b->next;
     page->used++;
-    if (hk_config_stats) hk_counter_add(&heap->counters[cls].nmalloc, 1);
+    if (hk_config_stats) hk_counter_inc(&heap->counters.nmalloc[cls]);
     return b;
 }
 
@@ -108,11 +108,11 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     if (hk_config_stats) {
         hk_heap *me = hk_thread_real_heap();
         if (me != NULL) {
-            hk_counter_add(&me->counters[page->cls].ndalloc, 1);
-            hk_counter_add(&me->counters[page->cls].nremote_frees, 1);
+            hk_counter_add(&me->counters.ndalloc[page->cls], 1);
+            hk_counter_add(&me->counters.nremote_frees[page->cls], 1);
         } else {
-            hk_fetch_add_relaxed(&hk_dead_counters[page->cls].ndalloc, 1);
-            hk_fetch_add_relaxed(&hk_dead_counters[page->cls].nremote_frees, 1);
+            hk_fetch_add_relaxed(&hk_dead_counters.ndalloc[page->cls], 1);
+            hk_fetch_add_relaxed(&hk_dead_counters.nremote_frees[page->cls], 1);
         }
     }
 }
@@ -141,7 +141,7 @@ HK_FAST_PATH void free_block(void *p) {
         hk_block *b = p;
         b->next = page->local_free;
         page->local_free = b;
-        if (hk_config_stats) hk_counter_add(&heap->counters[page->cls].ndalloc, 1);
+        if (hk_config_stats) hk_counter_inc(&heap->counters.ndalloc[page->cls]);
         if (hk_unlikely(--page->used == 0 || page->in_full)) hk_heap_free_local_slow(heap, page);
         return;
     }

@@ -1,8 +1,7 @@
 /*
  * The control namespace: one table of rows, one row per leaf, mallctl
  * semantics (see hakmem(3)).  A name component "<tier>" matches tiny, mid
- * or large and "<i>" a decimal index bounded by the row's limit; a MIB is
- * {row, wildcard values...}.  Handlers are plain functions: get fills a
+ * or large and "<i>" a decimal index bounded by the row's limit.  Handlers are plain functions: get fills a
  * hk_ctl_value, set consumes one, act performs an action leaf.
  */
 #include <stdio.h>
@@ -90,8 +89,7 @@ static int lookup(const char *name, size_t *row_out, size_t *vals, size_t *nvals
 static int do_op(const hk_ctl_row *row, const size_t *vals, void *oldp, size_t *oldlenp,
                  void *newp, size_t newlen) {
     if (row->type == HAK_CTL_VOID) {
-        if (oldp != NULL || (oldlenp != NULL && *oldlenp != 0) || newp != NULL || newlen != 0)
-            return EINVAL;
+        if (oldp != NULL || oldlenp != NULL || newp != NULL || newlen != 0) return EPERM;
         return row->act(vals);
     }
     size_t sz = hk_ctl_type_size(row->type);
@@ -128,37 +126,61 @@ HAK_EXPORT int hak_ctl(const char *name, void *oldp, size_t *oldlenp, void *newp
     return do_op(&hk_ctl_rows[r], vals, oldp, oldlenp, newp, newlen);
 }
 
+/* MIBs have one entry per name component, as in mallctl: a wildcard
+ * component holds its value (patch it to iterate, e.g. mib[1] of
+ * "arena.0.purge"); a literal component holds the row, tagged. */
+#define HK_MIB_ROW_TAG ((size_t)1 << 30)
+
+static size_t row_ncomps(const hk_ctl_row *row) {
+    size_t n = 1;
+    for (const char *s = row->name; *s; s++) n += *s == '.';
+    return n;
+}
+
+static bool comp_is_wild(const hk_ctl_row *row, size_t k, bool *is_tier) {
+    const char *s = row->name;
+    for (size_t i = 0; i < k; i++) s = strchr(s, '.') + 1;
+    *is_tier = strncmp(s, "<tier>", 6) == 0;
+    return *s == '<';
+}
+
 HAK_EXPORT int hak_ctl_nametomib(const char *name, size_t *mibp, size_t *miblenp) {
     hk_ensure_init();
     if (mibp == NULL || miblenp == NULL) return EINVAL;
     size_t r, vals[HK_CTL_MAXVALS], nvals;
     int rc = lookup(name, &r, vals, &nvals);
     if (rc != 0) return rc;
-    if (*miblenp < 1 + nvals) return EINVAL;
-    mibp[0] = r;
-    for (size_t i = 0; i < nvals; i++) mibp[1 + i] = vals[i];
-    *miblenp = 1 + nvals;
+    const hk_ctl_row *row = &hk_ctl_rows[r];
+    size_t n = row_ncomps(row), v = 0;
+    if (*miblenp < n) return EINVAL;
+    for (size_t k = 0; k < n; k++) {
+        bool is_tier;
+        mibp[k] = comp_is_wild(row, k, &is_tier) ? vals[v++] : (HK_MIB_ROW_TAG | r);
+    }
+    *miblenp = n;
     return 0;
-}
-
-static size_t row_nvals(const hk_ctl_row *row) {
-    size_t n = 0;
-    for (const char *s = row->name; (s = strchr(s, '<')) != NULL; s++) n++;
-    return n;
 }
 
 HAK_EXPORT int hak_ctl_bymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp,
                              void *newp, size_t newlen) {
     hk_ensure_init();
-    if (mib == NULL || miblen == 0 || mib[0] >= hk_ctl_nrows) return ENOENT;
-    const hk_ctl_row *row = &hk_ctl_rows[mib[0]];
-    size_t nvals = row_nvals(row);
-    if (miblen != 1 + nvals) return ENOENT;
-    size_t vals[HK_CTL_MAXVALS];
-    for (size_t i = 0; i < nvals; i++) {
-        vals[i] = mib[1 + i];
-        size_t lim = strstr(row->name, "<tier>") != NULL && i == 0 ? 3 : row->limit(vals, i);
-        if (vals[i] >= lim) return EINVAL;
+    if (mib == NULL || miblen == 0) return ENOENT;
+    size_t r = SIZE_MAX;
+    for (size_t k = 0; k < miblen && r == SIZE_MAX; k++)
+        if (mib[k] & HK_MIB_ROW_TAG) r = mib[k] & ~HK_MIB_ROW_TAG;
+    if (r >= hk_ctl_nrows) return ENOENT;
+    const hk_ctl_row *row = &hk_ctl_rows[r];
+    if (miblen != row_ncomps(row)) return ENOENT;
+    size_t vals[HK_CTL_MAXVALS], nvals = 0;
+    for (size_t k = 0; k < miblen; k++) {
+        bool is_tier;
+        if (!comp_is_wild(row, k, &is_tier)) {
+            if (mib[k] != (HK_MIB_ROW_TAG | r)) return ENOENT;
+            continue;
+        }
+        size_t lim = is_tier ? 3 : row->limit(vals, nvals);
+        if (mib[k] >= lim) return EINVAL;
+        vals[nvals++] = mib[k];
     }
     return do_op(row, vals, oldp, oldlenp, newp, newlen);
 }

@@ -69,7 +69,7 @@ static void page_unfull(hk_heap *heap, hk_page *page) {
 static void page_release(hk_heap *heap, hk_page *page) {
     hk_page_queue_remove(&heap->queue[page->cls], page);
     if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
-    if (hk_config_stats) hk_counter_add(&heap->counters[page->cls].nflushes, 1);
+    if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
     hk_arena_page_free(heap->arena, page);
 }
 
@@ -87,6 +87,7 @@ static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
 
 /* A local free left the page empty or found it in the full list. */
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+    if (hk_likely(!page->in_full && heap->direct[page->cls] == page)) return;
     if (page->in_full) page_unfull(heap, page);
     if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
         page_release(heap, page);
@@ -161,10 +162,9 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     page->free = b->next;
     page->used++;
     if (hk_config_stats) {
-        hk_class_counters *c = &heap->counters[cls];
-        hk_counter_add(&c->nmalloc, 1);
-        hk_counter_add(&c->nslow, 1);
-        hk_counter_add(&c->nrefills, 1);
+        hk_counter_add(&heap->counters.nmalloc[cls], 1);
+        hk_counter_add(&heap->counters.nslow[cls], 1);
+        hk_counter_add(&heap->counters.nrefills[cls], 1);
     }
     return b;
 }
@@ -205,7 +205,7 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
         page->in_full = 0;
         hk_page_collect(page);
         if (page->used == 0) {
-            if (hk_config_stats) hk_counter_add(&heap->counters[page->cls].nflushes, 1);
+            if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
             hk_arena_page_free(heap->arena, page);
         } else {
             hk_arena_abandon_page(heap->arena, page);

@@ -41,6 +41,12 @@ static inline hk_page *hk_page_of(hk_segment *seg, const void *p) {
     return page - page->slice_offset;
 }
 
+/* First block of a page: its span starts at its slice. */
+static inline uint8_t *hk_page_start(hk_page *page) {
+    hk_segment *seg = hk_segment_of(page);
+    return (uint8_t *)seg + (size_t)(page - seg->pages) * HK_SLICE_SIZE;
+}
+
 /* ---- sizeclass.c ---- */
 extern const uint8_t hk_class_small[129];
 extern uint32_t hk_class_size[HK_NCLASSES];
@@ -169,7 +175,7 @@ hk_heap *hk_thread_real_heap(void);   /* thread's own heap or NULL */
 hk_arena *hk_thread_arena(void);
 extern pthread_mutex_t hk_heaps_lock;
 extern hk_heap *hk_heaps_all;
-extern hk_class_counters hk_dead_counters[HK_NCLASSES];
+extern hk_class_counters hk_dead_counters;
 extern _Atomic uint64_t hk_dead_allocated, hk_dead_deallocated;
 static inline void hk_ensure_init(void) {
     if (hk_unlikely(!hk_load_acquire(&hk_initialized))) hk_init_slow();

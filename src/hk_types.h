@@ -80,20 +80,19 @@ enum hk_tf_state {
 typedef struct hk_page {
     hk_block *free;                  /* owner: ready to hand out */
     hk_block *local_free;            /* owner: freed since the last collect */
-    uint32_t used;                   /* see above */
-    uint8_t slice_offset;            /* entries back to the span's head */
-    uint8_t in_full;                 /* owner: sits in heap->full */
-    uint16_t cls;                    /* size class */
     _Atomic(struct hk_heap *) heap;  /* owner; NULL when free or abandoned */
     _Atomic uintptr_t xthread_free;  /* remote frees | enum hk_tf_state */
-    uint32_t block_size;
-    uint32_t capacity;               /* blocks carved so far */
-    uint32_t reserved;               /* blocks the span holds */
+    uint16_t used;                   /* see above */
+    uint16_t capacity;               /* blocks carved so far */
+    uint16_t reserved;               /* blocks the span holds (<= 8192) */
+    uint16_t cls;                    /* size class */
+    uint8_t slice_offset;            /* entries back to the span's head */
+    uint8_t in_full;                 /* owner: sits in heap->full */
     uint8_t slice_count;             /* slices in the span (head entry) */
     uint8_t is_zero;                 /* uncarved memory is known zero */
-    uint8_t *start;                  /* first block */
+    uint32_t block_size;
     struct hk_page *next, *prev;     /* heap queue / full / abandoned list */
-} hk_page;
+} hk_page;                           /* 64 bytes: indexing is a shift */
 
 typedef struct hk_page_queue {
     hk_page *first, *last;
@@ -118,15 +117,16 @@ typedef struct hk_segment {
     hk_page pages[HK_SLICES];
 } hk_segment;
 
-/* Per-class counters of one heap: written only by the owner thread (relaxed
- * load + store), read by anyone.  tcache_hits == nmalloc - nslow. */
+/* Per-class counters of one heap, one array per counter so the fast paths
+ * index them directly: written only by the owner thread (hk_counter_inc),
+ * read by anyone.  tcache_hits == nmalloc - nslow. */
 typedef struct hk_class_counters {
-    _Atomic uint64_t nmalloc;
-    _Atomic uint64_t ndalloc;
-    _Atomic uint64_t nslow;         /* allocations that took the slow path */
-    _Atomic uint64_t nrefills;      /* page found or made by the slow path */
-    _Atomic uint64_t nflushes;      /* pages handed back to the arena */
-    _Atomic uint64_t nremote_frees; /* frees this thread made to others' pages */
+    _Atomic uint64_t nmalloc[HK_NCLASSES];
+    _Atomic uint64_t ndalloc[HK_NCLASSES];
+    _Atomic uint64_t nslow[HK_NCLASSES];         /* took the slow path */
+    _Atomic uint64_t nrefills[HK_NCLASSES];      /* page found or made by the slow path */
+    _Atomic uint64_t nflushes[HK_NCLASSES];      /* pages handed back to the arena */
+    _Atomic uint64_t nremote_frees[HK_NCLASSES]; /* frees this thread made to others' pages */
 } hk_class_counters;
 
 /*
@@ -141,7 +141,7 @@ typedef struct hk_heap {
     hk_page_queue full;                /* pages detached with no free block */
     _Atomic uintptr_t delayed;         /* blocks remotely freed to full pages */
     struct hk_arena *arena;
-    hk_class_counters counters[HK_NCLASSES];
+    hk_class_counters counters;
     _Atomic uint64_t allocated_bytes, deallocated_bytes;
     struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
     struct hk_heap *next_free;         /* heap pool */
@@ -176,5 +176,7 @@ typedef struct hk_options {
     unsigned thp;            /* 1: MADV_HUGEPAGE on huge blocks and segments */
     bool stats_print;        /* print statistics at exit */
 } hk_options;
+
+_Static_assert(sizeof(hk_page) == 64, "hk_page is 64 bytes");
 
 #endif

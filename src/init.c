@@ -28,7 +28,7 @@ static _Atomic bool heap_key_ok;
 pthread_mutex_t hk_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 hk_heap *hk_heaps_all;          /* heaps of running threads (hk_heaps_lock) */
 static hk_heap *heap_pool;      /* heaps of exited threads (hk_heaps_lock) */
-hk_class_counters hk_dead_counters[HK_NCLASSES];
+hk_class_counters hk_dead_counters;
 
 static void thread_exit(void *arg);
 static void fork_prepare(void);

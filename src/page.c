@@ -20,8 +20,7 @@ void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
     page->cls = (uint16_t)cls;
     page->block_size = hk_class_size[cls];
     page->slice_count = (uint8_t)nslices;
-    page->start = (uint8_t *)seg + (size_t)idx * HK_SLICE_SIZE;
-    page->reserved = (uint32_t)(nslices * HK_SLICE_SIZE / page->block_size);
+    page->reserved = (uint16_t)(nslices * HK_SLICE_SIZE / page->block_size);
     page->is_zero = is_zero;
     for (unsigned i = 1; i < nslices; i++) seg->pages[idx + i].slice_offset = (uint8_t)i;
 }
@@ -34,12 +33,12 @@ void hk_page_extend(hk_page *page) {
     if (n < HK_EXTEND_MIN_BLOCKS) n = HK_EXTEND_MIN_BLOCKS;
     if (n > left) n = left;
     size_t bs = page->block_size;
-    uint8_t *first = page->start + (size_t)page->capacity * bs;
+    uint8_t *first = hk_page_start(page) + (size_t)page->capacity * bs;
     uint8_t *p = first;
     for (uint32_t i = 1; i < n; i++, p += bs) ((hk_block *)p)->next = (hk_block *)(p + bs);
     ((hk_block *)p)->next = page->free;
     page->free = (hk_block *)first;
-    page->capacity += n;
+    page->capacity = (uint16_t)(page->capacity + n);
 }
 
 /* Owner: moves remote frees and, when free is empty, local frees onto the
@@ -59,7 +58,7 @@ void hk_page_collect(hk_page *page) {
         }
         tail->next = page->free;
         page->free = list;
-        page->used -= n;
+        page->used = (uint16_t)(page->used - n);
     }
     if (page->free == NULL) {
         page->free = page->local_free;

@@ -7,21 +7,21 @@
 
 #include "hk_internal.h"
 
-static void add_counters(hk_class_totals *t, hk_class_counters *c) {
-    t->nmalloc += hk_load_relaxed(&c->nmalloc);
-    t->ndalloc += hk_load_relaxed(&c->ndalloc);
-    t->nslow += hk_load_relaxed(&c->nslow);
-    t->nrefills += hk_load_relaxed(&c->nrefills);
-    t->nflushes += hk_load_relaxed(&c->nflushes);
-    t->nremote_frees += hk_load_relaxed(&c->nremote_frees);
+static void add_counters(hk_class_totals *t, hk_class_counters *c, unsigned i) {
+    t->nmalloc += hk_load_relaxed(&c->nmalloc[i]);
+    t->ndalloc += hk_load_relaxed(&c->ndalloc[i]);
+    t->nslow += hk_load_relaxed(&c->nslow[i]);
+    t->nrefills += hk_load_relaxed(&c->nrefills[i]);
+    t->nflushes += hk_load_relaxed(&c->nflushes[i]);
+    t->nremote_frees += hk_load_relaxed(&c->nremote_frees[i]);
 }
 
 void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]) {
     memset(out, 0, sizeof(hk_class_totals) * HK_NCLASSES);
     pthread_mutex_lock(&hk_heaps_lock);
-    for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &hk_dead_counters[c]);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &hk_dead_counters, c);
     for (hk_heap *h = hk_heaps_all; h != NULL; h = h->next_all)
-        for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &h->counters[c]);
+        for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &h->counters, c);
     pthread_mutex_unlock(&hk_heaps_lock);
     for (unsigned a = 0; a < hk_opt.narenas; a++)
         for (unsigned c = 0; c < HK_NCLASSES; c++)
@@ -36,13 +36,13 @@ static void fold(_Atomic uint64_t *dst, _Atomic uint64_t *src) {
 /* Caller holds hk_heaps_lock and has unlinked the heap. */
 void hk_stats_fold_heap(hk_heap *h) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
-        hk_class_counters *d = &hk_dead_counters[c], *s = &h->counters[c];
-        fold(&d->nmalloc, &s->nmalloc);
-        fold(&d->ndalloc, &s->ndalloc);
-        fold(&d->nslow, &s->nslow);
-        fold(&d->nrefills, &s->nrefills);
-        fold(&d->nflushes, &s->nflushes);
-        fold(&d->nremote_frees, &s->nremote_frees);
+        hk_class_counters *d = &hk_dead_counters, *s = &h->counters;
+        fold(&d->nmalloc[c], &s->nmalloc[c]);
+        fold(&d->ndalloc[c], &s->ndalloc[c]);
+        fold(&d->nslow[c], &s->nslow[c]);
+        fold(&d->nrefills[c], &s->nrefills[c]);
+        fold(&d->nflushes[c], &s->nflushes[c]);
+        fold(&d->nremote_frees[c], &s->nremote_frees[c]);
     }
 }
 
