@@ -49,9 +49,9 @@ static inline uint8_t *hk_page_start(hk_page *page) {
 
 /* ---- sizeclass.c ---- */
 extern const uint8_t hk_class_small[129];
-extern uint32_t hk_class_size[HK_NCLASSES];
-extern uint8_t hk_class_slices[HK_NCLASSES];
-void hk_sizeclass_init(void);
+extern const uint32_t hk_class_size[HK_NCLASSES];
+extern const uint8_t hk_class_slices[HK_NCLASSES];
+int hk_sizeclass_check(void);
 unsigned hk_size_class_slow(size_t size); /* size in (1 KiB, 1 MiB] */
 
 /* Size class of size (<= HK_LARGE_MAX). */

@@ -45,7 +45,7 @@ void hk_init_slow(void) {
     pthread_mutex_lock(&init_lock);
     if (!hk_load_relaxed(&hk_initialized)) {
         tls_in_init = true;
-        hk_sizeclass_init();
+        hk_assert(hk_sizeclass_check() < 0);
         hk_conf_defaults(&hk_opt);
         hk_conf_parse(&hk_opt, getenv("HAKMEM_CONF"));
         if (hk_opt.narenas == 0) hk_opt.narenas = default_narenas();

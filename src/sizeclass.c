@@ -24,8 +24,31 @@ const uint8_t hk_class_small[129] = {
     20,
 };
 
-uint32_t hk_class_size[HK_NCLASSES];
-uint8_t hk_class_slices[HK_NCLASSES];
+/* Class sizes and page spans (generated from the rules above; test_sizeclass
+ * checks them against the formula).  Constant, so they hold before init. */
+const uint32_t hk_class_size[HK_NCLASSES] = {
+    8, 16, 32, 48, 64, 80, 96, 112,
+    128, 160, 192, 224, 256, 320, 384, 448,
+    512, 640, 768, 896, 1024, 1280, 1536, 1792,
+    2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168,
+    8192, 10240, 12288, 14336, 16384, 20480, 24576, 28672,
+    32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688,
+    131072, 163840, 196608, 229376, 262144, 327680, 393216, 458752,
+    524288, 655360, 786432, 917504, 1048576,
+};
+
+const uint8_t hk_class_slices[HK_NCLASSES] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 2, 2, 2, 2, 3, 3, 4, 4, 1, 1, 1, 1, 2, 2, 2,
+    2, 3, 3, 4, 4, 5, 6, 7, 8, 10, 12, 14, 16,
+};
+
+unsigned hk_size_class_slow(size_t size) {
+    if (size <= HK_TINY_MAX) return hk_class_small[(size + 7) >> 3];
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
+    return 9 + (b - 7) * 4 + (unsigned)((size - 1) >> (b - 2)) - 4;
+}
 
 static uint32_t class_size_formula(unsigned c) {
     if (c == 0) return 8;
@@ -34,23 +57,15 @@ static uint32_t class_size_formula(unsigned c) {
     return (uint32_t)(5 + sub) << (b - 2);
 }
 
-unsigned hk_size_class_slow(size_t size) {
-    if (size <= HK_TINY_MAX) return hk_class_small[(size + 7) >> 3];
-    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
-    return 9 + (b - 7) * 4 + (unsigned)((size - 1) >> (b - 2)) - 4;
-}
-
-void hk_sizeclass_init(void) {
+/* Checks the tables against the rules; returns the first bad class or -1. */
+int hk_sizeclass_check(void) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         uint32_t s = class_size_formula(c);
-        size_t slices;
-        if (s <= HK_TINY_MAX)
-            slices = 1;
-        else if (s <= HK_MID_MAX)
-            slices = (8 * (size_t)s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE;
-        else
-            slices = (s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE;
-        hk_class_size[c] = s;
-        hk_class_slices[c] = (uint8_t)slices;
+        size_t slices = s <= HK_TINY_MAX  ? 1
+                      : s <= HK_MID_MAX   ? (8 * (size_t)s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE
+                                          : (s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE;
+        if (hk_class_size[c] != s || hk_class_slices[c] != slices) return (int)c;
+        if (hk_size_class_slow(s) != c || (c > 0 && hk_size_class_slow(s - 1) > c)) return (int)c;
     }
+    return -1;
 }
