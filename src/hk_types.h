@@ -173,7 +173,7 @@ typedef struct hk_options {
     bool tcache;             /* thread caches (per-thread heaps) */
     size_t bigcache_max_mb;  /* BigCache capacity */
     int64_t decay_ms;        /* purge free pages after; -1 never, 0 at once */
-    unsigned thp;            /* 1: MADV_HUGEPAGE on huge blocks and segments */
+    unsigned thp;            /* 1: MADV_HUGEPAGE on huge blocks */
     bool stats_print;        /* print statistics at exit */
 } hk_options;
 
