@@ -54,7 +54,11 @@ static void *malloc_shared(unsigned cls) {
 }
 
 static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls) {
-    if (hk_likely(heap != &hk_heap_empty)) return hk_heap_malloc_slow(heap, cls);
+    if (hk_likely(heap != &hk_heap_empty)) {
+        if (hk_likely(hk_thread_tcache_wanted())) return hk_heap_malloc_slow(heap, cls);
+        hk_thread_detach_heap();
+        return malloc_shared(cls);
+    }
     hk_ensure_init();
     heap = hk_thread_heap_slow();
     if (heap == NULL) return malloc_shared(cls);

@@ -168,7 +168,7 @@ static void purge_locked(hk_arena *a, uint64_t now, int64_t decay, bool all) {
 
 void hk_arena_maybe_purge_locked(hk_arena *a, uint64_t now) {
     int64_t decay = hk_load_relaxed(&a->decay_ms);
-    if (decay < 0 || now < a->next_purge_ms) return;
+    if (decay < 0 || now < a->next_purge_ms || !hk_feature_on(HK_FEAT_DECAY)) return;
     a->next_purge_ms = now + (uint64_t)(decay / 4 > 0 ? decay / 4 : 0);
     purge_locked(a, now, decay, false);
 }

@@ -9,7 +9,7 @@
 
 hk_options hk_opt;
 
-enum opt_kind { OPT_UNSIGNED, OPT_BOOL, OPT_SIZE, OPT_I64 };
+enum opt_kind { OPT_UNSIGNED, OPT_BOOL, OPT_SIZE, OPT_I64, OPT_MODE, OPT_STRING };
 
 typedef struct opt_row {
     const char *name;
@@ -22,21 +22,71 @@ typedef struct opt_row {
     { name, kind, offsetof(hk_options, field), lo, hi }
 
 static const opt_row opt_table[] = {
+    OPT("mode", OPT_MODE, mode, 0, HK_MODE_COUNT - 1),
+    OPT("tcache", OPT_BOOL, features[HK_FEAT_TCACHE], 0, 1),
+    OPT("bigcache", OPT_BOOL, features[HK_FEAT_BIGCACHE], 0, 1),
+    OPT("decay", OPT_BOOL, features[HK_FEAT_DECAY], 0, 1),
+    OPT("stats_page", OPT_BOOL, features[HK_FEAT_STATS_PAGE], 0, 1),
     OPT("narenas", OPT_UNSIGNED, narenas, 1, HK_MAX_ARENAS),
-    OPT("tcache", OPT_BOOL, tcache, 0, 1),
     OPT("bigcache_max_mb", OPT_SIZE, bigcache_max_mb, 0, 1 << 20),
     OPT("decay_ms", OPT_I64, decay_ms, -1, INT64_C(1) << 40),
     OPT("thp", OPT_UNSIGNED, thp, 0, 1),
     OPT("stats_print", OPT_BOOL, stats_print, 0, 1),
+    OPT("stats_print_opts", OPT_STRING, stats_print_opts, 0, 15),
+    OPT("stats_page_interval_ms", OPT_UNSIGNED, stats_page_interval_ms, 1, 3600000),
+    OPT("stats_page_delay_ms", OPT_UNSIGNED, stats_page_delay_ms, 0, 3600000),
+    OPT("background_thread", OPT_BOOL, background_thread, 0, 1),
 };
 
+/* The presets (DESIGN.md section 3).  learning and research equal balanced
+ * until the learner and the debug checks exist. */
+static const bool mode_features[HK_MODE_COUNT][HK_FEAT_COUNT] = {
+    /*            tcache bigcache decay stats_page */
+    [HK_MODE_MINIMAL] = {false, false, false, false},
+    [HK_MODE_FAST] = {true, true, true, false},
+    [HK_MODE_BALANCED] = {true, true, true, true},
+    [HK_MODE_LEARNING] = {true, true, true, true},
+    [HK_MODE_RESEARCH] = {true, true, true, true},
+};
+
+static const char *const mode_names[HK_MODE_COUNT] = {
+    "minimal", "fast", "balanced", "learning", "research"};
+
+static const char *const feature_names[HK_FEAT_COUNT] = {
+    "tcache", "bigcache", "decay", "stats_page"};
+
+const char *hk_mode_name(unsigned mode) {
+    return mode < HK_MODE_COUNT ? mode_names[mode] : "?";
+}
+
+const char *hk_feature_name(unsigned f) {
+    return f < HK_FEAT_COUNT ? feature_names[f] : "?";
+}
+
+int hk_mode_parse(const char *s, size_t n) {
+    for (unsigned m = 0; m < HK_MODE_COUNT; m++)
+        if (strlen(mode_names[m]) == n && strncmp(mode_names[m], s, n) == 0) return (int)m;
+    return -1;
+}
+
+const bool *hk_mode_preset(unsigned mode) { return mode_features[mode]; }
+
+static void set_mode(hk_options *o, unsigned mode) {
+    o->mode = mode;
+    memcpy(o->features, mode_features[mode], sizeof o->features);
+}
+
 void hk_conf_defaults(hk_options *o) {
+    memset(o, 0, sizeof *o);
+    set_mode(o, HK_MODE_BALANCED);
     o->narenas = 0; /* chosen at init from the CPU count */
-    o->tcache = true;
     o->bigcache_max_mb = 64;
     o->decay_ms = 500;
     o->thp = 0;
     o->stats_print = false;
+    o->stats_page_interval_ms = 100;
+    o->stats_page_delay_ms = 1000;
+    o->background_thread = false;
 }
 
 static bool parse_bool(const char *v, size_t n, int64_t *out) {
@@ -79,6 +129,8 @@ static void store(hk_options *o, const opt_row *row, int64_t x) {
     case OPT_BOOL: *(bool *)field = x != 0; break;
     case OPT_SIZE: *(size_t *)field = (size_t)x; break;
     case OPT_I64: *(int64_t *)field = x; break;
+    case OPT_MODE: set_mode(o, (unsigned)x); break;
+    case OPT_STRING: break;
     }
 }
 
@@ -88,9 +140,21 @@ static void apply(hk_options *o, const char *key, size_t klen,
         const opt_row *row = &opt_table[i];
         if (strlen(row->name) != klen || strncmp(row->name, key, klen) != 0)
             continue;
-        int64_t x;
-        bool ok = row->kind == OPT_BOOL ? parse_bool(val, vlen, &x)
-                                        : parse_int(val, vlen, &x);
+        int64_t x = 0;
+        bool ok;
+        if (row->kind == OPT_STRING) {
+            ok = vlen <= (size_t)row->max;
+            if (ok) {
+                char *dst = (char *)o + row->offset;
+                memcpy(dst, val, vlen);
+                dst[vlen] = '\0';
+            }
+        } else if (row->kind == OPT_MODE) {
+            x = hk_mode_parse(val, vlen);
+            ok = x >= 0;
+        } else {
+            ok = row->kind == OPT_BOOL ? parse_bool(val, vlen, &x) : parse_int(val, vlen, &x);
+        }
         if (!ok || x < row->min || x > row->max) {
             hk_warn("HAKMEM_CONF: bad value '%.*s' for %s (ignored)",
                     (int)(vlen > 64 ? 64 : vlen), val, row->name);
@@ -101,6 +165,14 @@ static void apply(hk_options *o, const char *key, size_t klen,
     }
     hk_warn("HAKMEM_CONF: unknown option '%.*s' (ignored)",
             (int)(klen > 64 ? 64 : klen), key);
+}
+
+/* HAKMEM_MODE=name picks the preset that HAKMEM_CONF then refines. */
+void hk_conf_mode_env(hk_options *o, const char *mode) {
+    if (mode == NULL || *mode == '\0') return;
+    int m = hk_mode_parse(mode, strlen(mode));
+    if (m < 0) hk_warn("HAKMEM_MODE: unknown mode '%.32s' (ignored)", mode);
+    else set_mode(o, (unsigned)m);
 }
 
 void hk_conf_parse(hk_options *o, const char *conf) {

@@ -90,7 +90,7 @@ static int do_op(const hk_ctl_row *row, const size_t *vals, void *oldp, size_t *
                  void *newp, size_t newlen) {
     if (row->type == HAK_CTL_VOID) {
         if (oldp != NULL || oldlenp != NULL || newp != NULL || newlen != 0) return EPERM;
-        return row->act(vals);
+        return row->act(row, vals);
     }
     size_t sz = hk_ctl_type_size(row->type);
     if (oldp != NULL || oldlenp != NULL) {
@@ -104,7 +104,7 @@ static int do_op(const hk_ctl_row *row, const size_t *vals, void *oldp, size_t *
     if (oldp != NULL) {
         hk_ctl_value v;
         memset(&v, 0, sizeof v);
-        int rc = row->get(vals, &v);
+        int rc = row->get(row, vals, &v);
         if (rc != 0) return rc;
         memcpy(oldp, &v, sz);
     }
@@ -112,7 +112,7 @@ static int do_op(const hk_ctl_row *row, const size_t *vals, void *oldp, size_t *
         hk_ctl_value v;
         memset(&v, 0, sizeof v);
         memcpy(&v, newp, sz);
-        return row->set(vals, &v);
+        return row->set(row, vals, &v);
     }
     return 0;
 }

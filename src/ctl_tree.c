@@ -22,32 +22,60 @@ static unsigned class_of(const size_t *v) { return tier_first[v[0]] + (unsigned)
 
 /* ---- general ---- */
 
-static int get_version(const size_t *v, hk_ctl_value *o) { o->s = HAKMEM_VERSION; return 0; }
+static int get_version(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = HAKMEM_VERSION; return 0; }
 
 static _Atomic uint64_t epoch = 1;
-static int get_epoch(const size_t *v, hk_ctl_value *o) { o->u64 = hk_load_relaxed(&epoch); return 0; }
-static int set_epoch(const size_t *v, const hk_ctl_value *in) {
+static int get_epoch(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = hk_load_relaxed(&epoch); return 0; }
+static int set_epoch(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
     hk_fetch_add_relaxed(&epoch, 1);
     return 0;
 }
 
-static int get_config_debug(const size_t *v, hk_ctl_value *o) { o->b = hk_config_debug; return 0; }
-static int get_config_stats(const size_t *v, hk_ctl_value *o) { o->b = hk_config_stats; return 0; }
-static int get_config_prefix(const size_t *v, hk_ctl_value *o) { o->s = HK_MALLOC_PREFIX_STR; return 0; }
+static int get_config_debug(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_config_debug; return 0; }
+static int get_config_stats(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_config_stats; return 0; }
+static int get_config_prefix(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = HK_MALLOC_PREFIX_STR; return 0; }
 
 /* ---- options as parsed at start-up ---- */
 
-static int get_opt_narenas(const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
-static int get_opt_tcache(const size_t *v, hk_ctl_value *o) { o->b = hk_opt.tcache; return 0; }
-static int get_opt_bigcache(const size_t *v, hk_ctl_value *o) { o->z = hk_opt.bigcache_max_mb; return 0; }
-static int get_opt_decay(const size_t *v, hk_ctl_value *o) { o->i64 = hk_opt.decay_ms; return 0; }
-static int get_opt_thp(const size_t *v, hk_ctl_value *o) { o->u = hk_opt.thp; return 0; }
-static int get_opt_stats_print(const size_t *v, hk_ctl_value *o) { o->b = hk_opt.stats_print; return 0; }
+static int get_opt_narenas(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
+static int get_opt_feature(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->b = hk_opt.features[row->arg];
+    return 0;
+}
+static int get_opt_mode(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_mode_name(hk_opt.mode); return 0; }
+static int get_opt_sp_interval(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.stats_page_interval_ms; return 0; }
+static int get_opt_sp_delay(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.stats_page_delay_ms; return 0; }
+static int get_opt_bg(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.background_thread; return 0; }
+static int get_opt_print_opts(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_opt.stats_print_opts; return 0; }
+
+/* ---- modes and features ---- */
+
+static int get_mode(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->s = hk_mode_name(hk_load_relaxed(&hk_mode_now));
+    return 0;
+}
+static int set_mode(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    if (in->s == NULL) return EINVAL;
+    int m = hk_mode_parse(in->s, strnlen(in->s, 32));
+    return m < 0 ? EINVAL : hk_mode_set((unsigned)m);
+}
+static int get_feature(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->b = hk_feature_on((enum hk_feature)row->arg);
+    return 0;
+}
+static int set_feature(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    hk_feature_set((enum hk_feature)row->arg, in->b);
+    return 0;
+}
+static int get_opt_bigcache(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_opt.bigcache_max_mb; return 0; }
+static int get_opt_decay(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->i64 = hk_opt.decay_ms; return 0; }
+static int get_opt_thp(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.thp; return 0; }
+static int get_opt_stats_print(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.stats_print; return 0; }
 
 /* ---- size classes ---- */
 
-static int get_nclasses(const size_t *v, hk_ctl_value *o) { o->u = tier_count[v[0]]; return 0; }
-static int get_class_size(const size_t *v, hk_ctl_value *o) { o->z = hk_class_size[class_of(v)]; return 0; }
+static int get_nclasses(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = tier_count[v[0]]; return 0; }
+static int get_class_size(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_class_size[class_of(v)]; return 0; }
 
 static void class_stats(unsigned c, struct hak_class_stats *s) {
     hk_class_totals t[HK_NCLASSES];
@@ -63,26 +91,27 @@ static void class_stats(unsigned c, struct hak_class_stats *s) {
     s->tcache_hits = t[c].nmalloc - t[c].nslow;
 }
 
-static int get_class_stats(const size_t *v, hk_ctl_value *o) {
+static int get_class_stats(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
     class_stats(class_of(v), &o->cs);
     return 0;
 }
 
-#define CLASS_FIELD(field)                                                   \
-    static int get_cs_##field(const size_t *v, hk_ctl_value *o) {            \
-        struct hak_class_stats s;                                            \
-        class_stats(class_of(v), &s);                                        \
-        o->u64 = s.field;                                                    \
-        return 0;                                                            \
-    }
-CLASS_FIELD(nmalloc)
-CLASS_FIELD(ndalloc)
-CLASS_FIELD(curblocks)
-CLASS_FIELD(curslabs)
-CLASS_FIELD(nrefills)
-CLASS_FIELD(nflushes)
-CLASS_FIELD(nremote_frees)
-CLASS_FIELD(tcache_hits)
+/* row->arg: offsetof(struct hak_class_stats, field) */
+static int get_class_stat_field(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    struct hak_class_stats s;
+    class_stats(class_of(v), &s);
+    memcpy(&o->u64, (const char *)&s + row->arg, sizeof(uint64_t));
+    return 0;
+}
+
+static int get_tcache_max(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->u = hk_tcache_max_get(class_of(v));
+    return 0;
+}
+static int set_tcache_max(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    hk_tcache_max_set(class_of(v), in->u);
+    return 0;
+}
 
 /* ---- huge ---- */
 
@@ -91,64 +120,90 @@ static hk_huge_stats huge_now(void) {
     hk_huge_get_stats(&s);
     return s;
 }
-static int get_huge_nmalloc(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().nmalloc; return 0; }
-static int get_huge_ndalloc(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().ndalloc; return 0; }
-static int get_huge_nmmap(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().nmmap; return 0; }
-static int get_huge_cur(const size_t *v, hk_ctl_value *o) { o->z = huge_now().cur_bytes; return 0; }
-static int get_bc_max(const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_max; return 0; }
-static int set_bc_max(const size_t *v, const hk_ctl_value *in) {
+static int get_huge_nmalloc(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().nmalloc; return 0; }
+static int get_huge_ndalloc(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().ndalloc; return 0; }
+static int get_huge_nmmap(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().nmmap; return 0; }
+static int get_huge_cur(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = huge_now().cur_bytes; return 0; }
+static int get_bc_max(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_max; return 0; }
+static int set_bc_max(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
     hk_bigcache_set_max(in->z);
     hk_bigcache_purge_over();
     return 0;
 }
-static int get_bc_bytes(const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_bytes; return 0; }
-static int get_bc_hits(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().hits; return 0; }
-static int get_bc_misses(const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().misses; return 0; }
+static int get_bc_bytes(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_bytes; return 0; }
+static int get_bc_hits(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().hits; return 0; }
+static int get_bc_misses(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().misses; return 0; }
 
 /* ---- global statistics ---- */
 
-static int get_st_allocated(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_allocated(); return 0; }
-static int get_st_active(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_active(); return 0; }
-static int get_st_metadata(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_metadata(); return 0; }
-static int get_st_resident(const size_t *v, hk_ctl_value *o) { o->z = hk_os_resident(); return 0; }
-static int get_st_mapped(const size_t *v, hk_ctl_value *o) { o->z = hk_stats_mapped(); return 0; }
-static int get_st_retained(const size_t *v, hk_ctl_value *o) { o->z = 0; return 0; }
+static int get_st_allocated(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_stats_allocated(); return 0; }
+static int get_st_active(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_stats_active(); return 0; }
+static int get_st_metadata(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_stats_metadata(); return 0; }
+static int get_st_resident(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_os_resident(); return 0; }
+static int get_st_mapped(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_stats_mapped(); return 0; }
+static int get_st_retained(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = 0; return 0; }
 
 /* ---- arenas ---- */
 
-static int get_narenas(const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
-static int act_arena_purge(const size_t *v) {
-    hk_arena_purge(&hk_arenas[v[0]], true);
+static int get_narenas(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
+static int act_arena_purge(const hk_ctl_row *row, const size_t *v) {
+    hk_arena *a = &hk_arenas[v[0]];
+    pthread_mutex_lock(&a->shared_lock);
+    if (a->shared_heap != NULL) hk_heap_flush(a->shared_heap);
+    pthread_mutex_unlock(&a->shared_lock);
+    hk_arena_purge(a, true);
     if (v[0] == 0) hk_bigcache_purge();
     return 0;
 }
-static int get_arena_decay(const size_t *v, hk_ctl_value *o) {
+static int get_arena_decay(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
     o->i64 = hk_load_relaxed(&hk_arenas[v[0]].decay_ms);
     return 0;
 }
-static int set_arena_decay(const size_t *v, const hk_ctl_value *in) {
+static int set_arena_decay(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
     if (in->i64 < -1) return EINVAL;
     hk_store_relaxed(&hk_arenas[v[0]].decay_ms, in->i64);
     return 0;
 }
-static int get_arena_nthreads(const size_t *v, hk_ctl_value *o) {
+static int get_arena_nthreads(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
     o->u = hk_load_relaxed(&hk_arenas[v[0]].nthreads);
     return 0;
 }
-static int get_arena_mapped(const size_t *v, hk_ctl_value *o) {
+static int get_arena_mapped(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
     o->z = hk_load_relaxed(&hk_arenas[v[0]].mapped);
     return 0;
 }
 
 /* ---- the calling thread ---- */
 
-static int act_tcache_flush(const size_t *v) {
+static int act_tcache_flush(const hk_ctl_row *row, const size_t *v) {
     hk_heap *h = hk_thread_real_heap();
     if (h != NULL) hk_heap_flush(h);
     return 0;
 }
-static int get_thread_arena(const size_t *v, hk_ctl_value *o) {
+static int get_thread_arena(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
     o->u = hk_thread_arena()->index;
+    return 0;
+}
+static int set_thread_arena(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    if (in->u >= hk_opt.narenas) return EINVAL;
+    hk_thread_set_arena(in->u);
+    return 0;
+}
+static int get_thread_allocated(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->u64 = hk_thread_bytes(true);
+    return 0;
+}
+static int get_thread_deallocated(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->u64 = hk_thread_bytes(false);
+    return 0;
+}
+static int get_tcache_enabled(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->b = hk_thread_tcache_enabled();
+    return 0;
+}
+static int set_tcache_enabled(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    hk_thread_set_tcache(in->b);
+    if (!in->b) hk_thread_detach_heap();
     return 0;
 }
 
@@ -158,23 +213,37 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"config.debug", HAK_CTL_BOOL, R(get_config_debug), NULL, "built with --enable-debug"},
     {"config.stats", HAK_CTL_BOOL, R(get_config_stats), NULL, "statistics compiled in"},
     {"config.malloc_prefix", HAK_CTL_STRING, R(get_config_prefix), NULL, "prefix of the standard names"},
+    {"config.mode", HAK_CTL_STRING, RW(get_mode, set_mode), NULL, "minimal|fast|balanced|learning|research (learning, research: as balanced until the learner and debug checks exist)"},
+    {"config.features.tcache", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "per-thread heaps (off: arena's locked heap)", HK_FEAT_TCACHE},
+    {"config.features.bigcache", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "reuse freed huge mappings", HK_FEAT_BIGCACHE},
+    {"config.features.decay", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "purge free pages after decay_ms (off: never)", HK_FEAT_DECAY},
+    {"config.features.stats_page", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "publish the shared-memory stats page", HK_FEAT_STATS_PAGE},
+    {"opt.mode", HAK_CTL_STRING, R(get_opt_mode), NULL, "mode at start-up"},
     {"opt.narenas", HAK_CTL_UNSIGNED, R(get_opt_narenas), NULL, "arenas"},
-    {"opt.tcache", HAK_CTL_BOOL, R(get_opt_tcache), NULL, "per-thread heaps"},
+    {"opt.tcache", HAK_CTL_BOOL, R(get_opt_feature), NULL, "per-thread heaps at start-up", HK_FEAT_TCACHE},
+    {"opt.bigcache", HAK_CTL_BOOL, R(get_opt_feature), NULL, "BigCache at start-up", HK_FEAT_BIGCACHE},
+    {"opt.decay", HAK_CTL_BOOL, R(get_opt_feature), NULL, "decay purging at start-up", HK_FEAT_DECAY},
+    {"opt.stats_page", HAK_CTL_BOOL, R(get_opt_feature), NULL, "stats page at start-up", HK_FEAT_STATS_PAGE},
+    {"opt.stats_page_interval_ms", HAK_CTL_UNSIGNED, R(get_opt_sp_interval), NULL, "stats page refresh interval at start-up"},
+    {"opt.stats_page_delay_ms", HAK_CTL_UNSIGNED, R(get_opt_sp_delay), NULL, "age before the stats page is created"},
+    {"opt.background_thread", HAK_CTL_BOOL, R(get_opt_bg), NULL, "a thread keeps the stats page fresh"},
+    {"opt.stats_print_opts", HAK_CTL_STRING, R(get_opt_print_opts), NULL, "options of the exit report"},
     {"opt.bigcache_max_mb", HAK_CTL_SIZE, R(get_opt_bigcache), NULL, "BigCache capacity at start-up (MiB)"},
     {"opt.decay_ms", HAK_CTL_I64, R(get_opt_decay), NULL, "purge delay of free pages (-1 never)"},
     {"opt.thp", HAK_CTL_UNSIGNED, R(get_opt_thp), NULL, "1: MADV_HUGEPAGE on huge blocks"},
     {"opt.stats_print", HAK_CTL_BOOL, R(get_opt_stats_print), NULL, "print statistics at exit"},
     {"<tier>.nclasses", HAK_CTL_UNSIGNED, R(get_nclasses), NULL, "size classes of the tier"},
     {"<tier>.class.<i>.size", HAK_CTL_SIZE, R(get_class_size), lim_class, "block size"},
+    {"<tier>.class.<i>.tcache_max", HAK_CTL_UNSIGNED, RW(get_tcache_max, set_tcache_max), lim_class, "free blocks a thread keeps in empty pages of the class"},
     {"<tier>.class.<i>.stats", HAK_CTL_CLASS_STATS, R(get_class_stats), lim_class, "struct hak_class_stats"},
-    {"<tier>.class.<i>.stats.nmalloc", HAK_CTL_U64, R(get_cs_nmalloc), lim_class, "allocations"},
-    {"<tier>.class.<i>.stats.ndalloc", HAK_CTL_U64, R(get_cs_ndalloc), lim_class, "deallocations"},
-    {"<tier>.class.<i>.stats.curblocks", HAK_CTL_U64, R(get_cs_curblocks), lim_class, "live blocks"},
-    {"<tier>.class.<i>.stats.curslabs", HAK_CTL_U64, R(get_cs_curslabs), lim_class, "pages in use"},
-    {"<tier>.class.<i>.stats.nrefills", HAK_CTL_U64, R(get_cs_nrefills), lim_class, "slow-path refills"},
-    {"<tier>.class.<i>.stats.nflushes", HAK_CTL_U64, R(get_cs_nflushes), lim_class, "pages handed back"},
-    {"<tier>.class.<i>.stats.nremote_frees", HAK_CTL_U64, R(get_cs_nremote_frees), lim_class, "cross-thread frees"},
-    {"<tier>.class.<i>.stats.tcache_hits", HAK_CTL_U64, R(get_cs_tcache_hits), lim_class, "fast-path allocations"},
+    {"<tier>.class.<i>.stats.nmalloc", HAK_CTL_U64, R(get_class_stat_field), lim_class, "allocations", offsetof(struct hak_class_stats, nmalloc)},
+    {"<tier>.class.<i>.stats.ndalloc", HAK_CTL_U64, R(get_class_stat_field), lim_class, "deallocations", offsetof(struct hak_class_stats, ndalloc)},
+    {"<tier>.class.<i>.stats.curblocks", HAK_CTL_U64, R(get_class_stat_field), lim_class, "live blocks", offsetof(struct hak_class_stats, curblocks)},
+    {"<tier>.class.<i>.stats.curslabs", HAK_CTL_U64, R(get_class_stat_field), lim_class, "pages in use", offsetof(struct hak_class_stats, curslabs)},
+    {"<tier>.class.<i>.stats.nrefills", HAK_CTL_U64, R(get_class_stat_field), lim_class, "slow-path refills", offsetof(struct hak_class_stats, nrefills)},
+    {"<tier>.class.<i>.stats.nflushes", HAK_CTL_U64, R(get_class_stat_field), lim_class, "pages handed back", offsetof(struct hak_class_stats, nflushes)},
+    {"<tier>.class.<i>.stats.nremote_frees", HAK_CTL_U64, R(get_class_stat_field), lim_class, "cross-thread frees", offsetof(struct hak_class_stats, nremote_frees)},
+    {"<tier>.class.<i>.stats.tcache_hits", HAK_CTL_U64, R(get_class_stat_field), lim_class, "fast-path allocations", offsetof(struct hak_class_stats, tcache_hits)},
     {"huge.stats.nmalloc", HAK_CTL_U64, R(get_huge_nmalloc), NULL, "huge allocations"},
     {"huge.stats.ndalloc", HAK_CTL_U64, R(get_huge_ndalloc), NULL, "huge deallocations"},
     {"huge.stats.nmmap", HAK_CTL_U64, R(get_huge_nmmap), NULL, "mappings made for huge blocks"},
@@ -195,7 +264,10 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"arena.<i>.nthreads", HAK_CTL_UNSIGNED, R(get_arena_nthreads), lim_arena, "threads bound"},
     {"arena.<i>.stats.mapped", HAK_CTL_SIZE, R(get_arena_mapped), lim_arena, "bytes of segments"},
     {"thread.tcache.flush", HAK_CTL_VOID, ACT(act_tcache_flush), NULL, "hand empty pages back"},
-    {"thread.arena", HAK_CTL_UNSIGNED, R(get_thread_arena), NULL, "arena of the calling thread"},
+    {"thread.arena", HAK_CTL_UNSIGNED, RW(get_thread_arena, set_thread_arena), NULL, "arena of the calling thread (write: move it)"},
+    {"thread.allocated", HAK_CTL_U64, R(get_thread_allocated), NULL, "bytes allocated by the calling thread's heap (class sizes)"},
+    {"thread.deallocated", HAK_CTL_U64, R(get_thread_deallocated), NULL, "bytes freed by the calling thread (class sizes)"},
+    {"thread.tcache.enabled", HAK_CTL_BOOL, RW(get_tcache_enabled, set_tcache_enabled), NULL, "the calling thread's own heap"},
 };
 
 const size_t hk_ctl_nrows = sizeof hk_ctl_rows / sizeof hk_ctl_rows[0];

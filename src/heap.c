@@ -70,19 +70,36 @@ static void page_release(hk_heap *heap, hk_page *page) {
     hk_page_queue_remove(&heap->queue[page->cls], page);
     if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
     if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
-    hk_arena_page_free(heap->arena, page);
+    hk_arena_page_free(hk_segment_of(page)->arena, page);
 }
 
-/* Empty pages a heap keeps per class before handing more back: enough to
- * absorb a working set that swings across a page boundary. */
-#define HK_KEEP_EMPTY_PAGES 2
+/* tcache_max[c]: free blocks a heap keeps in empty pages of class c before
+ * it hands further empty pages back to the arena.  0 means "default": two
+ * pages' worth, enough to absorb a working set swinging across a page
+ * boundary. */
+static _Atomic unsigned tcache_max[HK_NCLASSES];
+
+static unsigned blocks_per_page(unsigned cls) {
+    return (unsigned)(hk_class_slices[cls] * HK_SLICE_SIZE / hk_class_size[cls]);
+}
+
+unsigned hk_tcache_max_get(unsigned cls) {
+    unsigned m = hk_load_relaxed(&tcache_max[cls]);
+    return m != 0 ? m - 1 : 2 * blocks_per_page(cls);
+}
+
+void hk_tcache_max_set(unsigned cls, unsigned blocks) {
+    hk_store_relaxed(&tcache_max[cls], blocks + 1 > blocks ? blocks + 1 : blocks);
+}
 
 static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
-    unsigned n = 0;
+    unsigned kept = 0, max = hk_tcache_max_get(page->cls);
     for (hk_page *p = heap->queue[page->cls].first; p != NULL; p = p->next) {
-        if (p != page && p->used == 0 && ++n >= HK_KEEP_EMPTY_PAGES) return true;
+        if (p == page || p->used != 0) continue;
+        kept += p->reserved;
+        if (kept + page->reserved > max) return true;
     }
-    return false;
+    return page->reserved > max;
 }
 
 /* A local free left the page empty or found it in the full list. */
@@ -206,9 +223,9 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
         hk_page_collect(page);
         if (page->used == 0) {
             if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
-            hk_arena_page_free(heap->arena, page);
+            hk_arena_page_free(hk_segment_of(page)->arena, page);
         } else {
-            hk_arena_abandon_page(heap->arena, page);
+            hk_arena_abandon_page(hk_segment_of(page)->arena, page);
         }
     }
 }

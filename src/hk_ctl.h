@@ -21,15 +21,18 @@ typedef union hk_ctl_value {
     struct hak_class_stats cs;
 } hk_ctl_value;
 
-typedef struct hk_ctl_row {
+typedef struct hk_ctl_row hk_ctl_row;
+struct hk_ctl_row {
     const char *name;  /* dotted, with <tier> and <i> wildcards */
     int type;          /* enum hak_ctl_type */
-    int (*get)(const size_t *vals, hk_ctl_value *out);   /* NULL: write-only */
-    int (*set)(const size_t *vals, const hk_ctl_value *in); /* NULL: read-only */
-    int (*act)(const size_t *vals);                      /* HAK_CTL_VOID leaves */
-    size_t (*limit)(const size_t *vals, size_t pos);     /* bound of an <i> */
+    /* vals: the values of the name's wildcards, in order */
+    int (*get)(const hk_ctl_row *row, const size_t *vals, hk_ctl_value *out); /* NULL: write-only */
+    int (*set)(const hk_ctl_row *row, const size_t *vals, const hk_ctl_value *in); /* NULL: read-only */
+    int (*act)(const hk_ctl_row *row, const size_t *vals); /* HAK_CTL_VOID leaves */
+    size_t (*limit)(const size_t *vals, size_t pos);       /* bound of an <i> */
     const char *doc;
-} hk_ctl_row;
+    uintptr_t arg;     /* handler's parameter (a feature, a field offset) */
+};
 
 extern const hk_ctl_row hk_ctl_rows[];
 extern const size_t hk_ctl_nrows;

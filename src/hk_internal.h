@@ -93,6 +93,19 @@ bool hk_segmap_contains(const void *p);
 extern hk_options hk_opt;
 void hk_conf_defaults(hk_options *o);
 void hk_conf_parse(hk_options *o, const char *conf);
+void hk_conf_mode_env(hk_options *o, const char *mode);
+const char *hk_mode_name(unsigned mode);
+const char *hk_feature_name(unsigned f);
+int hk_mode_parse(const char *s, size_t n);
+const bool *hk_mode_preset(unsigned mode);
+
+/* ---- mode.c: the features in force now ---- */
+extern _Atomic bool hk_features[HK_FEAT_COUNT];
+extern _Atomic unsigned hk_mode_now;
+static inline bool hk_feature_on(enum hk_feature f) { return hk_load_relaxed(&hk_features[f]); }
+void hk_mode_init(void);
+int hk_mode_set(unsigned mode);
+void hk_feature_set(enum hk_feature f, bool on);
 
 /* ---- meta.c: internal metadata memory, never freed to the OS ---- */
 void *hk_meta_alloc(size_t size);
@@ -147,6 +160,8 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
 void hk_heap_abandon(hk_heap *heap);
 void hk_heap_flush(hk_heap *heap);
 void hk_heap_collect_delayed(hk_heap *heap);
+unsigned hk_tcache_max_get(unsigned cls);
+void hk_tcache_max_set(unsigned cls, unsigned blocks);
 
 /* ---- huge.c ---- */
 void *hk_huge_alloc(size_t size, size_t align, bool zero);
@@ -173,6 +188,12 @@ void hk_init_slow(void);
 hk_heap *hk_thread_heap_slow(void);
 hk_heap *hk_thread_real_heap(void);   /* thread's own heap or NULL */
 hk_arena *hk_thread_arena(void);
+bool hk_thread_tcache_wanted(void);
+void hk_thread_set_tcache(bool on);
+bool hk_thread_tcache_enabled(void);
+void hk_thread_detach_heap(void);
+void hk_thread_set_arena(unsigned i);
+uint64_t hk_thread_bytes(bool allocated);
 extern pthread_mutex_t hk_heaps_lock;
 extern hk_heap *hk_heaps_all;
 extern hk_class_counters hk_dead_counters;

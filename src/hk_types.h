@@ -167,14 +167,33 @@ typedef struct hk_arena {
     _Atomic uint64_t pages[HK_NCLASSES]; /* pages in use per class */
 } hk_arena;
 
-/* Options, set once at start-up from HAKMEM_CONF (conf.c). */
+/* Runtime features (DESIGN.md section 3): a mode is a preset of these. */
+enum hk_feature {
+    HK_FEAT_TCACHE,     /* per-thread heaps (off: the arena's locked heap) */
+    HK_FEAT_BIGCACHE,   /* keep freed huge mappings for reuse */
+    HK_FEAT_DECAY,      /* purge free pages after decay_ms (off: never) */
+    HK_FEAT_STATS_PAGE, /* publish the shared-memory stats page */
+    HK_FEAT_COUNT
+};
+
+enum hk_mode {
+    HK_MODE_MINIMAL, HK_MODE_FAST, HK_MODE_BALANCED, HK_MODE_LEARNING,
+    HK_MODE_RESEARCH, HK_MODE_COUNT
+};
+
+/* Options, set once at start-up from HAKMEM_MODE and HAKMEM_CONF (conf.c). */
 typedef struct hk_options {
-    unsigned narenas;        /* 0 before init; then the arena count */
-    bool tcache;             /* thread caches (per-thread heaps) */
-    size_t bigcache_max_mb;  /* BigCache capacity */
-    int64_t decay_ms;        /* purge free pages after; -1 never, 0 at once */
-    unsigned thp;            /* 1: MADV_HUGEPAGE on huge blocks */
-    bool stats_print;        /* print statistics at exit */
+    unsigned mode;                 /* enum hk_mode */
+    bool features[HK_FEAT_COUNT];  /* after the mode preset and overrides */
+    unsigned narenas;              /* 0 before init; then the arena count */
+    size_t bigcache_max_mb;        /* BigCache capacity */
+    int64_t decay_ms;              /* purge free pages after; -1 never, 0 at once */
+    unsigned thp;                  /* 1: MADV_HUGEPAGE on huge blocks */
+    bool stats_print;              /* print statistics at exit */
+    char stats_print_opts[16];     /* options for that print ("J": JSON) */
+    unsigned stats_page_interval_ms; /* refresh the stats page at most this often */
+    unsigned stats_page_delay_ms;  /* create it only after the process lived this long */
+    bool background_thread;        /* a thread keeps the page fresh */
 } hk_options;
 
 _Static_assert(sizeof(hk_page) == 64, "hk_page is 64 bytes");

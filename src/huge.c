@@ -81,6 +81,7 @@ static void unmap_list(hk_segment *h) {
 }
 
 static hk_segment *cache_take(size_t map_size) {
+    if (!hk_feature_on(HK_FEAT_BIGCACHE)) return NULL;
     if (hk_load_relaxed(&cache_max_set) && hk_load_relaxed(&cache_max) == 0) return NULL;
     pthread_mutex_lock(&huge_lock);
     hk_segment *h = cache_first;
@@ -93,6 +94,8 @@ static hk_segment *cache_take(size_t map_size) {
 static void *finish(hk_segment *h, size_t size, uint8_t *user) {
     h->user = user;
     h->usable = (size_t)((uint8_t *)h->map_base + h->map_size - user);
+    hk_heap *me = hk_thread_real_heap();
+    if (me != NULL) hk_counter_add(&me->allocated_bytes, h->usable);
     hk_fetch_add_relaxed(&st_nmalloc, 1);
     hk_fetch_add_relaxed(&st_cur_bytes, h->map_size);
     return user;
@@ -158,10 +161,12 @@ void *hk_huge_alloc(size_t size, size_t align, bool zero) {
 
 void hk_huge_free(hk_segment *h) {
     hk_fetch_add_relaxed(&st_ndalloc, 1);
+    hk_heap *me = hk_thread_real_heap();
+    if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);
     hk_fetch_sub_relaxed(&st_cur_bytes, h->map_size);
     size_t max = max_bytes();
     bool cacheable = h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
-                     h->map_size <= max && hk_opt.decay_ms != 0;
+                     h->map_size <= max && hk_feature_on(HK_FEAT_BIGCACHE);
     if (!cacheable) {
         unmap_block(h);
         return;

@@ -17,7 +17,8 @@
 #include "hk_internal.h"
 
 _Thread_local hk_heap *hk_tls_heap = &hk_heap_empty;
-static _Thread_local bool tls_in_init, tls_exiting;
+static _Thread_local bool tls_in_init, tls_exiting, tls_tcache_off;
+static _Thread_local hk_heap *tls_parked; /* this thread's heap while detached */
 static _Thread_local hk_arena *tls_arena;
 
 _Atomic int hk_initialized;
@@ -47,7 +48,9 @@ void hk_init_slow(void) {
         tls_in_init = true;
         hk_assert(hk_sizeclass_check() < 0);
         hk_conf_defaults(&hk_opt);
+        hk_conf_mode_env(&hk_opt, getenv("HAKMEM_MODE"));
         hk_conf_parse(&hk_opt, getenv("HAKMEM_CONF"));
+        hk_mode_init();
         if (hk_opt.narenas == 0) hk_opt.narenas = default_narenas();
         hk_segmap_init();
         hk_arenas_init(hk_opt.narenas);
@@ -73,11 +76,17 @@ static hk_heap *heap_from_pool(void) {
  * after its heap was returned at thread exit). */
 hk_heap *hk_thread_heap_slow(void) {
     if (hk_tls_heap != &hk_heap_empty) return hk_tls_heap;
-    if (tls_in_init || tls_exiting || !hk_opt.tcache || !hk_load_acquire(&heap_key_ok))
+    if (!hk_thread_tcache_wanted() || tls_in_init || tls_exiting || !hk_load_acquire(&heap_key_ok))
         return NULL;
+    if (tls_parked != NULL) {
+        hk_heap_init(tls_parked, tls_parked->arena, false);
+        hk_tls_heap = tls_parked;
+        tls_parked = NULL;
+        return hk_tls_heap;
+    }
     hk_heap *h = heap_from_pool();
     if (h == NULL) return NULL;
-    hk_heap_init(h, hk_arena_next_for_thread(), false);
+    hk_heap_init(h, tls_arena != NULL ? tls_arena : hk_arena_next_for_thread(), false);
     pthread_mutex_lock(&hk_heaps_lock);
     h->next_all = hk_heaps_all;
     hk_heaps_all = h;
@@ -91,6 +100,36 @@ hk_heap *hk_thread_real_heap(void) {
     return hk_tls_heap != &hk_heap_empty ? hk_tls_heap : NULL;
 }
 
+bool hk_thread_tcache_wanted(void) {
+    return !tls_tcache_off && hk_feature_on(HK_FEAT_TCACHE);
+}
+
+void hk_thread_set_tcache(bool on) { tls_tcache_off = !on; }
+bool hk_thread_tcache_enabled(void) { return !tls_tcache_off; }
+
+/* Thread caches were turned off: the heap's pages go back to the arena
+ * and the thread allocates from its arena's shared heap until they are
+ * turned on again.  The heap (and its counters) stays with the thread. */
+void hk_thread_detach_heap(void) {
+    hk_heap *h = hk_tls_heap;
+    if (h == &hk_heap_empty) return;
+    hk_tls_heap = &hk_heap_empty;
+    hk_heap_abandon(h);
+    tls_parked = h;
+    tls_arena = h->arena;
+}
+
+/* Moves the calling thread to arena i (thread.arena). */
+void hk_thread_set_arena(unsigned i) {
+    hk_arena *to = &hk_arenas[i], *from = hk_thread_arena();
+    if (to == from) return;
+    hk_fetch_sub_relaxed(&from->nthreads, 1);
+    hk_fetch_add_relaxed(&to->nthreads, 1);
+    tls_arena = to;
+    if (hk_tls_heap != &hk_heap_empty) hk_tls_heap->arena = to;
+    if (tls_parked != NULL) tls_parked->arena = to;
+}
+
 hk_arena *hk_thread_arena(void) {
     if (hk_tls_heap != &hk_heap_empty) return hk_tls_heap->arena;
     if (tls_arena == NULL) tls_arena = hk_arena_next_for_thread();
@@ -101,6 +140,7 @@ static void thread_exit(void *arg) {
     hk_heap *h = arg;
     tls_exiting = true;
     hk_tls_heap = &hk_heap_empty;
+    tls_parked = NULL;
     if (h == NULL) return;
     hk_heap_abandon(h);
     hk_fetch_sub_relaxed(&h->arena->nthreads, 1);

@@ -46,6 +46,18 @@ void hk_stats_fold_heap(hk_heap *h) {
     }
 }
 
+/* Bytes the calling thread's heap allocated or freed, at class sizes. */
+uint64_t hk_thread_bytes(bool allocated) {
+    hk_heap *h = hk_thread_real_heap();
+    if (h == NULL) return 0;
+    uint64_t sum = 0;
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        _Atomic uint64_t *n = allocated ? &h->counters.nmalloc[c] : &h->counters.ndalloc[c];
+        sum += hk_load_relaxed(n) * hk_class_size[c];
+    }
+    return sum + hk_load_relaxed(allocated ? &h->allocated_bytes : &h->deallocated_bytes);
+}
+
 size_t hk_stats_mapped(void) {
     size_t m = 0;
     for (unsigned a = 0; a < hk_opt.narenas; a++) m += hk_load_relaxed(&hk_arenas[a].mapped);
@@ -104,7 +116,7 @@ static void out(printer *pr, const char *fmt, ...) {
 static void print_text(printer *pr, hk_class_totals *t, hk_huge_stats *hs) {
     out(pr, "___ hakmem %s statistics ___\n", HAKMEM_VERSION);
     out(pr, "arenas: %u  tcache: %s  decay_ms: %lld  bigcache_max: %zu MiB\n",
-        hk_opt.narenas, hk_opt.tcache ? "on" : "off", (long long)hk_opt.decay_ms,
+        hk_opt.narenas, hk_feature_on(HK_FEAT_TCACHE) ? "on" : "off", (long long)hk_opt.decay_ms,
         hs->cache_max >> 20);
     out(pr, "mapped: %zu KiB  resident: %zu KiB  metadata: %zu KiB\n",
         hk_stats_mapped() >> 10, hk_os_resident() >> 10,
