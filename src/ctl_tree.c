@@ -77,9 +77,23 @@ static int get_opt_stats_print(const hk_ctl_row *row, const size_t *v, hk_ctl_va
 static int get_nclasses(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = tier_count[v[0]]; return 0; }
 static int get_class_size(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_class_size[class_of(v)]; return 0; }
 
+/* A bulk reader (the stats page refresh) merges once for all leaves. */
+static _Thread_local hk_class_totals *bulk_totals;
+static _Thread_local hk_class_totals bulk_buf[HK_NCLASSES];
+
+void hk_ctl_bulk_begin(void) {
+    hk_stats_class_totals(bulk_buf);
+    bulk_totals = bulk_buf;
+}
+
+void hk_ctl_bulk_end(void) { bulk_totals = NULL; }
+
 static void class_stats(unsigned c, struct hak_class_stats *s) {
-    hk_class_totals t[HK_NCLASSES];
-    hk_stats_class_totals(t);
+    hk_class_totals own[HK_NCLASSES], *t = bulk_totals;
+    if (t == NULL) {
+        hk_stats_class_totals(own);
+        t = own;
+    }
     s->size = hk_class_size[c];
     s->nmalloc = t[c].nmalloc;
     s->ndalloc = t[c].ndalloc;

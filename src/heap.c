@@ -169,6 +169,7 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
 }
 
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
+    hk_statspage_tick();
     hk_page *page = find_page(heap, cls);
     if (page == NULL) {
         errno = ENOMEM;

@@ -37,5 +37,9 @@ struct hk_ctl_row {
 extern const hk_ctl_row hk_ctl_rows[];
 extern const size_t hk_ctl_nrows;
 size_t hk_ctl_type_size(int type);
+/* Between these, statistics leaves read one merged snapshot (cheap bulk
+ * reads of every leaf); calls on one thread, not nested. */
+void hk_ctl_bulk_begin(void);
+void hk_ctl_bulk_end(void);
 
 #endif

@@ -207,6 +207,11 @@ void *hk_malloc_impl(size_t size);
 void hk_free_impl(void *p);
 size_t hk_usable_size_impl(const void *p);
 
+/* ---- statspage.c ---- */
+/* Called from slow paths: refreshes the stats page when it is due (a cheap
+ * check when not). */
+void hk_statspage_tick(void);
+
 /* ---- stats.c ---- */
 typedef struct hk_class_totals {
     uint64_t nmalloc, ndalloc, nslow, nrefills, nflushes, nremote_frees;
