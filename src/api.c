@@ -108,15 +108,18 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
         else report_bad_free(p, "not the start of a huge block");
         return;
     }
+    /* Once the block is pushed the page may be emptied and reused by its
+     * owner: read what the counters need first. */
+    unsigned cls = page->cls;
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
         hk_heap *me = hk_thread_real_heap();
         if (me != NULL) {
-            hk_counter_add(&me->counters.ndalloc[page->cls], 1);
-            hk_counter_add(&me->counters.nremote_frees[page->cls], 1);
+            hk_counter_add(&me->counters.ndalloc[cls], 1);
+            hk_counter_add(&me->counters.nremote_frees[cls], 1);
         } else {
-            hk_fetch_add_relaxed(&hk_dead_counters.ndalloc[page->cls], 1);
-            hk_fetch_add_relaxed(&hk_dead_counters.nremote_frees[page->cls], 1);
+            hk_fetch_add_relaxed(&hk_dead_counters.ndalloc[cls], 1);
+            hk_fetch_add_relaxed(&hk_dead_counters.nremote_frees[cls], 1);
         }
     }
 }
