@@ -113,56 +113,101 @@ static void out(printer *pr, const char *fmt, ...) {
     pr->write(pr->opaque, buf);
 }
 
-static void print_text(printer *pr, hk_class_totals *t, hk_huge_stats *hs) {
-    out(pr, "___ hakmem %s statistics ___\n", HAKMEM_VERSION);
-    out(pr, "arenas: %u  tcache: %s  decay_ms: %lld  bigcache_max: %zu MiB\n",
-        hk_opt.narenas, hk_feature_on(HK_FEAT_TCACHE) ? "on" : "off", (long long)hk_opt.decay_ms,
-        hs->cache_max >> 20);
-    out(pr, "mapped: %zu KiB  resident: %zu KiB  metadata: %zu KiB\n",
-        hk_stats_mapped() >> 10, hk_os_resident() >> 10,
-        (size_t)hk_load_relaxed(&hk_meta_bytes) >> 10);
-    out(pr, "%-6s %5s %8s %12s %12s %10s %7s %9s %9s %9s\n", "tier", "class", "size",
-        "nmalloc", "ndalloc", "curblocks", "pages", "refills", "flushes", "tc_hit%");
-    for (unsigned c = 0; c < HK_NCLASSES; c++) {
-        if (t[c].nmalloc == 0 && t[c].pages == 0) continue;
-        double hit = t[c].nmalloc ? 100.0 * (double)(t[c].nmalloc - t[c].nslow) / (double)t[c].nmalloc : 0;
-        out(pr, "%-6s %5u %8u %12llu %12llu %10lld %7llu %9llu %9llu %8.1f%%\n",
-            hk_class_tier(c), c, hk_class_size[c], (unsigned long long)t[c].nmalloc,
-            (unsigned long long)t[c].ndalloc, (long long)(t[c].nmalloc - t[c].ndalloc),
-            (unsigned long long)t[c].pages, (unsigned long long)t[c].nrefills,
-            (unsigned long long)t[c].nflushes, hit);
-    }
-    out(pr, "huge: nmalloc %llu  ndalloc %llu  mmaps %llu  bigcache hits %llu misses %llu"
-        "  cached %zu KiB in %zu\n",
-        (unsigned long long)hs->nmalloc, (unsigned long long)hs->ndalloc,
-        (unsigned long long)hs->nmmap, (unsigned long long)hs->hits,
-        (unsigned long long)hs->misses, hs->cache_bytes >> 10, hs->ncached);
+static double pct(uint64_t part, uint64_t whole) {
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-static void print_json(printer *pr, hk_class_totals *t, hk_huge_stats *hs) {
-    out(pr, "{\"version\":\"%s\",\"narenas\":%u,\"mapped\":%zu,\"resident\":%zu,"
-        "\"metadata\":%zu,\"classes\":[", HAKMEM_VERSION, hk_opt.narenas,
-        hk_stats_mapped(), hk_os_resident(), (size_t)hk_load_relaxed(&hk_meta_bytes));
-    bool first = true;
-    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+static uint64_t live_blocks(const hk_class_totals *t) {
+    return t->nmalloc > t->ndalloc ? t->nmalloc - t->ndalloc : 0;
+}
+
+static uint64_t page_blocks(unsigned c, uint64_t pages) {
+    return pages * (hk_class_slices[c] * HK_SLICE_SIZE / hk_class_size[c]);
+}
+
+static void print_tier_text(printer *pr, hk_class_totals *t, unsigned first, unsigned n,
+                            const char *tier) {
+    out(pr, "%s classes:\n%5s %8s %12s %12s %10s %7s %6s %7s\n", tier, "class", "size",
+        "nmalloc", "ndalloc", "live", "pages", "util%", "tcache%");
+    for (unsigned c = first; c < first + n; c++) {
         if (t[c].nmalloc == 0 && t[c].pages == 0) continue;
-        out(pr, "%s{\"class\":%u,\"tier\":\"%s\",\"size\":%u,\"nmalloc\":%llu,"
-            "\"ndalloc\":%llu,\"pages\":%llu,\"nrefills\":%llu,\"nflushes\":%llu,"
-            "\"nremote_frees\":%llu,\"tcache_hits\":%llu}",
-            first ? "" : ",", c, hk_class_tier(c), hk_class_size[c],
+        uint64_t live = live_blocks(&t[c]);
+        out(pr, "%5u %8u %12llu %12llu %10llu %7llu %5.1f%% %6.1f%%\n", c, hk_class_size[c],
             (unsigned long long)t[c].nmalloc, (unsigned long long)t[c].ndalloc,
+            (unsigned long long)live, (unsigned long long)t[c].pages,
+            pct(live, page_blocks(c, t[c].pages)), pct(t[c].nmalloc - t[c].nslow, t[c].nmalloc));
+    }
+}
+
+static bool omitted(const char *opts, char section) {
+    return opts != NULL && strchr(opts, section) != NULL;
+}
+
+static void print_text(printer *pr, hk_class_totals *t, hk_huge_stats *hs, const char *opts) {
+    if (!omitted(opts, 'g')) {
+        out(pr, "___ hakmem %s statistics ___\n", HAKMEM_VERSION);
+        out(pr, "mode: %s  arenas: %u  tcache: %s  bigcache: %s  decay: %s (%lld ms)\n",
+            hk_mode_name(hk_load_relaxed(&hk_mode_now)), hk_opt.narenas,
+            hk_feature_on(HK_FEAT_TCACHE) ? "on" : "off",
+            hk_feature_on(HK_FEAT_BIGCACHE) ? "on" : "off",
+            hk_feature_on(HK_FEAT_DECAY) ? "on" : "off", (long long)hk_opt.decay_ms);
+        out(pr, "allocated: %zu KiB  active: %zu KiB  mapped: %zu KiB  resident: %zu KiB"
+            "  metadata: %zu KiB\n", hk_stats_allocated() >> 10, hk_stats_active() >> 10,
+            hk_stats_mapped() >> 10, hk_os_resident() >> 10, hk_stats_metadata() >> 10);
+    }
+    if (!omitted(opts, 't')) print_tier_text(pr, t, 0, HK_TINY_NCLASSES, "tiny");
+    if (!omitted(opts, 'm')) print_tier_text(pr, t, HK_TINY_NCLASSES, HK_MID_NCLASSES, "mid");
+    if (!omitted(opts, 'l'))
+        print_tier_text(pr, t, HK_TINY_NCLASSES + HK_MID_NCLASSES, HK_LARGE_NCLASSES, "large");
+    if (!omitted(opts, 'h'))
+        out(pr, "huge: nmalloc %llu  ndalloc %llu  mmaps %llu  bigcache hits %llu misses %llu"
+            "  cached %zu KiB in %zu (max %zu KiB)\n",
+            (unsigned long long)hs->nmalloc, (unsigned long long)hs->ndalloc,
+            (unsigned long long)hs->nmmap, (unsigned long long)hs->hits,
+            (unsigned long long)hs->misses, hs->cache_bytes >> 10, hs->ncached,
+            hs->cache_max >> 10);
+}
+
+static void print_tier_json(printer *pr, hk_class_totals *t, unsigned first, unsigned n,
+                            const char *tier) {
+    out(pr, ",\"%s\":[", tier);
+    bool sep = false;
+    for (unsigned c = first; c < first + n; c++) {
+        if (t[c].nmalloc == 0 && t[c].pages == 0) continue;
+        out(pr, "%s{\"class\":%u,\"size\":%u,\"nmalloc\":%llu,\"ndalloc\":%llu,"
+            "\"curblocks\":%llu,\"pages\":%llu,\"nrefills\":%llu,\"nflushes\":%llu,"
+            "\"nremote_frees\":%llu,\"tcache_hits\":%llu}",
+            sep ? "," : "", c, hk_class_size[c], (unsigned long long)t[c].nmalloc,
+            (unsigned long long)t[c].ndalloc, (unsigned long long)live_blocks(&t[c]),
             (unsigned long long)t[c].pages, (unsigned long long)t[c].nrefills,
             (unsigned long long)t[c].nflushes, (unsigned long long)t[c].nremote_frees,
             (unsigned long long)(t[c].nmalloc - t[c].nslow));
-        first = false;
+        sep = true;
     }
-    out(pr, "],\"huge\":{\"nmalloc\":%llu,\"ndalloc\":%llu,\"nmmap\":%llu,\"hits\":%llu,"
-        "\"misses\":%llu,\"cache_bytes\":%zu}}\n",
-        (unsigned long long)hs->nmalloc, (unsigned long long)hs->ndalloc,
-        (unsigned long long)hs->nmmap, (unsigned long long)hs->hits,
-        (unsigned long long)hs->misses, hs->cache_bytes);
+    out(pr, "]");
 }
 
+static void print_json(printer *pr, hk_class_totals *t, hk_huge_stats *hs, const char *opts) {
+    out(pr, "{\"schema\":1,\"version\":\"%s\"", HAKMEM_VERSION);
+    if (!omitted(opts, 'g'))
+        out(pr, ",\"mode\":\"%s\",\"narenas\":%u,\"allocated\":%zu,\"active\":%zu,"
+            "\"mapped\":%zu,\"resident\":%zu,\"metadata\":%zu",
+            hk_mode_name(hk_load_relaxed(&hk_mode_now)), hk_opt.narenas, hk_stats_allocated(),
+            hk_stats_active(), hk_stats_mapped(), hk_os_resident(), hk_stats_metadata());
+    if (!omitted(opts, 't')) print_tier_json(pr, t, 0, HK_TINY_NCLASSES, "tiny");
+    if (!omitted(opts, 'm')) print_tier_json(pr, t, HK_TINY_NCLASSES, HK_MID_NCLASSES, "mid");
+    if (!omitted(opts, 'l'))
+        print_tier_json(pr, t, HK_TINY_NCLASSES + HK_MID_NCLASSES, HK_LARGE_NCLASSES, "large");
+    if (!omitted(opts, 'h'))
+        out(pr, ",\"huge\":{\"nmalloc\":%llu,\"ndalloc\":%llu,\"nmmap\":%llu,\"hits\":%llu,"
+            "\"misses\":%llu,\"cache_bytes\":%zu,\"cache_max\":%zu}",
+            (unsigned long long)hs->nmalloc, (unsigned long long)hs->ndalloc,
+            (unsigned long long)hs->nmmap, (unsigned long long)hs->hits,
+            (unsigned long long)hs->misses, hs->cache_bytes, hs->cache_max);
+    out(pr, "}\n");
+}
+
+/* opts: "J" JSON; g t m l h omit the general, tiny, mid, large, huge parts. */
 HAK_EXPORT void hak_stats_print(void (*write)(void *, const char *), void *opaque,
                                 const char *opts) {
     hk_ensure_init();
@@ -171,8 +216,8 @@ HAK_EXPORT void hak_stats_print(void (*write)(void *, const char *), void *opaqu
     hk_huge_stats hs;
     hk_stats_class_totals(t);
     hk_huge_get_stats(&hs);
-    if (opts != NULL && strchr(opts, 'J') != NULL) print_json(&pr, t, &hs);
-    else print_text(&pr, t, &hs);
+    if (omitted(opts, 'J')) print_json(&pr, t, &hs, opts);
+    else print_text(&pr, t, &hs, opts);
 }
 
-void hk_stats_print_at_exit(void) { hak_stats_print(NULL, NULL, NULL); }
+void hk_stats_print_at_exit(void) { hak_stats_print(NULL, NULL, hk_opt.stats_print_opts); }
