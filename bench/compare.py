@@ -1,0 +1,665 @@
+#!/usr/bin/env python3
+"""Runs hakmem's benchmarks against glibc and the distribution's allocators.
+
+    sh bench/compare [OBJROOT] [--quick] [--only NAME,...] [--allocs A,...]
+
+Every benchmark binary (OBJROOT/bench/NAME, built by `make benches`; missing
+ones are compiled here with the Makefile's flags) runs under each allocator,
+interleaved -- A B C D E, then B C D E A, ... -- BENCH_RUNS times (default
+5) at each thread count.  The peers are loaded with LD_PRELOAD:
+
+    glibc     the C library's own malloc (no preload)
+    jemalloc  libjemalloc.so.2          (Debian/Ubuntu: libjemalloc2)
+    mimalloc  libmimalloc.so.2          (libmimalloc2.0)
+    tcmalloc  libtcmalloc_minimal.so.4  (libtcmalloc-minimal4)
+    hakmem    OBJROOT/lib/libhakmem.so  (copied aside first, so a rebuild
+              during the run cannot mix two versions)
+    hakmem-MODE  hakmem with HAKMEM_MODE=MODE (e.g. hakmem-fast), on request
+
+A missing peer is installed with apt-get when running as root, else skipped.
+Time is the benchmark's own measured time (its `secs=`, which leaves out
+process start-up and exit); peak RSS is the VmHWM the benchmark reads from
+/proc/self/status before exiting (its `peak_rss_kib=`).  Not wait4()'s
+ru_maxrss: Linux carries the forking parent's high-water mark over exec into
+the child's, which puts a floor of this script's own size (~20 MiB) under
+every figure; ru_maxrss is only the fallback.
+Medians, min-max spreads, ratios to mimalloc and geometric means are printed
+as markdown and, for a full run, written to doc/PERFORMANCE.md.  Exit status:
+0, or 1 when any run failed (crash, non-zero exit, verified!=ok, timeout).
+Python 3.7+ standard library only.
+"""
+
+import argparse
+import datetime
+import glob
+import hashlib
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SRCROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name, thread counts, extra figures worth a table: (result key, label)
+BENCHES = [
+    ("larson", [1, 2, 8], []),
+    ("prodcons", [2, 8], []),
+    ("mixed", [1, 2, 8], []),
+    ("micro", [1], [("ns_pair_%d" % s, "ns/pair, %d B pair loop" % s)
+                    for s in (16, 64, 512, 4096, 65536)]
+                   + [("ns_batch_%d" % s, "ns/pair, %d B batch of 1000" % s)
+                      for s in (16, 64, 512, 4096, 65536)]),
+    ("falseshare", [1, 2, 8], []),
+    ("huge", [1, 2], [("us_per_iter_2m", "us per 2 MiB iteration"),
+                      ("us_per_iter_8m", "us per 8 MiB iteration")]),
+    ("realloc", [1, 2], [("doubling_secs", "s doubling to 64 MiB"),
+                         ("increment_secs", "s growing by appends")]),
+    ("threadchurn", [1, 2, 8], []),
+    ("frag", [1, 2], [("after_free_kib", "KiB RSS after freeing 90%"),
+                      ("final_kib", "KiB RSS after churn + 1.5 s idle")]),
+]
+
+DESCRIPTIONS = {
+    "larson": "server churn: windows of live 8-1000 B objects, random "
+              "replacement, 1 in 5 objects handed to another thread to free",
+    "prodcons": "half the threads allocate 16-512 B, the other half free "
+                "them (lock-free rings): every free is remote",
+    "mixed": "random sizes, 85% tiny / 14% mid / 1% large (to 1 MiB), "
+             "random live set of 4000 slots, pages touched",
+    "micro": "single-thread malloc+free pairs and batches of 1000, "
+             "16 B - 64 KiB",
+    "falseshare": "cache-scratch: small objects written many times; "
+                  "objects passed between threads",
+    "huge": "2 MiB and 8 MiB allocate / touch every page / free",
+    "realloc": "vectors doubled 16 B -> 64 MiB, strings grown by "
+               "1-64 B appends",
+    "threadchurn": "thousands of short-lived threads; their objects freed "
+                   "after they exit",
+    "frag": "200 MiB mixed live set, 90% freed at random, churn with "
+            "other sizes, 1.5 s idle: peak and final RSS",
+}
+
+PEERS = {
+    "jemalloc": ("libjemalloc.so.2", "libjemalloc2"),
+    "mimalloc": ("libmimalloc.so.2", "libmimalloc2.0"),
+    "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+}
+DEFAULT_ALLOCS = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "hakmem"]
+LIB_DIRS = (glob.glob("/usr/lib/*-linux-gnu") + glob.glob("/lib/*-linux-gnu")
+            + ["/usr/lib64", "/usr/lib", "/usr/local/lib"])
+CFLAGS = ["-std=gnu11", "-O2", "-g", "-D_GNU_SOURCE", "-Wall", "-Wextra",
+          "-Wshadow", "-Wno-unused-parameter"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- allocators
+
+def find_lib(soname):
+    for d in LIB_DIRS:
+        p = os.path.join(d, soname)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def install_peers(packages):
+    """apt-get install, as root only; True when it worked."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + packages
+    log("compare: installing %s" % " ".join(packages))
+    for attempt in range(2):
+        r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode == 0:
+            return True
+        if attempt == 0:    # stale package lists: refresh once and retry
+            subprocess.run(["apt-get", "update"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log("compare: apt-get failed: %s" % r.stderr.strip().splitlines()[-1:])
+    return False
+
+
+def resolve_allocators(names, objroot, tmpdir, no_install):
+    """Returns [(name, env additions)] for the allocators that can run, and
+    a dict of notes (versions, paths, why one was skipped)."""
+    notes = {}
+    want_peers = [n for n in names if n in PEERS]
+    missing = [n for n in want_peers if find_lib(PEERS[n][0]) is None]
+    if missing and not no_install:
+        install_peers([PEERS[n][1] for n in missing])
+    out = []
+    for name in names:
+        if name == "glibc":
+            out.append((name, {}))
+            notes[name] = "glibc %s" % (os.confstr("CS_GNU_LIBC_VERSION") or "?").split()[-1]
+        elif name in PEERS:
+            lib = find_lib(PEERS[name][0])
+            if lib is None:
+                log("compare: %s not installed (package %s); skipped" % (name, PEERS[name][1]))
+                notes[name] = "not installed, skipped"
+                continue
+            out.append((name, {"LD_PRELOAD": lib}))
+            notes[name] = "%s %s (%s)" % (PEERS[name][1], pkg_version(PEERS[name][1]), lib)
+        elif name == "hakmem" or name.startswith("hakmem-"):
+            lib = os.path.join(objroot, "lib", "libhakmem.so")
+            if not os.path.exists(lib):
+                log("compare: %s not built; skipped (run make first)" % lib)
+                notes[name] = "not built, skipped"
+                continue
+            copy = os.path.join(tmpdir, "libhakmem.so")
+            if not os.path.exists(copy):
+                shutil.copy2(os.path.realpath(lib), copy)
+            env = {"LD_PRELOAD": copy}
+            if name.startswith("hakmem-"):
+                env["HAKMEM_MODE"] = name[len("hakmem-"):]
+            out.append((name, env))
+            notes[name] = hakmem_version(lib) + (
+                ", HAKMEM_MODE=%s" % env["HAKMEM_MODE"] if "HAKMEM_MODE" in env else "")
+            if os.environ.get("HAKMEM_CONF"):
+                notes[name] += ", HAKMEM_CONF=%s" % os.environ["HAKMEM_CONF"]
+        else:
+            sys.exit("compare: unknown allocator %r (known: %s, hakmem-MODE)"
+                     % (name, ", ".join(DEFAULT_ALLOCS)))
+    return out, notes
+
+
+def pkg_version(pkg):
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return r.stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def hakmem_version(lib):
+    real = os.path.realpath(lib)
+    with open(real, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    mtime = datetime.datetime.fromtimestamp(os.path.getmtime(real)).strftime("%Y-%m-%d %H:%M")
+    commit = "?"
+    try:
+        r = subprocess.run(["git", "-C", SRCROOT, "log", "-1", "--format=%h"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if r.returncode == 0 and r.stdout.strip():
+            commit = r.stdout.strip()
+        r = subprocess.run(["git", "-C", SRCROOT, "status", "--porcelain", "--", "src", "include"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if r.returncode == 0 and r.stdout.strip():
+            commit += " + uncommitted changes in src/"
+    except OSError:
+        pass
+    return "%s (built %s, sha256 %s; git %s)" % (real, mtime, digest, commit)
+
+
+# ---------------------------------------------------------------- binaries
+
+def ensure_binary(objroot, name):
+    """OBJROOT/bench/NAME, compiled from bench/NAME.c when missing or older."""
+    exe = os.path.join(objroot, "bench", name)
+    src = os.path.join(SRCROOT, "bench", name + ".c")
+    if os.path.exists(exe) and (not os.path.exists(src)
+                                or os.path.getmtime(exe) >= os.path.getmtime(src)):
+        return exe
+    if not os.path.exists(src):
+        sys.exit("compare: no %s and no %s" % (exe, src))
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    log("compare: building %s" % exe)
+    r = subprocess.run([cc] + CFLAGS + ["-o", exe, src, "-lpthread", "-lm"])
+    if r.returncode != 0:
+        sys.exit("compare: could not build %s" % exe)
+    return exe
+
+
+# ---------------------------------------------------------------- running
+
+def run_one(exe, args, env_add, timeout):
+    """Runs one benchmark; returns a dict with ok, secs, wall, rss_kib, kv."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env.pop("HAKMEM_MODE", None)
+    env.update(env_add)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen([exe] + args, env=env, stdout=out, stderr=err,
+                             start_new_session=True)
+        status, ru, timed_out = None, None, False
+        delay = 0.0005
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid == p.pid:
+                break
+            if time.monotonic() - t0 > timeout:
+                timed_out = True
+                os.killpg(p.pid, signal.SIGKILL)
+                pid, status, ru = os.wait4(p.pid, 0)
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        wall = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
+            else (-(status & 0x7f) if status & 0x7f else status >> 8)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    res = {"rc": p.returncode, "wall": wall, "rss_kib": ru.ru_maxrss, "kv": {},
+           "ok": False, "why": ""}
+    name = os.path.basename(exe)
+    line = None
+    for ln in stdout.splitlines():
+        if ln.startswith(name + " ") and "verified=" in ln:
+            line = ln
+    if line is not None:
+        for tok in line.split()[1:]:
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                res["kv"][k] = v
+    if timed_out:
+        res["why"] = "timeout after %.0f s" % timeout
+    elif p.returncode != 0:
+        res["why"] = ("killed by signal %d" % -p.returncode if p.returncode < 0
+                      else "exit status %d" % p.returncode)
+    elif line is None:
+        res["why"] = "no result line"
+    elif res["kv"].get("verified") != "ok":
+        res["why"] = "verified=%s" % res["kv"].get("verified")
+    else:
+        try:
+            res["secs"] = float(res["kv"]["secs"])
+            res["ok"] = True
+            if int(res["kv"].get("peak_rss_kib", -1)) > 0:
+                res["rss_kib"] = int(res["kv"]["peak_rss_kib"])
+        except (KeyError, ValueError):
+            res["why"] = "no secs= in the result line"
+    if not res["ok"]:
+        tail = (stderr.strip().splitlines() or [""])[-3:]
+        res["why"] += ("; stderr: " + " | ".join(tail)) if tail != [""] else ""
+    return res
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def geomean(xs):
+    xs = [x for x in xs if x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_secs(s):
+    if s is None:
+        return "-"
+    return "%.3f" % s if s < 10 else "%.1f" % s
+
+
+def fmt_num(v):
+    if v is None:
+        return "-"
+    if v >= 1000:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def fmt_ratio(r):
+    return "" if r is None else " ×%.2f" % r
+
+
+class Cell:
+    def __init__(self, runs):
+        self.runs = runs
+        ok = [r for r in runs if r["ok"]]
+        self.failed = [r for r in runs if not r["ok"]]
+        self.secs = [r["secs"] for r in ok]
+        self.rss = [r["rss_kib"] for r in ok]
+        self.wall = median([r["wall"] for r in ok])
+        self.med = median(self.secs)
+        self.rss_med = median(self.rss)
+
+    def extra(self, key):
+        vals = []
+        for r in self.runs:
+            if r["ok"] and key in r["kv"]:
+                try:
+                    vals.append(float(r["kv"][key]))
+                except ValueError:
+                    pass
+        return median(vals)
+
+    def mark(self):
+        return "" if not self.failed else " (%d failed)" % len(self.failed)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def build_report(configs, cells, allocs, base, meta, target):
+    """Markdown text of the whole report."""
+    L = []
+    names = [a for a, _ in allocs]
+    head = "| benchmark | threads | " + " | ".join(names) + " |"
+    rule = "|---|--:|" + "--:|" * len(names)
+
+    def table(title, value, fmt, ratio_of=True, geo=True):
+        L.append("### " + title)
+        L.append("")
+        L.append(head)
+        L.append(rule)
+        ratios = {a: [] for a in names}
+        for (b, t) in configs:
+            row = []
+            bv = value(cells[(b, t)].get(base)) if base in cells[(b, t)] else None
+            for a in names:
+                c = cells[(b, t)].get(a)
+                v = value(c) if c else None
+                r = ratio(v, bv) if ratio_of else None
+                if r is not None:
+                    ratios[a].append(r)
+                txt = fmt(v) if v is not None else ("FAIL" if c and c.failed else "-")
+                row.append(txt + (fmt_ratio(r) if ratio_of else "") + (c.mark() if c else ""))
+            L.append("| %s | %d | %s |" % (b, t, " | ".join(row)))
+        if geo and ratio_of:
+            L.append("| **geometric mean ×%s** | | %s |" % (base, " | ".join(
+                ("**%.2f**" % geomean(ratios[a]) if ratios[a] else "-") for a in names)))
+        L.append("")
+        return ratios
+
+    time_ratios = table("Time: median seconds, ×%s (lower is better)" % base,
+                        lambda c: c.med, fmt_secs)
+    table("Spread: min–max seconds over the runs", lambda c: (min(c.secs), max(c.secs)) if c.secs else None,
+          lambda v: "%s–%s" % (fmt_secs(v[0]), fmt_secs(v[1])), ratio_of=False)
+    table("Wall clock: median seconds of the whole process, start-up and exit "
+          "included, ×%s" % base, lambda c: c.wall, fmt_secs, geo=False)
+    rss_ratios = table("Peak RSS: median MiB, ×%s (lower is better)" % base,
+                       lambda c: c.rss_med / 1024.0 if c.rss_med else None, fmt_num)
+
+    extra_rows = [(b, t, k, label) for (b, t) in configs
+                  for (bn, _, extras) in BENCHES if bn == b for (k, label) in extras]
+    if extra_rows:
+        L.append("### Details: medians of figures the benchmarks print, ×%s" % base)
+        L.append("")
+        L.append("| benchmark | threads | figure | " + " | ".join(names) + " |")
+        L.append("|---|--:|---|" + "--:|" * len(names))
+        for (b, t, k, label) in extra_rows:
+            bc = cells[(b, t)].get(base)
+            bv = bc.extra(k) if bc else None
+            row = []
+            for a in names:
+                c = cells[(b, t)].get(a)
+                v = c.extra(k) if c else None
+                row.append(fmt_num(v) + fmt_ratio(ratio(v, bv)) if v is not None else "-")
+            L.append("| %s | %d | %s | %s |" % (b, t, label, " | ".join(row)))
+        L.append("")
+
+    if target in names and target != base:
+        L.append("### Where %s stands against %s" % (target, base))
+        L.append("")
+        worse, better = [], []
+        for (b, t) in configs:
+            c, bc = cells[(b, t)].get(target), cells[(b, t)].get(base)
+            if not c or not bc:
+                continue
+            for what, v, bv in (("time", c.med, bc.med), ("peak RSS", c.rss_med, bc.rss_med)):
+                r = ratio(v, bv)
+                if r is None:
+                    continue
+                if r > 1.2:
+                    worse.append((r, "%s, %d thread%s: %s ×%.2f" % (b, t, "s" if t > 1 else "", what, r)))
+                elif r < 0.83:
+                    better.append((r, "%s, %d thread%s: %s ×%.2f" % (b, t, "s" if t > 1 else "", what, r)))
+        for (b, t) in configs:
+            c, bc = cells[(b, t)].get(target), cells[(b, t)].get(base)
+            if not c or not bc:
+                continue
+            for (bn, _, extras) in BENCHES:
+                if bn != b:
+                    continue
+                for (k, label) in extras:
+                    r = ratio(c.extra(k), bc.extra(k))
+                    if r is not None and r > 1.2:
+                        worse.append((r, "%s, %d thread%s: %s ×%.2f" % (b, t, "s" if t > 1 else "", label, r)))
+                    elif r is not None and r < 0.83:
+                        better.append((r, "%s, %d thread%s: %s ×%.2f" % (b, t, "s" if t > 1 else "", label, r)))
+        fails = [(b, t, r["why"]) for (b, t) in configs
+                 for r in (cells[(b, t)][target].failed if target in cells[(b, t)] else [])]
+        L.append("- behind by more than 20%%: %s" % (
+            "; ".join(s for _, s in sorted(worse, reverse=True)) or "nowhere"))
+        L.append("- ahead by more than 20%%: %s" % (
+            "; ".join(s for _, s in sorted(better)) or "nowhere"))
+        if fails:
+            L.append("- failed runs: %s" % "; ".join("%s@%d: %s" % f for f in fails))
+        L.append("- geometric mean ×%s: time %s, peak RSS %s" % (
+            base,
+            "%.2f" % geomean(time_ratios[target]) if time_ratios[target] else "-",
+            "%.2f" % geomean(rss_ratios[target]) if rss_ratios[target] else "-"))
+        L.append("")
+    return "\n".join(L)
+
+
+def machine_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    model = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for ln in f:
+                if ln.startswith("MemTotal:"):
+                    mem = "%.1f GiB" % (int(ln.split()[1]) / 1048576.0)
+                    break
+    except OSError:
+        pass
+    virt = ""
+    try:
+        r = subprocess.run(["systemd-detect-virt"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        if r.returncode == 0 and r.stdout.strip() not in ("", "none"):
+            virt = ", virtualised (%s)" % r.stdout.strip()
+    except OSError:
+        pass
+    return "%d CPUs (nproc), %s, %s RAM, Linux %s%s" % (
+        os.cpu_count() or 0, model, mem, platform.release(), virt)
+
+
+def write_doc(path, report, meta):
+    text = []
+    text.append("# hakmem performance")
+    text.append("")
+    text.append("Generated by `bench/compare` (`make bench`); do not edit by hand, "
+                "run it again.  Each benchmark is a program in `bench/` that links "
+                "nothing of hakmem; every allocator is swapped in with `LD_PRELOAD`, "
+                "and runs are interleaved (A B C D E, B C D E A, ...).  Time is the "
+                "benchmark's own measured time (process start-up and exit left out); "
+                "peak RSS is the process's high-water resident set (VmHWM, read by "
+                "the benchmark itself at the end).  "
+                "Ratios are to %s; below 1 is better.  Every run checks the "
+                "contents of what it allocated; a failed run is reported, never "
+                "averaged in." % meta["base"])
+    text.append("")
+    text.append("- machine: %s" % meta["machine"])
+    text.append("- date: %s" % meta["date"])
+    text.append("- command: `%s` (in `%s`)" % (meta["command"], meta["cwd"]))
+    text.append("- runs per cell: %d, scale %g, per-run timeout %g s" % (
+        meta["runs"], meta["scale"], meta["timeout"]))
+    text.append("- load average (1 min) before / after: %.2f / %.2f%s" % (
+        meta["load_before"], meta["load_after"],
+        " -- the machine was busy; spreads are wide" if max(meta["load_before"], meta["load_after"])
+        > 0.5 * (os.cpu_count() or 1) else ""))
+    text.append("- total time: %.0f s" % meta["elapsed"])
+    for a, note in meta["notes"].items():
+        text.append("- %s: %s" % (a, note))
+    text.append("")
+    text.append("How to run: `make bench` (all of this, 5 runs a cell, about 15 "
+                "minutes on 2 cores); `sh bench/compare OBJROOT --quick` (2 runs, "
+                "quarter scale); `--only larson,frag`, `--allocs glibc,hakmem,hakmem-fast`, "
+                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`.  Partial "
+                "runs print their tables without touching this file unless given "
+                "`--out FILE`.  One benchmark by hand: `LD_PRELOAD=lib/libhakmem.so "
+                "bench/larson -t 2 -s 1`.  Instruction counts: `sh bench/callgrind.sh "
+                "OBJROOT`.")
+    text.append("")
+    text.append("Benchmarks (`bench/NAME -h` for the arguments):")
+    text.append("")
+    for b, _, _ in BENCHES:
+        text.append("- `%s`: %s" % (b, DESCRIPTIONS[b]))
+    text.append("")
+    text.append(report)
+    text.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(text))
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(
+        prog=os.environ.get("BENCH_COMPARE_NAME", "compare.py"),
+        description="Runs the bench/ programs under glibc, jemalloc, mimalloc, "
+                    "tcmalloc and hakmem and tabulates them.")
+    ap.add_argument("objroot", nargs="?", default=SRCROOT + "/",
+                    help="build directory (binaries in OBJROOT/bench, hakmem in "
+                         "OBJROOT/lib); default: the source tree")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 runs, scale 0.25 (unless --runs/--scale say otherwise)")
+    ap.add_argument("--only", help="comma-separated benchmarks (%s)"
+                    % ",".join(b for b, _, _ in BENCHES))
+    ap.add_argument("--allocs", help="comma-separated allocators (default %s; "
+                    "also hakmem-MODE)" % ",".join(DEFAULT_ALLOCS))
+    ap.add_argument("--runs", type=int, help="runs per cell (default $BENCH_RUNS or 5)")
+    ap.add_argument("--scale", type=float, help="work scale passed as -s (default 1)")
+    ap.add_argument("--threads", help="comma-separated thread counts, replacing "
+                    "each benchmark's own (micro stays at 1)")
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("BENCH_TIMEOUT", 120)),
+                    help="seconds before a run is killed (default 120)")
+    ap.add_argument("--out", help="markdown file to write (default doc/PERFORMANCE.md "
+                    "for a full run, nothing for a partial one)")
+    ap.add_argument("--no-doc", action="store_true", help="write no file")
+    ap.add_argument("--no-install", action="store_true", help="never run apt-get")
+    ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are to")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per malloc+free pair with "
+                         "bench/callgrind.sh (needs valgrind; about a minute)")
+    opts = ap.parse_args()
+
+    objroot = opts.objroot if opts.objroot.endswith("/") else opts.objroot + "/"
+    runs = opts.runs or int(os.environ.get("BENCH_RUNS", 2 if opts.quick else 5))
+    scale = opts.scale or (0.25 if opts.quick else 1.0)
+    only = opts.only.split(",") if opts.only else None
+    known = [b for b, _, _ in BENCHES]
+    for b in only or []:
+        if b not in known:
+            sys.exit("compare: unknown benchmark %r (known: %s)" % (b, ", ".join(known)))
+    want = opts.allocs.split(",") if opts.allocs else DEFAULT_ALLOCS
+    override = [int(t) for t in opts.threads.split(",")] if opts.threads else None
+
+    configs, exes = [], {}
+    for b, threads, _ in BENCHES:
+        if only and b not in only:
+            continue
+        exes[b] = ensure_binary(objroot, b)
+        for t in ([1] if b == "micro" else (override or threads)):
+            configs.append((b, t))
+
+    tmpdir = tempfile.mkdtemp(prefix="hakmem-compare.")
+    try:
+        allocs, notes = resolve_allocators(want, objroot, tmpdir, opts.no_install)
+        if not allocs:
+            sys.exit("compare: no allocator to run")
+        names = [a for a, _ in allocs]
+        base = opts.baseline if opts.baseline in names else names[0]
+        target = "hakmem" if "hakmem" in names else next(
+            (a for a in names if a.startswith("hakmem")), None)
+        load_before = os.getloadavg()[0]
+        started = time.monotonic()
+        log("compare: %d configurations x %d allocators x %d runs, scale %g"
+            % (len(configs), len(allocs), runs, scale))
+        cells, failures = {}, 0
+        for (b, t) in configs:
+            runs_of = {a: [] for a in names}
+            args = ["-t", str(t), "-s", "%g" % scale]
+            for r in range(runs):
+                k = r % len(allocs)
+                for (a, env) in allocs[k:] + allocs[:k]:
+                    prev = runs_of[a]
+                    if prev and "timeout" in prev[-1]["why"]:
+                        continue      # one timeout per cell is enough
+                    res = run_one(exes[b], args, env, opts.timeout)
+                    prev.append(res)
+                    if not res["ok"]:
+                        failures += 1
+                        log("compare: FAIL %s -t %d under %s: %s" % (b, t, a, res["why"]))
+            cells[(b, t)] = {a: Cell(runs_of[a]) for a in names}
+            line = "  ".join("%s %s%s" % (a, fmt_secs(cells[(b, t)][a].med), cells[(b, t)][a].mark())
+                             for a in names)
+            log("%-12s t=%d  %s" % (b, t, line))
+        elapsed = time.monotonic() - started
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+    meta = {
+        "base": base, "machine": machine_info(),
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "command": " ".join([os.environ.get("BENCH_COMPARE_NAME", "python3 " + sys.argv[0])]
+                            + [shlex.quote(a) for a in sys.argv[1:]]),
+        "cwd": os.getcwd(), "runs": runs, "scale": scale, "timeout": opts.timeout,
+        "load_before": load_before, "load_after": os.getloadavg()[0],
+        "elapsed": elapsed, "notes": notes,
+    }
+    report = build_report(configs, cells, allocs, base, meta, target)
+    if opts.callgrind:
+        log("compare: running bench/callgrind.sh")
+        r = subprocess.run(["sh", os.path.join(SRCROOT, "bench", "callgrind.sh"), objroot],
+                           stdout=subprocess.PIPE, text=True)
+        if r.returncode == 0:
+            lines = r.stdout.strip().splitlines()
+            report += "\n### Instructions per malloc+free pair (callgrind)\n\n"
+            report += lines[0] + ".\n\n" + "\n".join(l for l in lines[1:] if l.startswith("|"))
+            report += "\n"
+    print()
+    print("machine: %s; %s; runs %d, scale %g; load %.2f -> %.2f" % (
+        meta["machine"], meta["date"], runs, scale, meta["load_before"], meta["load_after"]))
+    print()
+    print(report)
+
+    partial = bool(only or opts.allocs or opts.threads or opts.quick or opts.runs
+                   or opts.scale)
+    out = opts.out
+    if out is None and not partial:
+        out = os.path.join(SRCROOT, "doc", "PERFORMANCE.md")
+    if opts.no_doc or out is None:
+        if partial and not opts.no_doc:
+            log("compare: partial run, no file written (--out FILE to write one)")
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        write_doc(out, report, meta)
+        log("compare: wrote %s" % out)
+    if failures:
+        log("compare: %d run(s) failed" % failures)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

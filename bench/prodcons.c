@@ -1,0 +1,386 @@
+/* prodcons: producer/consumer, every free is remote.
+ *
+ * Of THREADS threads, ceil(THREADS/2) producers only allocate (16-512 B) and
+ * floor(THREADS/2) consumers only free.  Each producer owns a bounded
+ * single-producer/single-consumer lock-free ring (indices published every
+ * 32 items, so the queue's own cache traffic stays small next to the
+ * allocator's); consumer c serves rings
+ * c, c+C, c+2C, ... A thread that finds its ring full (or all its rings
+ * empty) spins briefly, then yields, so oversubscription works.
+ *
+ * Total objects are fixed and split among the producers.  Each object is
+ * tagged at both ends (1 in 16 entirely) and checked by its consumer.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage[] =
+    "usage: prodcons [-t THREADS] [-s SCALE] [THREADS [SCALE]]\n"
+    "  THREADS >= 2 (half produce, half consume); 6M objects at scale 1\n";
+
+/* ---- helpers shared by the bench/ programs ----
+ * Repeated in each file on purpose: every bench/NAME.c is built alone into one
+ * program that links nothing but libc, so there is no common object to link. */
+
+static inline double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Wall time of a parallel phase, from the first worker's start to the last
+ * worker's end, each read by the worker itself: a coordinator that reads the
+ * clock after a barrier can be descheduled while the workers run. */
+struct span {
+    pthread_mutex_t lock;
+    double start, end;
+};
+#define SPAN_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0 }
+
+static inline void span_begin(struct span *s)
+{
+    double t = now_sec();
+    pthread_mutex_lock(&s->lock);
+    if (s->start == 0 || t < s->start)
+        s->start = t;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static inline void span_end(struct span *s)
+{
+    double t = now_sec();
+    pthread_mutex_lock(&s->lock);
+    if (t > s->end)
+        s->end = t;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static inline double span_secs(const struct span *s)
+{
+    return s->end > s->start ? s->end - s->start : 0;
+}
+
+/* splitmix64: a fast generator with no bad seeds */
+static inline uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rng_range(uint64_t *s, uint64_t lo, uint64_t hi)
+{
+    return lo + rng_next(s) % (hi - lo + 1);
+}
+
+static atomic_ulong bench_errors;
+
+static inline void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL) {
+        fprintf(stderr, "malloc(%zu) failed\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+/* Object content: the tag in the first word, its complement in the last,
+ * and on one object in 16 (by tag) up to FULL_MAX bytes every byte between
+ * set to a tag byte. */
+#define FULL_MAX 8192
+#define FULL_FILL(n, tag) (((tag) & 15) == 0 && (n) <= FULL_MAX)
+
+static inline void stamp(void *p, size_t n, uint64_t tag)
+{
+    unsigned char *b = p;
+    uint64_t inv = ~tag;
+    if (FULL_FILL(n, tag))
+        memset(b, (int)(tag >> 56), n);
+    if (n < 8) {
+        memcpy(b, &tag, n);
+        return;
+    }
+    memcpy(b, &tag, 8);
+    if (n >= 16)
+        memcpy(b + n - 8, &inv, 8);
+}
+
+/* Checks what stamp() wrote (and 16-byte alignment from 16 B up); reports
+ * the first bad object on stderr and counts all of them. */
+static inline int check(const void *p, size_t n, uint64_t tag)
+{
+    const unsigned char *b = p;
+    uint64_t w, inv = ~tag;
+    int ok = 1;
+    if (n >= 16 && ((uintptr_t)p & 15) != 0)
+        ok = 0;
+    else if (n < 8)
+        ok = memcmp(b, &tag, n) == 0;
+    else {
+        memcpy(&w, b, 8);
+        ok = w == tag;
+        if (ok && n >= 16) {
+            memcpy(&w, b + n - 8, 8);
+            ok = w == inv;
+        }
+        if (ok && FULL_FILL(n, tag)) {
+            unsigned char c = (unsigned char)(tag >> 56);
+            size_t end = n >= 16 ? n - 8 : n;
+            for (size_t i = 8; i < end && ok; i++)
+                ok = b[i] == c;
+        }
+    }
+    if (!ok && atomic_fetch_add(&bench_errors, 1) == 0)
+        fprintf(stderr, "corrupt or misaligned object %p size %zu\n", p, n);
+    return ok;
+}
+
+/* Peak resident set of this process in KiB (VmHWM).  Read here rather than
+ * from the parent's wait4(): Linux carries the forking parent's high-water
+ * mark over exec into the child's ru_maxrss. */
+static inline long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            v = atol(line + 6);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static inline void parse_args(int argc, char **argv, int *threads, double *scale)
+{
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc)
+            *threads = atoi(argv[++i]);
+        else if ((!strcmp(a, "-s") || !strcmp(a, "--scale")) && i + 1 < argc)
+            *scale = atof(argv[++i]);
+        else if (a[0] != '-' && npos == 0) {
+            *threads = atoi(a);
+            npos++;
+        } else if (a[0] != '-' && npos == 1) {
+            *scale = atof(a);
+            npos++;
+        } else {
+            fputs(usage, stderr);
+            exit(2);
+        }
+    }
+    if (*threads < 1 || *threads > 1024 || !(*scale > 0)) {
+        fputs(usage, stderr);
+        exit(2);
+    }
+}
+
+/* ---- the benchmark ---- */
+
+#define RING_SIZE 1024            /* power of two */
+#define MIN_SIZE 16
+#define MAX_SIZE 512
+#define SPINS 200
+#define PUBLISH 32              /* items between index updates */
+
+struct item {
+    void *p;
+    uint32_t size;
+    uint64_t tag;
+};
+
+struct ring {
+    _Alignas(64) atomic_ulong tail;   /* written by the producer */
+    _Alignas(64) atomic_ulong head;   /* written by the consumer */
+    atomic_int done;                  /* producer has pushed its last item */
+    _Alignas(64) struct item slot[RING_SIZE];
+};
+
+struct prod {
+    pthread_t tid;
+    struct ring *ring;
+    long nitems;
+    uint64_t seed;
+};
+
+struct cons {
+    pthread_t tid;
+    struct ring **rings;
+    int nrings;
+    long nfreed;
+    char pad[64];
+};
+
+static pthread_barrier_t start_bar;
+static struct span span = SPAN_INIT;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *producer(void *arg)
+{
+    struct prod *pr = arg;
+    struct ring *r = pr->ring;
+    uint64_t rng = pr->seed;
+    unsigned long tail = 0, head = 0;
+
+    pthread_barrier_wait(&start_bar);
+    span_begin(&span);
+    for (long i = 0; i < pr->nitems; i++) {
+        struct item it;
+        it.size = (uint32_t)rng_range(&rng, MIN_SIZE, MAX_SIZE);
+        it.tag = rng_next(&rng);
+        it.p = xmalloc(it.size);
+        stamp(it.p, it.size, it.tag);
+        for (int spin = 0; tail - head == RING_SIZE; spin++) {
+            head = atomic_load_explicit(&r->head, memory_order_acquire);
+            if (spin >= SPINS)
+                sched_yield();
+            else
+                cpu_relax();
+        }
+        r->slot[tail++ % RING_SIZE] = it;
+        /* publish in batches: the queue is not what is being measured */
+        if (tail % PUBLISH == 0)
+            atomic_store_explicit(&r->tail, tail, memory_order_release);
+    }
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+    atomic_store_explicit(&r->done, 1, memory_order_release);
+    span_end(&span);
+    return NULL;
+}
+
+/* Frees everything currently in the ring; returns how many. */
+static long consume(struct ring *r)
+{
+    unsigned long head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    unsigned long tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    long n = 0;
+    for (; head != tail; head++, n++) {
+        struct item *it = &r->slot[head % RING_SIZE];
+        check(it->p, it->size, it->tag);
+        free(it->p);
+        if ((n % PUBLISH) == PUBLISH - 1)
+            atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    }
+    atomic_store_explicit(&r->head, head, memory_order_release);
+    return n;
+}
+
+static void *consumer(void *arg)
+{
+    struct cons *c = arg;
+    int live = c->nrings, idle = 0;
+
+    pthread_barrier_wait(&start_bar);
+    span_begin(&span);
+    while (live > 0) {
+        long got = 0;
+        live = 0;
+        for (int i = 0; i < c->nrings; i++) {
+            struct ring *r = c->rings[i];
+            /* read done before draining: whatever was pushed before done
+             * is seen by this drain */
+            int done = atomic_load_explicit(&r->done, memory_order_acquire);
+            got += consume(r);
+            if (!done)
+                live++;
+        }
+        c->nfreed += got;
+        if (got == 0 && ++idle >= SPINS) {
+            sched_yield();
+            idle = 0;
+        } else if (got == 0)
+            cpu_relax();
+    }
+    span_end(&span);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int nthreads = 2;
+    double scale = 1.0;
+    parse_args(argc, argv, &nthreads, &scale);
+    if (nthreads < 2)
+        nthreads = 2;
+    int np = (nthreads + 1) / 2, nc = nthreads / 2;
+    long total = (long)(6e6 * scale);
+
+    struct prod *prods = calloc((size_t)np, sizeof *prods);
+    struct cons *conss = calloc((size_t)nc, sizeof *conss);
+    struct ring **rings = calloc((size_t)np, sizeof *rings);
+    if (prods == NULL || conss == NULL || rings == NULL)
+        return 1;
+    for (int i = 0; i < np; i++) {
+        if (posix_memalign((void **)&rings[i], 64, sizeof(struct ring)) != 0)
+            return 1;
+        memset(rings[i], 0, sizeof(struct ring));
+        prods[i].ring = rings[i];
+        prods[i].nitems = total / np;
+        prods[i].seed = 0xabcdefull * (uint64_t)(i + 1);
+    }
+    for (int c = 0; c < nc; c++) {
+        conss[c].rings = calloc((size_t)np, sizeof(struct ring *));
+        if (conss[c].rings == NULL)
+            return 1;
+        for (int i = c; i < np; i += nc)
+            conss[c].rings[conss[c].nrings++] = rings[i];
+    }
+
+    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
+    for (int i = 0; i < np; i++)
+        if (pthread_create(&prods[i].tid, NULL, producer, &prods[i]) != 0)
+            return 1;
+    for (int c = 0; c < nc; c++)
+        if (pthread_create(&conss[c].tid, NULL, consumer, &conss[c]) != 0)
+            return 1;
+    pthread_barrier_wait(&start_bar);
+    long produced = 0, freed = 0;
+    for (int i = 0; i < np; i++) {
+        pthread_join(prods[i].tid, NULL);
+        produced += prods[i].nitems;
+    }
+    for (int c = 0; c < nc; c++) {
+        pthread_join(conss[c].tid, NULL);
+        freed += conss[c].nfreed;
+    }
+    double secs = span_secs(&span);
+
+    if (freed != produced && atomic_fetch_add(&bench_errors, 1) == 0)
+        fprintf(stderr, "prodcons: produced %ld objects, freed %ld\n", produced, freed);
+    unsigned long errs = atomic_load(&bench_errors);
+    printf("prodcons threads=%d producers=%d consumers=%d ops=%ld secs=%.4f mops_per_s=%.2f "
+           "peak_rss_kib=%ld verified=%s\n",
+           nthreads, np, nc, produced, secs, (double)produced / secs / 1e6,
+           peak_rss_kib(), errs ? "FAIL" : "ok");
+    for (int i = 0; i < np; i++)
+        free(rings[i]);
+    for (int c = 0; c < nc; c++)
+        free(conss[c].rings);
+    free(rings);
+    free(prods);
+    free(conss);
+    return errs ? 1 : 0;
+}

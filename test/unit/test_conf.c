@@ -1,0 +1,601 @@
+/* HAKMEM_CONF: bad strings never crash and warn a little; good strings are
+ * silent and show up under opt.*; later keys win; a bad value keeps the
+ * default; stats_print, bigcache_max_mb and decay_ms change behaviour.
+ *
+ * Each case re-executes this binary (/proc/self/exe) with HAKMEM_CONF set
+ * and argv[1] naming a child role; a constructor runs the role and exits
+ * before the tests would start.  The child's stdout and stderr come back
+ * through pipes. */
+#include "harness.h"
+#include <hakmem/hakmem.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+#if defined(__SANITIZE_THREAD__)
+#define HK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HK_TSAN 1
+#endif
+#endif
+#ifndef HK_TSAN
+#define HK_TSAN 0
+#endif
+
+/* ---------------- the child side ---------------- */
+
+static void out(const char *s) {
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(1, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static size_t rss_bytes(void) {
+    char buf[256];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *s = strchr(buf, ' ');
+    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* Some allocation in every tier; 0 when all of it worked. */
+static int child_basic(void) {
+    void *keep[64];
+    for (int i = 0; i < 64; i++) {
+        size_t n = (size_t)1 << (i % 22); /* 1 B .. 2 MiB */
+        keep[i] = hak_malloc(n);
+        if (keep[i] == NULL) return 2;
+        memset(keep[i], i, n < 8192 ? n : 8192);
+    }
+    for (int i = 0; i < 64; i++) {
+        void *q = hak_realloc(keep[i], (size_t)i * 1000 + 1);
+        if (q == NULL) return 3;
+        keep[i] = q;
+    }
+    for (int i = 0; i < 64; i++) hak_free(keep[i]);
+    void *c = hak_calloc(100, 1000);
+    if (c == NULL) return 4;
+    hak_free(c);
+    return 0;
+}
+
+/* Prints "name=value" (or "name=ERR<rc>") for each option and the arena
+ * count, one a line. */
+static int child_opts(void) {
+    char line[128];
+    unsigned u = 0;
+    bool b = false;
+    int64_t i64 = 0;
+    size_t sz = 0, len;
+    int rc;
+    if (child_basic() != 0) return 2;
+
+    len = sizeof u;
+    rc = hak_ctl("opt.narenas", &u, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "opt.narenas=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "opt.narenas=%u\n", u);
+    out(line);
+
+    len = sizeof b;
+    rc = hak_ctl("opt.tcache", &b, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "opt.tcache=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "opt.tcache=%d\n", b ? 1 : 0);
+    out(line);
+
+    len = sizeof i64;
+    rc = hak_ctl("opt.decay_ms", &i64, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "opt.decay_ms=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "opt.decay_ms=%lld\n", (long long)i64);
+    out(line);
+
+    len = sizeof sz;
+    rc = hak_ctl("opt.bigcache_max_mb", &sz, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "opt.bigcache_max_mb=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "opt.bigcache_max_mb=%zu\n", sz);
+    out(line);
+
+    len = sizeof u;
+    rc = hak_ctl("arenas.narenas", &u, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "arenas.narenas=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "arenas.narenas=%u\n", u);
+    out(line);
+    return 0;
+}
+
+/* 4 MiB, free, 4 MiB again: prints the BigCache hits of the second. */
+static int child_bigcache(void) {
+    uint64_t h0 = 0, h1 = 0;
+    size_t len = sizeof h0;
+    void *p = hak_malloc(4 * MiB);
+    if (p == NULL) return 2;
+    memset(p, 1, 4 * MiB);
+    hak_free(p);
+    int rc0 = hak_ctl("huge.bigcache.hits", &h0, &len, NULL, 0);
+    p = hak_malloc(4 * MiB);
+    if (p == NULL) return 3;
+    len = sizeof h1;
+    int rc1 = hak_ctl("huge.bigcache.hits", &h1, &len, NULL, 0);
+    hak_free(p);
+    char line[96];
+    if (rc0 || rc1) snprintf(line, sizeof line, "hits=ERR%d\n", rc0 ? rc0 : rc1);
+    else snprintf(line, sizeof line, "hits=%llu\n", (unsigned long long)(h1 - h0));
+    out(line);
+    return 0;
+}
+
+/* Fills ~64 MiB of 4..64 KiB blocks, frees them and flushes the thread
+ * cache, then (purge) purges every arena: prints the resident size at the
+ * three points and the result of the controls. */
+static int child_fill_free(bool purge) {
+    enum { MAXB = 8192 };
+    static void *p[MAXB];
+    size_t rss0 = rss_bytes(), got = 0;
+    int n = 0;
+    uint64_t rs = 99;
+    while (got < 64 * MiB && n < MAXB) {
+        rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+        size_t s = 4 * KiB + (size_t)(rs >> 33) % (60 * KiB + 1);
+        p[n] = hak_malloc(s);
+        if (p[n] == NULL) return 2;
+        memset(p[n], 0x6B, s);
+        got += s;
+        n++;
+    }
+    size_t rss1 = rss_bytes();
+    for (int i = 0; i < n; i++) hak_free(p[i]);
+    int rc = hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    if (purge && rc == 0) {
+        unsigned na = 0;
+        size_t len = sizeof na;
+        rc = hak_ctl("arenas.narenas", &na, &len, NULL, 0);
+        for (unsigned i = 0; rc == 0 && i < na; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "arena.%u.purge", i);
+            rc = hak_ctl(name, NULL, NULL, NULL, 0);
+        }
+    }
+    size_t rss2 = rss_bytes();
+    char line[160];
+    snprintf(line, sizeof line, "rss=%zu,%zu,%zu ctl=%d\n", rss0, rss1, rss2, rc);
+    out(line);
+    return 0;
+}
+
+__attribute__((constructor)) static void child_dispatch(void) {
+    char buf[8192];
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = 0, r;
+    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+        n += r;
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    size_t a0 = strlen(buf);
+    if ((ssize_t)a0 + 1 >= n) return;
+    const char *arg1 = buf + a0 + 1;
+    int rc;
+    if (strcmp(arg1, "--child") == 0) rc = child_basic();
+    else if (strcmp(arg1, "--child-opts") == 0) rc = child_opts();
+    else if (strcmp(arg1, "--child-bigcache") == 0) rc = child_bigcache();
+    else if (strcmp(arg1, "--child-decay") == 0) rc = child_fill_free(false);
+    else if (strcmp(arg1, "--child-purge") == 0) rc = child_fill_free(true);
+    else return;
+    exit(rc);
+}
+
+/* ---------------- the parent side ---------------- */
+
+struct child {
+    int status;         /* from waitpid, or -1 */
+    char out[16384];    /* first bytes of stdout */
+    char err[16384];    /* first bytes of stderr */
+    size_t out_bytes, err_bytes;
+    size_t err_lines;   /* newlines on stderr, plus a last unterminated line */
+};
+
+static void collect(int fd, char *buf, size_t cap, size_t *bytes, size_t *lines,
+                    int *open_fd, char *last) {
+    char tmp[4096];
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n <= 0) {
+        if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            close(fd);
+            *open_fd = -1;
+        }
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (*bytes + 1 < cap) buf[*bytes] = tmp[i];
+        (*bytes)++;
+        if (lines && tmp[i] == '\n') (*lines)++;
+        *last = tmp[i];
+    }
+    buf[*bytes + 1 < cap ? *bytes : cap - 1] = '\0';
+}
+
+/* Runs this binary as `role` with HAKMEM_CONF = conf (unset when NULL). */
+static int run_child(const char *role, const char *conf, struct child *c) {
+    char exe[4096];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    memset(c, 0, sizeof *c);
+    c->status = -1;
+    if (el <= 0) return -1;
+    exe[el] = '\0';
+    int po[2], pe[2];
+    if (pipe(po) != 0) return -1;
+    if (pipe(pe) != 0) { close(po[0]); close(po[1]); return -1; }
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+        unsetenv("HAKMEM_MODE");
+        unsetenv("HAKMEM_TEST_FILTER");
+        if (conf) setenv("HAKMEM_CONF", conf, 1);
+        else unsetenv("HAKMEM_CONF");
+        alarm(30);
+        execl(exe, exe, role, (char *)NULL);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    int fo = po[0], fe = pe[0];
+    char last_o = '\n', last_e = '\n';
+    while (fo >= 0 || fe >= 0) {
+        struct pollfd pf[2];
+        int np = 0;
+        if (fo >= 0) pf[np++] = (struct pollfd){ .fd = fo, .events = POLLIN };
+        if (fe >= 0) pf[np++] = (struct pollfd){ .fd = fe, .events = POLLIN };
+        if (poll(pf, (nfds_t)np, 60000) <= 0) break;
+        for (int i = 0; i < np; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (pf[i].fd == fo)
+                collect(fo, c->out, sizeof c->out, &c->out_bytes, NULL, &fo, &last_o);
+            else
+                collect(fe, c->err, sizeof c->err, &c->err_bytes, &c->err_lines, &fe, &last_e);
+        }
+    }
+    if (fo >= 0) close(fo);
+    if (fe >= 0) close(fe);
+    if (c->err_bytes > 0 && last_e != '\n') c->err_lines++;
+    int st;
+    pid_t w;
+    do w = waitpid(pid, &st, 0); while (w < 0 && errno == EINTR);
+    if (w != pid) return -1;
+    c->status = st;
+    return 0;
+}
+
+static bool exited_ok(const struct child *c) {
+    return c->status >= 0 && WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
+}
+
+static void describe_status(const struct child *c, char *buf, size_t n) {
+    if (c->status < 0) snprintf(buf, n, "did not run");
+    else if (WIFEXITED(c->status)) snprintf(buf, n, "exit %d", WEXITSTATUS(c->status));
+    else if (WIFSIGNALED(c->status)) snprintf(buf, n, "signal %d", WTERMSIG(c->status));
+    else snprintf(buf, n, "status %#x", c->status);
+}
+
+/* The value after "name=" on its own line of the child's stdout. */
+static bool get_value(const struct child *c, const char *name, char *val, size_t n) {
+    size_t nl = strlen(name);
+    const char *s = c->out;
+    while (s && *s) {
+        if (strncmp(s, name, nl) == 0 && s[nl] == '=') {
+            const char *v = s + nl + 1;
+            size_t k = strcspn(v, "\n");
+            if (k >= n) k = n - 1;
+            memcpy(val, v, k);
+            val[k] = '\0';
+            return true;
+        }
+        s = strchr(s, '\n');
+        if (s) s++;
+    }
+    return false;
+}
+
+static char *repeat(const char *unit, size_t total) {
+    size_t ul = strlen(unit);
+    char *s = hak_malloc(total + 1);
+    if (s == NULL) return NULL;
+    for (size_t i = 0; i < total; i++) s[i] = unit[i % ul];
+    s[total] = '\0';
+    return s;
+}
+
+static size_t count_keys(const char *s) {
+    size_t k = 1;
+    for (; *s; s++) k += *s == ',';
+    return k;
+}
+
+static void check_bad(const char *conf, const char *label) {
+    struct child c;
+    char st[64];
+    if (run_child("--child", conf, &c) != 0) {
+        hk_test_fail(__FILE__, __LINE__, "could not run the child for %s", label);
+        return;
+    }
+    if (!exited_ok(&c)) {
+        describe_status(&c, st, sizeof st);
+        hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=%s: child %s; stderr: %.300s", label,
+                     st, c.err);
+    }
+    size_t bound = 3 * count_keys(conf);
+    if (c.err_lines > bound)
+        hk_test_fail(__FILE__, __LINE__,
+                     "HAKMEM_CONF=%s: %zu lines on stderr (at most %zu): %.300s", label,
+                     c.err_lines, bound, c.err);
+}
+
+TEST(conf_bad_strings_do_not_crash) {
+    static const char *bad[] = {
+        "", ",", ",,,", ":", ":1", "::::", "=", "narenas", "narenas:", "narenas:abc",
+        "narenas:-1", "narenas:99999999999999999999", "narenas:4294967296",
+        "narenas:18446744073709551616", "narenas=2", "narenas: 2", " narenas:2",
+        "NARENAS:2", "narenas:2,", ",narenas:2", "narenas:2,,tcache:0", "narenas:2:3",
+        "narenas:1.5", "tcache:maybe", "tcache:", "tcache:2", "tcache:-1",
+        "unknown_key:1", "unknown_key", "unknown_key:1,unknown_key:2",
+        "decay_ms:1e9", "decay_ms:-2", "decay_ms:", "decay_ms:99999999999999999999999",
+        "decay_ms:-99999999999999999999999", "decay_ms:abc",
+        "bigcache_max_mb:-5", "bigcache_max_mb:18446744073709551616",
+        "bigcache_max_mb:", "bigcache_max_mb:1x", "thp:2", "thp:", "thp:-1",
+        "stats_print:", "stats_print:-", "\xff\xfe:1", "narenas:\x01",
+        "narenas:2\n", "a:b:c:d,e:f:g,h", "narenas:abc,tcache:maybe,thp:7,decay_ms:x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char label[80];
+        snprintf(label, sizeof label, "\"%.60s\"", bad[i]);
+        for (char *s = label; *s; s++)
+            if ((unsigned char)*s < 32 || (unsigned char)*s > 126) *s = '?';
+        check_bad(bad[i], label);
+    }
+}
+
+TEST(conf_long_strings_do_not_crash) {
+    struct { const char *unit; size_t len; const char *prefix; } longs[] = {
+        { "a", 10000, "" },          /* one long key without a value */
+        { "9", 10000, "narenas:" },  /* a long number */
+        { ",", 10000, "" },          /* nothing but separators */
+        { ":", 10000, "" },
+        { "x", 10000, "unknown_key:" },
+        { "narenas:1,", 10000, "" }, /* a thousand good keys */
+        { "bogus:1,", 10000, "" },   /* a thousand bad keys */
+        { "y", 5000, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:" },
+    };
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        char *body = repeat(longs[i].unit, longs[i].len);
+        REQUIRE_NOT_NULL(body, "string");
+        size_t pl = strlen(longs[i].prefix);
+        char *s = hak_malloc(pl + longs[i].len + 1);
+        REQUIRE_NOT_NULL(s, "string");
+        memcpy(s, longs[i].prefix, pl);
+        memcpy(s + pl, body, longs[i].len + 1);
+        char label[80];
+        snprintf(label, sizeof label, "%s(\"%s\" x %zu)", longs[i].prefix, longs[i].unit,
+                 longs[i].len);
+        check_bad(s, label);
+        hak_free(s);
+        hak_free(body);
+    }
+}
+
+TEST(conf_good_strings_are_silent) {
+    static const char *good[] = {
+        "narenas:2,tcache:0,bigcache_max_mb:8,decay_ms:0,thp:1",
+        "narenas:1", "tcache:1", "tcache:0", "decay_ms:-1", "decay_ms:10000",
+        "bigcache_max_mb:0", "bigcache_max_mb:256", "thp:0", "thp:1", "stats_print:0",
+        "narenas:2,narenas:3",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct child c;
+        char st[64];
+        if (run_child("--child", good[i], &c) != 0) {
+            hk_test_fail(__FILE__, __LINE__, "could not run the child");
+            continue;
+        }
+        if (!exited_ok(&c)) {
+            describe_status(&c, st, sizeof st);
+            hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": child %s", good[i], st);
+        }
+        if (c.err_bytes != 0)
+            hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\" printed: %.300s", good[i],
+                         c.err);
+    }
+    struct child c;
+    REQUIRE_EQ_U(run_child("--child", NULL, &c), 0, "run child");
+    EXPECT_TRUE(exited_ok(&c), "child without HAKMEM_CONF exits 0");
+    EXPECT_EQ_U(c.err_bytes, 0, "no HAKMEM_CONF: nothing on stderr");
+}
+
+static void expect_opt(const struct child *c, const char *conf, const char *name,
+                       const char *want) {
+    char v[64];
+    if (!get_value(c, name, v, sizeof v))
+        hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": child printed no %s: %.200s",
+                     conf ? conf : "(unset)", name, c->out);
+    else if (strcmp(v, want) != 0)
+        hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": %s is %s, want %s",
+                     conf ? conf : "(unset)", name, v, want);
+}
+
+static bool run_opts(const char *conf, struct child *c) {
+    char st[64];
+    if (run_child("--child-opts", conf, c) != 0) {
+        hk_test_fail(__FILE__, __LINE__, "could not run the child");
+        return false;
+    }
+    if (!exited_ok(c)) {
+        describe_status(c, st, sizeof st);
+        hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": child %s; stderr %.200s",
+                     conf ? conf : "(unset)", st, c->err);
+        return false;
+    }
+    return true;
+}
+
+TEST(conf_options_visible_under_opt) {
+    static struct child c;
+    const char *conf = "narenas:3,tcache:0,bigcache_max_mb:8,decay_ms:0";
+    if (run_opts(conf, &c)) {
+        expect_opt(&c, conf, "opt.narenas", "3");
+        expect_opt(&c, conf, "opt.tcache", "0");
+        expect_opt(&c, conf, "opt.bigcache_max_mb", "8");
+        expect_opt(&c, conf, "opt.decay_ms", "0");
+        expect_opt(&c, conf, "arenas.narenas", "3");
+        EXPECT_EQ_U(c.err_bytes, 0, "no warnings for a good string");
+    }
+    conf = "narenas:5,tcache:1,bigcache_max_mb:100,decay_ms:-1";
+    if (run_opts(conf, &c)) {
+        expect_opt(&c, conf, "opt.narenas", "5");
+        expect_opt(&c, conf, "opt.tcache", "1");
+        expect_opt(&c, conf, "opt.bigcache_max_mb", "100");
+        expect_opt(&c, conf, "opt.decay_ms", "-1");
+        expect_opt(&c, conf, "arenas.narenas", "5");
+    }
+    conf = "decay_ms:12345,narenas:1";
+    if (run_opts(conf, &c)) {
+        expect_opt(&c, conf, "opt.decay_ms", "12345");
+        expect_opt(&c, conf, "opt.narenas", "1");
+        expect_opt(&c, conf, "arenas.narenas", "1");
+    }
+}
+
+TEST(conf_later_keys_win) {
+    static struct child c;
+    const char *conf = "narenas:2,tcache:0,narenas:5,decay_ms:7,tcache:1,decay_ms:9";
+    if (run_opts(conf, &c)) {
+        expect_opt(&c, conf, "opt.narenas", "5");
+        expect_opt(&c, conf, "opt.tcache", "1");
+        expect_opt(&c, conf, "opt.decay_ms", "9");
+    }
+}
+
+TEST(conf_bad_value_keeps_default) {
+    static struct child dflt, c;
+    if (!run_opts(NULL, &dflt)) return;
+    static const char *names[] = { "opt.narenas", "opt.tcache", "opt.decay_ms",
+                                   "opt.bigcache_max_mb" };
+    char want[4][64];
+    for (int i = 0; i < 4; i++) {
+        if (!get_value(&dflt, names[i], want[i], sizeof want[i]) ||
+            strncmp(want[i], "ERR", 3) == 0) {
+            hk_test_fail(__FILE__, __LINE__, "default %s unreadable: %.200s", names[i],
+                         dflt.out);
+            return;
+        }
+    }
+    static const char *bad[] = {
+        "narenas:abc", "narenas:-1", "narenas:99999999999999999999", "narenas:",
+        "tcache:maybe", "tcache:", "decay_ms:1e9", "decay_ms:abc",
+        "bigcache_max_mb:-5", "bigcache_max_mb:1x", "thp:2", "unknown_key:1",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        if (!run_opts(bad[k], &c)) continue;
+        for (int i = 0; i < 4; i++) expect_opt(&c, bad[k], names[i], want[i]);
+    }
+    /* A bad key does not spoil the good ones around it. */
+    const char *mixed = "narenas:abc,tcache:0,bogus:1,decay_ms:4321,thp:9";
+    if (run_opts(mixed, &c)) {
+        expect_opt(&c, mixed, "opt.narenas", want[0]);
+        expect_opt(&c, mixed, "opt.tcache", "0");
+        expect_opt(&c, mixed, "opt.decay_ms", "4321");
+    }
+}
+
+TEST(conf_stats_print_writes_at_exit) {
+    static struct child c;
+    REQUIRE_EQ_U(run_child("--child", "stats_print:1", &c), 0, "run child");
+    EXPECT_TRUE(exited_ok(&c), "child with stats_print:1 exits 0");
+    EXPECT_TRUE(c.out_bytes + c.err_bytes > 0, "stats_print:1 printed nothing at exit");
+    REQUIRE_EQ_U(run_child("--child", "stats_print:0", &c), 0, "run child");
+    EXPECT_TRUE(exited_ok(&c), "child with stats_print:0 exits 0");
+    EXPECT_EQ_U(c.out_bytes + c.err_bytes, 0, "stats_print:0 printed something");
+}
+
+static long bigcache_hits(const char *conf) {
+    static struct child c;
+    char v[64];
+    if (run_child("--child-bigcache", conf, &c) != 0 || !exited_ok(&c) ||
+        !get_value(&c, "hits", v, sizeof v)) {
+        hk_test_fail(__FILE__, __LINE__, "bigcache child with \"%s\" failed: %.200s",
+                     conf ? conf : "(unset)", c.err);
+        return -1;
+    }
+    if (strncmp(v, "ERR", 3) == 0) {
+        hk_test_fail(__FILE__, __LINE__, "huge.bigcache.hits unreadable: %s", v);
+        return -1;
+    }
+    return strtol(v, NULL, 10);
+}
+
+TEST(conf_bigcache_max_mb_zero_disables_reuse) {
+    long on = bigcache_hits(NULL);
+    long off = bigcache_hits("bigcache_max_mb:0");
+    long small = bigcache_hits("bigcache_max_mb:2"); /* a 4 MiB block does not fit */
+    if (on >= 0) EXPECT_EQ_U(on, 1, "default: the second 4 MiB block is a BigCache hit");
+    if (off >= 0) EXPECT_EQ_U(off, 0, "bigcache_max_mb:0: no BigCache hit");
+    if (small >= 0) EXPECT_EQ_U(small, 0, "bigcache_max_mb:2: a 4 MiB block is not cached");
+}
+
+/* Runs a fill/free child; checks that at least half of what it added to
+ * its resident size was gone at the end. */
+static void expect_memory_returned(const char *role, const char *conf, const char *what) {
+    static struct child c;
+    REQUIRE_EQ_U(run_child(role, conf, &c), 0, "run child");
+    REQUIRE_TRUE(exited_ok(&c), "fill/free child exits 0");
+    size_t r0 = 0, r1 = 0, r2 = 0;
+    int ctl = -1;
+    const char *s = strstr(c.out, "rss=");
+    REQUIRE_TRUE(s && sscanf(s, "rss=%zu,%zu,%zu ctl=%d", &r0, &r1, &r2, &ctl) == 4,
+                 "fill/free child output");
+    hk_test_log("%s %s: resident %zu -> %zu -> %zu KiB", role, conf, r0 >> 10, r1 >> 10,
+                r2 >> 10);
+    EXPECT_EQ_U(ctl, 0, "tcache flush / purge controls in the child");
+    SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
+    REQUIRE_TRUE(r1 > r0 + 48 * MiB, "the child's 64 MiB raised its resident size");
+    if ((r1 > r2 ? r1 - r2 : 0) < (r1 - r0) / 2)
+        hk_test_fail(__FILE__, __LINE__,
+                     "HAKMEM_CONF=%s: %s left %zu of %zu KiB added resident", conf, what,
+                     (r2 - r0) >> 10, (r1 - r0) >> 10);
+}
+
+TEST(conf_decay_ms_zero_purges_at_once) {
+    expect_memory_returned("--child-decay", "decay_ms:0", "free + tcache flush");
+}
+
+/* Purging must not depend on the thread cache being on. */
+TEST(conf_tcache_off_purge_lowers_rss) {
+    expect_memory_returned("--child-purge", "tcache:0", "free + flush + purge");
+}
+
+TEST(conf_single_arena_purge_lowers_rss) {
+    expect_memory_returned("--child-purge", "narenas:1,decay_ms:-1", "free + flush + purge");
+}
+
+TEST_MAIN()

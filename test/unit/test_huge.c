@@ -1,0 +1,313 @@
+/* Huge blocks (> 1 MiB): the BigCache hands a freed mapping back without a
+ * new mmap, stays within its byte cap, and freeing huge blocks returns
+ * address space; huge blocks keep their contents through realloc. */
+#include "harness.h"
+#include <hakmem/hakmem.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static size_t statm_field(int idx) {
+    char buf[256];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *s = buf;
+    for (int i = 0; i < idx; i++) {
+        s = strchr(s, ' ');
+        if (s == NULL) return 0;
+        s++;
+    }
+    return (size_t)strtoull(s, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
+}
+static size_t vsize_bytes(void) { return statm_field(0); }
+
+/* Lines of /proc/self/maps, read without the allocator. */
+static long maps_lines(void) {
+    char buf[4096];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    long lines = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++) lines += buf[i] == '\n';
+    close(fd);
+    return lines;
+}
+
+static int read_u64(const char *name, uint64_t *v) {
+    size_t len = sizeof *v;
+    int rc = hak_ctl(name, v, &len, NULL, 0);
+    if (rc != 0)
+        hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"%s\") = %d", name, rc);
+    else if (len != sizeof *v)
+        hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"%s\") set length %zu", name, len);
+    return rc;
+}
+
+static int read_size(const char *name, size_t *v) {
+    size_t len = sizeof *v;
+    int rc = hak_ctl(name, v, &len, NULL, 0);
+    if (rc != 0) hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"%s\") = %d", name, rc);
+    return rc;
+}
+
+/* True when the configuration turned the BigCache off (a mode without it,
+ * or bigcache_max_mb:0); its reuse tests then have nothing to check. */
+static bool bigcache_disabled(void) {
+    bool on = true;
+    size_t len = sizeof on;
+    if (hak_ctl("config.features.bigcache", &on, &len, NULL, 0) == 0 && !on) return true;
+    size_t cap = 1;
+    len = sizeof cap;
+    return hak_ctl("opt.bigcache_max_mb", &cap, &len, NULL, 0) == 0 && cap < 8;
+}
+
+TEST(huge_bigcache_reuses_mapping) {
+    SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
+    void *warm = hak_malloc(32);
+    hak_free(warm);
+    size_t n = 4 * MiB;
+    unsigned char *p = hak_malloc(n);
+    REQUIRE_NOT_NULL(p, "malloc 4 MiB");
+    memset(p, 0x42, n);
+    hak_free(p);
+
+    uint64_t hits0 = 0, hits1 = 0, misses0 = 0, misses1 = 0;
+    int ctl_ok = read_u64("huge.bigcache.hits", &hits0) == 0 &&
+                 read_u64("huge.bigcache.misses", &misses0) == 0;
+    long lines0 = maps_lines();
+    size_t vsz0 = vsize_bytes();
+    unsigned char *q = hak_malloc(n);
+    long lines1 = maps_lines();
+    size_t vsz1 = vsize_bytes();
+    REQUIRE_NOT_NULL(q, "second malloc 4 MiB");
+    if (ctl_ok) {
+        ctl_ok = read_u64("huge.bigcache.hits", &hits1) == 0 &&
+                 read_u64("huge.bigcache.misses", &misses1) == 0;
+    }
+    hk_test_log("maps lines %ld -> %ld, vsize %zu -> %zu KiB, hits %llu -> %llu",
+                lines0, lines1, vsz0 >> 10, vsz1 >> 10, (unsigned long long)hits0,
+                (unsigned long long)hits1);
+    EXPECT_TRUE(lines0 > 0, "read /proc/self/maps");
+    EXPECT_LE_U(lines1, lines0, "the second 4 MiB allocation made a new mapping");
+    EXPECT_TRUE(vsz1 < vsz0 + MiB, "the second 4 MiB allocation grew the address space");
+    if (ctl_ok) {
+        EXPECT_EQ_U(hits1, hits0 + 1, "huge.bigcache.hits counts the reuse");
+        EXPECT_EQ_U(misses1, misses0, "huge.bigcache.misses unchanged by a hit");
+    }
+    memset(q, 0x24, n);
+    hak_free(q);
+}
+
+/* A miss is counted: a size never seen before (and bigger than anything
+ * cached) cannot come from the cache. */
+TEST(huge_bigcache_counts_misses) {
+    SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
+    uint64_t m0 = 0, m1 = 0, h0 = 0, h1 = 0;
+    REQUIRE_EQ_U(read_u64("huge.bigcache.misses", &m0), 0, "read misses");
+    REQUIRE_EQ_U(read_u64("huge.bigcache.hits", &h0), 0, "read hits");
+    void *p = hak_malloc(200 * MiB + 12345);
+    REQUIRE_NOT_NULL(p, "malloc 200 MiB");
+    REQUIRE_EQ_U(read_u64("huge.bigcache.misses", &m1), 0, "read misses");
+    REQUIRE_EQ_U(read_u64("huge.bigcache.hits", &h1), 0, "read hits");
+    hak_free(p);
+    EXPECT_GE_U(m1, m0 + 1, "miss counted");
+    EXPECT_EQ_U(h1, h0, "no hit for an uncached size");
+}
+
+TEST(huge_bigcache_bytes_stay_under_cap) {
+    size_t cap_mb = 0, bytes = 0;
+    size_t len = sizeof cap_mb;
+    int rc = hak_ctl("opt.bigcache_max_mb", &cap_mb, &len, NULL, 0);
+    REQUIRE_EQ_U(rc, 0, "hak_ctl(\"opt.bigcache_max_mb\")");
+    size_t vsz0 = vsize_bytes();
+    /* Free 40 huge blocks of distinct sizes, ~860 MiB in all. */
+    enum { N = 40 };
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        size_t n = (size_t)(i + 2) * MiB + (size_t)i * 4096;
+        p[i] = hak_malloc(n);
+        REQUIRE_NOT_NULL(p[i], "malloc huge");
+        p[i][0] = 1;
+        p[i][n - 1] = 1;
+    }
+    for (int i = 0; i < N; i++) hak_free(p[i]);
+    REQUIRE_EQ_U(read_size("huge.bigcache.bytes", &bytes), 0, "read bigcache bytes");
+    size_t vsz1 = vsize_bytes();
+    hk_test_log("bigcache cap %zu MiB, holds %zu KiB; vsize %zu -> %zu MiB", cap_mb,
+                bytes >> 10, vsz0 >> 20, vsz1 >> 20);
+    EXPECT_LE_U(bytes, cap_mb * MiB, "BigCache holds more than its cap");
+    /* What is not cached was unmapped. */
+    EXPECT_LE_U(vsz1, vsz0 + cap_mb * MiB + 64 * MiB,
+                "freed huge blocks keep their address space");
+}
+
+TEST(huge_free_releases_address_space) {
+    size_t vsz0 = vsize_bytes();
+    size_t maxgrowth = 0;
+    unsigned n = 300 * hk_test_scale();
+    for (unsigned i = 0; i < n; i++) {
+        size_t s = MiB + 1 + (size_t)(i * 7919 % 40) * MiB + (size_t)(i % 13) * 4096;
+        unsigned char *p = hak_malloc(s);
+        REQUIRE_NOT_NULL(p, "malloc huge");
+        p[0] = p[s / 2] = p[s - 1] = (unsigned char)i;
+        hak_free(p);
+        size_t v = vsize_bytes();
+        if (v > vsz0 && v - vsz0 > maxgrowth) maxgrowth = v - vsz0;
+    }
+    hk_test_log("%u huge alloc/free (~%u GiB): address space grew at most %zu MiB", n,
+                n * 21 / 1024, maxgrowth >> 20);
+    /* Leaking them would be > 6 GiB; a BigCache (default cap) plus the
+     * largest block is all that may stay. */
+    EXPECT_LE_U(maxgrowth, 1024 * MiB, "huge frees do not return address space");
+}
+
+TEST(huge_many_live_blocks_distinct) {
+    enum { N = 64 };
+    unsigned char *p[N];
+    size_t len[N];
+    for (int i = 0; i < N; i++) {
+        len[i] = MiB + 1 + (size_t)(i % 9) * 300 * KiB + (size_t)i;
+        p[i] = hak_malloc(len[i]);
+        REQUIRE_NOT_NULL(p[i], "malloc huge");
+        EXPECT_GE_U(hak_malloc_usable_size(p[i]), len[i], "usable size");
+        EXPECT_EQ_U((uintptr_t)p[i] % 16, 0, "16-byte aligned");
+        for (size_t off = 0; off < len[i]; off += 4096) p[i][off] = (unsigned char)i;
+        p[i][len[i] - 1] = (unsigned char)i;
+    }
+    for (int i = 0; i < N; i++) {
+        for (size_t off = 0; off < len[i]; off += 4096)
+            if (p[i][off] != (unsigned char)i) {
+                hk_test_fail(__FILE__, __LINE__, "huge block %d overwritten at %zu", i, off);
+                break;
+            }
+        EXPECT_EQ_U(p[i][len[i] - 1], (unsigned char)i, "last byte");
+    }
+    /* Free in a scrambled order, allocate again in between. */
+    for (int k = 0; k < N; k++) {
+        int i = (k * 37) % N;
+        hak_free(p[i]);
+        void *q = hak_malloc(len[i]);
+        REQUIRE_NOT_NULL(q, "malloc huge again");
+        memset(q, 0, 4096);
+        hak_free(q);
+    }
+}
+
+struct hbatch { unsigned char **p; int n; int errno_bad; };
+
+static void *free_huge_batch(void *arg) {
+    struct hbatch *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        errno = EILSEQ;
+        hak_free(b->p[i]);
+        if (errno != EILSEQ) b->errno_bad++;
+    }
+    return NULL;
+}
+
+/* Huge blocks freed by another thread: errno kept, address space given
+ * back (or cached within the cap), blocks reusable by the allocating one. */
+TEST(huge_remote_free) {
+    enum { N = 16 };
+    unsigned char *p[N];
+    size_t vsz0 = vsize_bytes(), peak = 0;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++) {
+            size_t n = 2 * MiB + (size_t)i * 512 * KiB;
+            p[i] = hak_malloc(n);
+            REQUIRE_NOT_NULL(p[i], "malloc huge");
+            p[i][0] = p[i][n - 1] = (unsigned char)i;
+        }
+        struct hbatch b = { p, N, 0 };
+        pthread_t t;
+        REQUIRE_EQ_U(pthread_create(&t, NULL, free_huge_batch, &b), 0, "pthread_create");
+        pthread_join(t, NULL);
+        EXPECT_EQ_U(b.errno_bad, 0, "remote huge free changed errno");
+        size_t v = vsize_bytes();
+        if (v > peak) peak = v;
+    }
+    hk_test_log("address space %zu -> peak %zu MiB", vsz0 >> 20, peak >> 20);
+    /* 20 rounds of ~184 MiB would be 3.6 GiB if remote huge frees leaked. */
+    EXPECT_LE_U(peak - vsz0, 1024 * MiB, "remotely freed huge blocks keep their mappings");
+}
+
+/* Pattern: one 8-byte word per 4 KiB page plus the last byte. */
+static void stamp(unsigned char *p, size_t n, uint64_t seed) {
+    for (size_t off = 0; off + 8 <= n; off += 4096) {
+        uint64_t v = seed ^ off;
+        memcpy(p + off, &v, 8);
+    }
+}
+
+static size_t verify(const unsigned char *p, size_t n, uint64_t seed) {
+    for (size_t off = 0; off + 8 <= n; off += 4096) {
+        uint64_t v;
+        memcpy(&v, p + off, 8);
+        if (v != (seed ^ off)) return off;
+    }
+    return n;
+}
+
+TEST(huge_realloc_keeps_contents) {
+    static const size_t steps[] = { MiB + 1, 2 * MiB, 2 * MiB + 1, 5 * MiB, 16 * MiB + 3,
+                                    64 * MiB, 33 * MiB, 3 * MiB, MiB + 4096, 512 * KiB,
+                                    40 * KiB, 100, 7 * MiB, 128 * MiB, 1000 };
+    size_t cur = 5000;
+    unsigned char *p = hak_malloc(cur);
+    REQUIRE_NOT_NULL(p, "malloc");
+    uint64_t seed = 0x5eed;
+    memset(p, 0, cur);
+    stamp(p, cur, seed);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        size_t n = steps[i];
+        unsigned char *q = hak_realloc(p, n);
+        if (q == NULL) {
+            hk_test_fail(__FILE__, __LINE__, "realloc %zu -> %zu failed", cur, n);
+            hak_free(p);
+            return;
+        }
+        size_t keep = (cur < n ? cur : n) & ~(size_t)4095;
+        size_t bad = verify(q, keep, seed);
+        if (bad != keep)
+            hk_test_fail(__FILE__, __LINE__, "realloc %zu -> %zu: page at %zu lost", cur, n,
+                         bad);
+        EXPECT_GE_U(hak_malloc_usable_size(q), n, "usable after realloc");
+        seed = seed * 31 + i;
+        stamp(q, n, seed);
+        p = q;
+        cur = n;
+    }
+    hak_free(p);
+}
+
+TEST(huge_shrink_and_regrow_in_place_content) {
+    /* Shrinking a huge block then growing it back keeps the kept part. */
+    size_t n = 24 * MiB;
+    unsigned char *p = hak_malloc(n);
+    REQUIRE_NOT_NULL(p, "malloc 24 MiB");
+    stamp(p, n, 77);
+    unsigned char *q = hak_realloc(p, 3 * MiB);
+    REQUIRE_NOT_NULL(q, "shrink");
+    EXPECT_EQ_U(verify(q, 3 * MiB, 77), 3 * MiB, "kept part after shrink");
+    unsigned char *r = hak_realloc(q, 30 * MiB);
+    REQUIRE_NOT_NULL(r, "regrow");
+    EXPECT_EQ_U(verify(r, 3 * MiB, 77), 3 * MiB, "kept part after regrow");
+    memset(r + 3 * MiB, 0xAB, 27 * MiB);
+    hak_free(r);
+}
+
+TEST_MAIN()

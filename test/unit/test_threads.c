@@ -1,0 +1,444 @@
+/* Threads: blocks freed by another thread are collected and reused, a
+ * thread's exit returns its cached blocks and pages, blocks outliving
+ * their owner thread can still be freed, and blocks handed between many
+ * threads keep their contents. */
+#include "harness.h"
+#include <hakmem/hakmem.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+#if defined(__SANITIZE_THREAD__)
+#define HK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HK_TSAN 1
+#endif
+#endif
+#ifndef HK_TSAN
+#define HK_TSAN 0
+#endif
+
+static size_t rss_bytes(void) {
+    char buf[256];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *s = strchr(buf, ' ');
+    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* The number of arenas threads are spread over (bounds what may be
+ * retained legitimately); 4 per CPU when the ctl cannot tell. */
+static unsigned narenas(void) {
+    unsigned n = 0;
+    size_t len = sizeof n;
+    if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) == 0 && n > 0) return n;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? 4 * (unsigned)c : 8;
+}
+
+static int uptr_cmp(const void *a, const void *b) {
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- remote frees ---- */
+
+struct freer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void **batch;
+    int n;
+    int pending; /* 1: batch posted, 0: freed */
+    int quit;
+    int errno_bad;
+};
+
+static void *freer_main(void *arg) {
+    struct freer *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->pending && !f->quit) pthread_cond_wait(&f->cv, &f->mu);
+        if (f->pending) {
+            for (int i = 0; i < f->n; i++) {
+                errno = EILSEQ;
+                hak_free(f->batch[i]);
+                if (errno != EILSEQ) f->errno_bad++;
+            }
+            f->pending = 0;
+            pthread_cond_broadcast(&f->cv);
+        } else {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static size_t remote_size(int i) {
+    /* Mostly tiny, some mid: about 1 KiB on average. */
+    return i % 10 == 0 ? 2048 + (size_t)(i % 7) * 1000 : 16 + (size_t)(i * 37 % 1000);
+}
+
+TEST(threads_remote_frees_are_collected) {
+    enum { N = 10000 };
+    const int rounds = 24;
+    struct freer f;
+    memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    f.batch = hak_malloc(N * sizeof(void *));
+    uintptr_t *seen = hak_malloc((size_t)rounds * N * sizeof *seen);
+    REQUIRE_TRUE(f.batch && seen, "bookkeeping");
+    pthread_t t;
+    REQUIRE_EQ_U(pthread_create(&t, NULL, freer_main, &f), 0, "pthread_create");
+
+    size_t nseen = 0, rss0 = rss_bytes(), peak = 0;
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < N; i++) {
+            size_t n = remote_size(i);
+            f.batch[i] = hak_malloc(n);
+            if (f.batch[i] == NULL) {
+                hk_test_fail(__FILE__, __LINE__, "malloc(%zu) failed in round %d", n, r);
+                f.n = i;
+                goto out;
+            }
+            memset(f.batch[i], r, n);
+            seen[nseen++] = (uintptr_t)f.batch[i];
+        }
+        size_t rss = rss_bytes();
+        if (rss > peak) peak = rss;
+        pthread_mutex_lock(&f.mu);
+        f.n = N;
+        f.pending = 1;
+        pthread_cond_broadcast(&f.cv);
+        while (f.pending) pthread_cond_wait(&f.cv, &f.mu);
+        pthread_mutex_unlock(&f.mu);
+    }
+    f.n = 0;
+out:
+    pthread_mutex_lock(&f.mu);
+    f.pending = f.n > 0;
+    f.quit = 1;
+    pthread_cond_broadcast(&f.cv);
+    pthread_mutex_unlock(&f.mu);
+    pthread_join(t, NULL);
+    EXPECT_EQ_U(f.errno_bad, 0, "remote free changed errno");
+
+    /* Without collection every round needs ~10 MiB of new blocks:
+     * 24 rounds, ~240 MiB, and 240000 distinct addresses. */
+    qsort(seen, nseen, sizeof *seen, uptr_cmp);
+    size_t distinct = 0;
+    for (size_t k = 0; k < nseen; k++)
+        if (k == 0 || seen[k] != seen[k - 1]) distinct++;
+    hk_test_log("remote frees: %zu distinct addresses in %zu allocations, "
+                "resident %zu -> peak %zu KiB", distinct, nseen, rss0 >> 10, peak >> 10);
+    EXPECT_LE_U(distinct, 4 * (size_t)N, "remotely freed blocks are not reused");
+    hak_free(seen);
+    hak_free(f.batch);
+    pthread_cond_destroy(&f.cv);
+    pthread_mutex_destroy(&f.mu);
+    SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
+    EXPECT_LE_U(peak, rss0 + 96 * MiB, "resident memory grows with remotely freed blocks");
+}
+
+/* ---- thread exit ---- */
+
+/* Allocates ~3 MiB over every tiny and mid class, writes it, frees it all
+ * (so it sits in the thread's caches and pages) and exits. */
+static void *cache_and_exit(void *arg) {
+    enum { MAXB = 6000 };
+    void **p = hak_malloc(MAXB * sizeof *p);
+    if (p == NULL) return (void *)1;
+    int n = 0;
+    size_t total = 0;
+    for (int rep = 0; total < 3 * MiB && n < MAXB; rep++) {
+        for (size_t s = 16; s <= 32 * KiB && n < MAXB; s = s + s / 6 + 1) {
+            p[n] = hak_malloc(s);
+            if (p[n] == NULL) break;
+            memset(p[n], 0x77, s);
+            total += s;
+            n++;
+        }
+    }
+    for (int i = n - 1; i >= 0; i--) hak_free(p[i]);
+    hak_free(p);
+    return NULL;
+}
+
+TEST(threads_exit_returns_memory) {
+    unsigned na = narenas();
+    unsigned nthreads = 8 * na < 64 ? 64 : 8 * na;
+    if (nthreads > 1024) nthreads = 1024;
+    nthreads *= hk_test_scale();
+    /* Warm up: one thread per arena. */
+    for (unsigned i = 0; i < na && i < 1024; i++) {
+        pthread_t t;
+        REQUIRE_EQ_U(pthread_create(&t, NULL, cache_and_exit, NULL), 0, "pthread_create");
+        void *rv;
+        pthread_join(t, &rv);
+    }
+    size_t rss0 = rss_bytes(), peak = rss0;
+    for (unsigned i = 0; i < nthreads; i++) {
+        pthread_t t;
+        REQUIRE_EQ_U(pthread_create(&t, NULL, cache_and_exit, NULL), 0, "pthread_create");
+        void *rv = NULL;
+        pthread_join(t, &rv);
+        if (rv != NULL) {
+            hk_test_fail(__FILE__, __LINE__, "thread %u could not allocate", i);
+            return;
+        }
+        size_t rss = rss_bytes();
+        if (rss > peak) peak = rss;
+    }
+    hk_test_log("%u threads over %u arenas: resident %zu -> peak %zu KiB", nthreads, na,
+                rss0 >> 10, peak >> 10);
+    SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
+    /* Leaking what each exited thread cached costs ~3 MiB a thread. */
+    size_t bound = 32 * MiB + (size_t)na * 8 * MiB;
+    EXPECT_LE_U(peak - rss0, bound, "exited threads' memory is not returned");
+}
+
+/* ---- blocks that outlive their thread ---- */
+
+struct orphans { void **p; int n; };
+
+static void *alloc_and_exit(void *arg) {
+    struct orphans *o = arg;
+    for (int i = 0; i < o->n; i++) {
+        size_t s = 16 + (size_t)(i * 53 % 3000);
+        if (i % 50 == 0) s = 40 * KiB + (size_t)i;
+        o->p[i] = hak_malloc(s);
+        if (o->p[i] == NULL) return (void *)1;
+        memset(o->p[i], (unsigned char)i, 16);
+    }
+    return NULL;
+}
+
+TEST(threads_blocks_freed_after_owner_exit) {
+    enum { N = 2000 };
+    unsigned na = narenas();
+    unsigned rounds = (8 * na < 64 ? 64 : 8 * na) * hk_test_scale();
+    if (rounds > 1024) rounds = 1024;
+    struct orphans o;
+    o.n = N;
+    o.p = hak_malloc(N * sizeof(void *));
+    REQUIRE_NOT_NULL(o.p, "bookkeeping");
+    size_t rss0 = 0, peak = 0;
+    for (unsigned r = 0; r < rounds; r++) {
+        if (r == na) rss0 = peak = rss_bytes();
+        pthread_t t;
+        REQUIRE_EQ_U(pthread_create(&t, NULL, alloc_and_exit, &o), 0, "pthread_create");
+        void *rv = NULL;
+        pthread_join(t, &rv);
+        REQUIRE_TRUE(rv == NULL, "thread could not allocate");
+        /* The owner is gone; its blocks are intact and can be freed. */
+        for (int i = 0; i < N; i++) {
+            unsigned char *c = o.p[i];
+            if (c[0] != (unsigned char)i || c[15] != (unsigned char)i) {
+                hk_test_fail(__FILE__, __LINE__, "block %d of an exited thread changed", i);
+                return;
+            }
+            hak_free(c);
+        }
+        if (r >= na) {
+            size_t rss = rss_bytes();
+            if (rss > peak) peak = rss;
+        }
+    }
+    hak_free(o.p);
+    hk_test_log("%u rounds: resident %zu -> peak %zu KiB", rounds, rss0 >> 10, peak >> 10);
+    SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
+    /* Each round is ~4.5 MiB of blocks; never reusing them would add that
+     * much every round. */
+    EXPECT_LE_U(peak - rss0, 32 * MiB + (size_t)na * 8 * MiB,
+                "blocks of exited threads are not reused after free");
+}
+
+/* ---- realloc of blocks another thread allocated ---- */
+
+struct foreign { unsigned char **p; size_t *len; int n; int bad; };
+
+static void *realloc_foreign(void *arg) {
+    struct foreign *f = arg;
+    for (int i = 0; i < f->n; i++) {
+        size_t old = f->len[i];
+        for (size_t k = 0; k < old; k++)
+            if (f->p[i][k] != (unsigned char)(i + k)) { f->bad++; break; }
+        /* grow across a tier, then shrink below the original */
+        size_t big = old * 5 + 40000, small = old / 3 + 1;
+        unsigned char *q = hak_realloc(f->p[i], big);
+        if (q == NULL) { f->bad++; continue; }
+        for (size_t k = 0; k < old; k++)
+            if (q[k] != (unsigned char)(i + k)) { f->bad++; break; }
+        memset(q + old, 0xAB, big - old);
+        q = hak_realloc(q, small);
+        if (q == NULL) { f->bad++; continue; }
+        for (size_t k = 0; k < small; k++)
+            if (q[k] != (unsigned char)(i + k)) { f->bad++; break; }
+        f->p[i] = q;
+        f->len[i] = small;
+    }
+    return NULL;
+}
+
+TEST(threads_realloc_of_foreign_blocks) {
+    enum { N = 3000 };
+    struct foreign f = { hak_malloc(N * sizeof(void *)), hak_malloc(N * sizeof(size_t)), N, 0 };
+    REQUIRE_TRUE(f.p && f.len, "bookkeeping");
+    for (int i = 0; i < N; i++) {
+        f.len[i] = i % 100 == 0 ? MiB + (size_t)i : 1 + (size_t)(i * 13 % 5000);
+        f.p[i] = hak_malloc(f.len[i]);
+        REQUIRE_NOT_NULL(f.p[i], "malloc");
+        for (size_t k = 0; k < f.len[i]; k++) f.p[i][k] = (unsigned char)(i + k);
+    }
+    pthread_t t;
+    REQUIRE_EQ_U(pthread_create(&t, NULL, realloc_foreign, &f), 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT_EQ_U(f.bad, 0, "realloc in another thread lost contents or failed");
+    /* Back in the first thread: contents, then free. */
+    for (int i = 0; i < N; i++) {
+        for (size_t k = 0; k < f.len[i]; k++)
+            if (f.p[i][k] != (unsigned char)(i + k)) {
+                hk_test_fail(__FILE__, __LINE__, "block %d changed after the foreign realloc", i);
+                break;
+            }
+        hak_free(f.p[i]);
+    }
+    hak_free(f.p);
+    hak_free(f.len);
+}
+
+/* ---- many threads handing blocks around ---- */
+
+struct mailbox {
+    pthread_mutex_t mu;
+    void **q;
+    size_t head, tail, cap; /* ring */
+};
+
+struct handoff {
+    struct mailbox *box;
+    unsigned nthreads, id, iters;
+    int bad;
+    int errno_bad;
+};
+
+static uint64_t xorshift(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A block starts with its size and the id pattern it was filled with. */
+static void *make_block(uint64_t *rs) {
+    size_t n = (size_t)(xorshift(rs) % (xorshift(rs) % 16 == 0 ? 70000 : 600)) + 16;
+    unsigned char *p = hak_malloc(n);
+    if (p == NULL) return NULL;
+    memcpy(p, &n, sizeof n);
+    unsigned char tag = (unsigned char)(n * 31);
+    memset(p + sizeof n, tag, n - sizeof n);
+    return p;
+}
+
+/* Checks the size word, the first and last 16 bytes and every 61st byte. */
+static int check_block(unsigned char *p) {
+    size_t n;
+    memcpy(&n, p, sizeof n);
+    unsigned char tag = (unsigned char)(n * 31);
+    if (n < 16 || n > 70016) return 0;
+    for (size_t i = sizeof n; i < n; i = i < 24 || i + 16 >= n ? i + 1 : i + 61)
+        if (p[i] != tag) return 0;
+    return p[n - 1] == tag;
+}
+
+static void *handoff_main(void *arg) {
+    struct handoff *h = arg;
+    uint64_t rs = 0x1234567ull * (h->id + 1);
+    for (unsigned it = 0; it < h->iters; it++) {
+        void *b = make_block(&rs);
+        if (b == NULL) { h->bad++; break; }
+        struct mailbox *to = &h->box[(h->id + 1 + it % (h->nthreads - 1)) % h->nthreads];
+        pthread_mutex_lock(&to->mu);
+        int full = (to->tail + 1) % to->cap == to->head;
+        if (!full) {
+            to->q[to->tail] = b;
+            to->tail = (to->tail + 1) % to->cap;
+        }
+        pthread_mutex_unlock(&to->mu);
+        if (full) hak_free(b);
+        /* Take up to two blocks from our own box. */
+        struct mailbox *me = &h->box[h->id];
+        for (int k = 0; k < 2; k++) {
+            void *got = NULL;
+            pthread_mutex_lock(&me->mu);
+            if (me->head != me->tail) {
+                got = me->q[me->head];
+                me->head = (me->head + 1) % me->cap;
+            }
+            pthread_mutex_unlock(&me->mu);
+            if (got == NULL) break;
+            if (!check_block(got)) h->bad++;
+            errno = EILSEQ;
+            hak_free(got);
+            if (errno != EILSEQ) h->errno_bad++;
+        }
+    }
+    return NULL;
+}
+
+TEST(threads_handoff_keeps_contents) {
+    unsigned nt = hk_test_threads();
+    if (nt < 2) nt = 2;
+    if (nt > 64) nt = 64;
+    struct mailbox box[64];
+    struct handoff h[64];
+    pthread_t t[64];
+    for (unsigned i = 0; i < nt; i++) {
+        pthread_mutex_init(&box[i].mu, NULL);
+        box[i].cap = 512;
+        box[i].head = box[i].tail = 0;
+        box[i].q = hak_malloc(box[i].cap * sizeof(void *));
+        REQUIRE_NOT_NULL(box[i].q, "bookkeeping");
+    }
+    for (unsigned i = 0; i < nt; i++) {
+        h[i] = (struct handoff){ box, nt, i, 20000 * hk_test_scale(), 0, 0 };
+        REQUIRE_EQ_U(pthread_create(&t[i], NULL, handoff_main, &h[i]), 0, "pthread_create");
+    }
+    int bad = 0, errno_bad = 0;
+    for (unsigned i = 0; i < nt; i++) {
+        pthread_join(t[i], NULL);
+        bad += h[i].bad;
+        errno_bad += h[i].errno_bad;
+    }
+    size_t left = 0;
+    for (unsigned i = 0; i < nt; i++) {
+        while (box[i].head != box[i].tail) {
+            void *b = box[i].q[box[i].head];
+            if (!check_block(b)) bad++;
+            hak_free(b);
+            box[i].head = (box[i].head + 1) % box[i].cap;
+            left++;
+        }
+        hak_free(box[i].q);
+        pthread_mutex_destroy(&box[i].mu);
+    }
+    EXPECT_EQ_U(bad, 0, "blocks passed between threads were damaged or allocation failed");
+    EXPECT_EQ_U(errno_bad, 0, "cross-thread free changed errno");
+}
+
+TEST_MAIN()
