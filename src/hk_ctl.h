@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hakmem/hakmem.h"
+#include <hakmem/hakmem.h>
 
 #define HK_CTL_MAXVALS 2
 #define HK_CTL_NAME_MAX 128

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "hk_atomic.h"
-#include "hk_config.h"
+#include <hk_config.h>
 #include "hk_types.h"
 
 #define hk_likely(x) __builtin_expect(!!(x), 1)

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hakmem/hakmem.h"
+#include <hakmem/hakmem.h>
 
 #define HK_SEG_SHIFT 21
 #define HK_SEG_SIZE ((size_t)1 << HK_SEG_SHIFT)
