@@ -74,10 +74,13 @@ static void page_release(hk_heap *heap, hk_page *page) {
 }
 
 /* tcache_max[c]: free blocks a heap keeps in empty pages of class c before
- * it hands further empty pages back to the arena.  0 means "default": two
- * pages' worth, enough to absorb a working set swinging across a page
- * boundary. */
+ * it hands further empty pages back to the arena (the current page is kept
+ * regardless).  0 stored means "default": up to two pages, at most 256 KiB,
+ * enough to absorb a working set swinging across a page boundary without
+ * holding megabytes per thread in the large classes. */
 static _Atomic unsigned tcache_max[HK_NCLASSES];
+
+#define HK_KEEP_EMPTY_BYTES (256u << 10)
 
 static unsigned blocks_per_page(unsigned cls) {
     return (unsigned)(hk_class_slices[cls] * HK_SLICE_SIZE / hk_class_size[cls]);
@@ -85,7 +88,10 @@ static unsigned blocks_per_page(unsigned cls) {
 
 unsigned hk_tcache_max_get(unsigned cls) {
     unsigned m = hk_load_relaxed(&tcache_max[cls]);
-    return m != 0 ? m - 1 : 2 * blocks_per_page(cls);
+    if (m != 0) return m - 1;
+    size_t page_bytes = hk_class_slices[cls] * HK_SLICE_SIZE;
+    size_t pages = HK_KEEP_EMPTY_BYTES / page_bytes;
+    return blocks_per_page(cls) * (unsigned)(pages > 2 ? 2 : pages);
 }
 
 void hk_tcache_max_set(unsigned cls, unsigned blocks) {
