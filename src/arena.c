@@ -56,7 +56,9 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
     unsigned n = hk_class_slices[cls];
     bool is_zero = false;
     int idx = -1;
+    uint64_t now = hk_os_now_ms();
     pthread_mutex_lock(&a->lock);
+    hk_arena_maybe_purge_locked(a, now);
     hk_segment *seg = a->segs;
     for (; seg != NULL && seg->free_mask != 0; seg = seg->next) {
         idx = hk_segment_span_alloc(seg, n, &is_zero);

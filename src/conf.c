@@ -81,7 +81,7 @@ void hk_conf_defaults(hk_options *o) {
     set_mode(o, HK_MODE_BALANCED);
     o->narenas = 0; /* chosen at init from the CPU count */
     o->bigcache_max_mb = 64;
-    o->decay_ms = 500;
+    o->decay_ms = 100;
     o->thp = 0;
     o->stats_print = false;
     o->stats_page_interval_ms = 100;

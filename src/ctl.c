@@ -86,6 +86,12 @@ static int lookup(const char *name, size_t *row_out, size_t *vals, size_t *nvals
     return best;
 }
 
+/* The doc string of a concrete name's row, or NULL (the stats page). */
+const char *hk_ctl_doc(const char *name) {
+    size_t r, vals[HK_CTL_MAXVALS], nvals;
+    return lookup(name, &r, vals, &nvals) == 0 ? hk_ctl_rows[r].doc : NULL;
+}
+
 static int do_op(const hk_ctl_row *row, const size_t *vals, void *oldp, size_t *oldlenp,
                  void *newp, size_t newlen) {
     if (row->type == HAK_CTL_VOID) {
