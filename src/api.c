@@ -31,7 +31,11 @@ static void *malloc_shared(unsigned cls) {
         }
     }
     void *p = NULL;
+    bool slow = false;
     if (h != NULL) {
+        /* Every free into a shared heap is remote: trim now and then so
+         * emptied pages go back to the arena. */
+        if (hk_unlikely(++h->slow_count % 1024 == 0)) hk_heap_trim(h);
         if (hk_load_relaxed(&h->delayed) != 0) hk_heap_collect_delayed(h);
         hk_page *page = h->direct[cls];
         hk_block *b = page->free;
@@ -45,11 +49,13 @@ static void *malloc_shared(unsigned cls) {
             p = b;
         } else {
             p = hk_heap_malloc_slow(h, cls);
+            slow = true;
         }
     } else {
         errno = ENOMEM;
     }
     pthread_mutex_unlock(&a->shared_lock);
+    if (slow) hk_statspage_tick(); /* never under the lock */
     return p;
 }
 

@@ -72,8 +72,14 @@ static int match_row(const hk_ctl_row *row, const char *name, size_t *vals, size
 
 /* Finds the row for name; 0, ENOENT (no such name) or EINVAL (index out
  * of range). */
+static bool well_formed(const char *name) {
+    size_t n = strlen(name);
+    return n > 0 && n < HK_CTL_NAME_MAX && name[0] != '.' && name[n - 1] != '.' &&
+           strstr(name, "..") == NULL;
+}
+
 static int lookup(const char *name, size_t *row_out, size_t *vals, size_t *nvals) {
-    if (name == NULL) return ENOENT;
+    if (name == NULL || !well_formed(name)) return ENOENT;
     int best = ENOENT;
     for (size_t r = 0; r < hk_ctl_nrows; r++) {
         int rc = match_row(&hk_ctl_rows[r], name, vals, nvals);

@@ -78,7 +78,7 @@ static void page_release(hk_heap *heap, hk_page *page) {
  * regardless).  0 stored means "default": up to two pages, at most 256 KiB,
  * enough to absorb a working set swinging across a page boundary without
  * holding megabytes per thread in the large classes. */
-static _Atomic unsigned tcache_max[HK_NCLASSES];
+static _Atomic uint64_t tcache_max[HK_NCLASSES]; /* value + 1; 0: default */
 
 #define HK_KEEP_EMPTY_BYTES (256u << 10)
 
@@ -87,15 +87,15 @@ static unsigned blocks_per_page(unsigned cls) {
 }
 
 unsigned hk_tcache_max_get(unsigned cls) {
-    unsigned m = hk_load_relaxed(&tcache_max[cls]);
-    if (m != 0) return m - 1;
+    uint64_t m = hk_load_relaxed(&tcache_max[cls]);
+    if (m != 0) return (unsigned)(m - 1);
     size_t page_bytes = hk_class_slices[cls] * HK_SLICE_SIZE;
     size_t pages = HK_KEEP_EMPTY_BYTES / page_bytes;
     return blocks_per_page(cls) * (unsigned)(pages > 2 ? 2 : pages);
 }
 
 void hk_tcache_max_set(unsigned cls, unsigned blocks) {
-    hk_store_relaxed(&tcache_max[cls], blocks + 1 > blocks ? blocks + 1 : blocks);
+    hk_store_relaxed(&tcache_max[cls], (uint64_t)blocks + 1);
 }
 
 static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
@@ -174,8 +174,11 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
     return page;
 }
 
+#define HK_TRIM_EVERY 1024 /* slow paths between trims of a heap */
+
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
-    hk_statspage_tick();
+    if (!heap->shared) hk_statspage_tick(); /* shared: api.c ticks after the lock */
+    if (hk_unlikely(++heap->slow_count % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
     hk_page *page = find_page(heap, cls);
     if (page == NULL) {
         errno = ENOMEM;
@@ -250,16 +253,24 @@ void hk_heap_abandon(hk_heap *heap) {
     heap->live = false;
 }
 
-/* Hands every empty page back to the arena (thread.tcache.flush). */
-void hk_heap_flush(hk_heap *heap) {
+/* Takes in remote frees everywhere and hands empty pages back: all of them
+ * (thread.tcache.flush), or those beyond each class's tcache_max (a
+ * periodic trim, so classes the program stopped using give their pages
+ * back even when no local free ever empties them). */
+static void release_empty_pages(hk_heap *heap, bool all) {
     if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         hk_page *page = heap->queue[c].first;
         while (page != NULL) {
             hk_page *next = page->next;
             hk_page_collect(page);
-            if (page->used == 0) page_release(heap, page);
+            if (page->used == 0 && (all || (heap->direct[c] != page && keeps_enough_empty(heap, page))))
+                page_release(heap, page);
             page = next;
         }
     }
 }
+
+void hk_heap_flush(hk_heap *heap) { release_empty_pages(heap, true); }
+
+void hk_heap_trim(hk_heap *heap) { release_empty_pages(heap, false); }

@@ -159,6 +159,7 @@ void hk_free_remote(hk_page *page, hk_block *b);
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
 void hk_heap_abandon(hk_heap *heap);
 void hk_heap_flush(hk_heap *heap);
+void hk_heap_trim(hk_heap *heap);
 void hk_heap_collect_delayed(hk_heap *heap);
 unsigned hk_tcache_max_get(unsigned cls);
 void hk_tcache_max_set(unsigned cls, unsigned blocks);
@@ -208,9 +209,18 @@ void hk_free_impl(void *p);
 size_t hk_usable_size_impl(const void *p);
 
 /* ---- statspage.c ---- */
-/* Called from slow paths: refreshes the stats page when it is due (a cheap
- * check when not). */
+/* Called from slow paths, never with an allocator lock held: refreshes the
+ * stats page when it is due (a cheap check when not). */
 void hk_statspage_tick(void);
+void hk_statspage_fini(void);          /* at exit: unlink the page */
+void hk_statspage_fork_child(void);    /* forget the parent's page */
+const char *hk_statspage_path(void);   /* the stats_page.* leaves */
+unsigned hk_statspage_interval(void);
+int hk_statspage_set_interval(unsigned ms);
+uint64_t hk_statspage_refreshes(void);
+uint64_t hk_statspage_commands(void);
+bool hk_statspage_bg_running(void);
+int hk_statspage_refresh_now(void);
 
 /* ---- stats.c ---- */
 typedef struct hk_class_totals {

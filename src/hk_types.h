@@ -145,6 +145,7 @@ typedef struct hk_heap {
     _Atomic uint64_t allocated_bytes, deallocated_bytes;
     struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
     struct hk_heap *next_free;         /* heap pool */
+    uint64_t slow_count;               /* slow paths taken (owner) */
     bool shared;                       /* an arena's heap, used under its lock */
     bool live;                         /* owned by a running thread */
 } hk_heap;

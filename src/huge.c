@@ -135,6 +135,7 @@ static void *alloc_over_aligned(size_t size, size_t align) {
 
 void *hk_huge_alloc(size_t size, size_t align, bool zero) {
     hk_ensure_init();
+    if (size == 0) size = 1; /* a block has at least one usable byte */
     hk_statspage_tick();
     if (align >= HK_SEG_SIZE) return alloc_over_aligned(size, align);
     size_t offset = align > HK_HUGE_OFFSET ? align : HK_HUGE_OFFSET;

@@ -44,6 +44,9 @@ void hk_stats_fold_heap(hk_heap *h) {
         fold(&d->nflushes[c], &s->nflushes[c]);
         fold(&d->nremote_frees[c], &s->nremote_frees[c]);
     }
+    /* Per-thread byte totals start again for the heap's next thread. */
+    hk_store_relaxed(&h->allocated_bytes, 0);
+    hk_store_relaxed(&h->deallocated_bytes, 0);
 }
 
 /* Bytes the calling thread's heap allocated or freed, at class sizes. */

@@ -22,6 +22,7 @@ struct ablock {
     unsigned char *p;
     size_t n;     /* bytes the pattern covers */
     size_t align;
+    int via;
     uint64_t tag;
 };
 
@@ -134,7 +135,19 @@ static void *am_worker(void *v) {
                  * alignment need not) */
                 size_t m = hk_random_size(&r, 0);
                 if (m == 0) m = 1;
+                errno = 0;
                 unsigned char *q = hak_realloc(b->p, m);
+                if (q == NULL) {
+                    HK_ERR(&sh->errs, "realloc(%p, %zu) of a block from "
+                           "%s(align %zu, %zu) returned NULL (errno %d)",
+                           (void *)b->p, m, via_name[b->via], b->align, b->n,
+                           errno);
+                    hak_free(b->p); /* a failed realloc leaves it intact */
+                    atomic_fetch_add(&sh->frees, 1);
+                    b->p = NULL;
+                    pthread_mutex_unlock(&sh->mu[k % AM_STRIPES]);
+                    continue;
+                }
                 if (hk_check_new(&sh->errs, "realloc of aligned", q, m)) {
                     size_t keep = hk_min(b->n, m);
                     if (hk_check_prefix(q, b->n, keep, b->tag) != keep)
@@ -143,6 +156,7 @@ static void *am_worker(void *v) {
                     b->p = q;
                     b->n = m;
                     b->align = 16;
+                    b->via = VIA_MALLOC;
                     hk_fill(q, m, b->tag);
                     pthread_mutex_unlock(&sh->mu[k % AM_STRIPES]);
                     continue;
@@ -165,6 +179,7 @@ static void *am_worker(void *v) {
                 b->p = p;
                 b->n = n;
                 b->align = align;
+                b->via = via;
                 b->tag = hk_mix64(((uint64_t)a->id << 40) | it);
                 hk_fill(p, n, b->tag);
                 atomic_fetch_add(&sh->allocs, 1);
@@ -289,6 +304,126 @@ TEST(memalign_small_many) {
     HK_ERRS_REPORT(&errs);
     EXPECT_EQ_U(verified, (uint64_t)nt * rounds * SM_N,
                 "every small aligned block verified");
+}
+
+/* ---- memalign_edge_matrix: every entry point x alignments from 8 bytes to
+ * 8 MiB x sizes at the tier edges (0 included), each block checked, resized
+ * up and down with realloc, and freed; all threads at once ---- */
+
+static const size_t em_aligns[] = {
+    8, 16, 32, 64, 256, 4096, 8192, 65536, (size_t)1 << 20, (size_t)2 << 20,
+    (size_t)4 << 20, (size_t)8 << 20,
+};
+static const size_t em_sizes[] = {
+    0, 1, 8, 16, 100, 1024, 1025, 4096, 32768, 32769, (size_t)1 << 20,
+    ((size_t)1 << 20) + 1, (size_t)3 << 20,
+};
+static const size_t em_resize[] = { 1, 200, 5000, 100000, (size_t)2 << 20 };
+
+#define NELEM(a) (sizeof (a) / sizeof (a)[0])
+
+struct em_arg {
+    unsigned id;
+    hk_errs *errs;
+    uint64_t checked, attempted;
+};
+
+/* One allocation through entry point via; NULL on failure (recorded). */
+static void *em_alloc(hk_errs *e, int via, size_t align, size_t n) {
+    void *p = NULL;
+    int rc = 0;
+    errno = 0;
+    switch (via) {
+    case VIA_POSIX_MEMALIGN:
+        rc = hak_posix_memalign(&p, align, n);
+        break;
+    case VIA_ALIGNED_ALLOC: p = hak_aligned_alloc(align, n); break;
+    case VIA_MEMALIGN: p = hak_memalign(align, n); break;
+    default: p = hak_malloc(n); break;
+    }
+    if (rc != 0 || p == NULL) {
+        HK_ERR(e, "%s(align %zu, size %zu) failed: rc %d errno %d",
+               via_name[via], align, n, rc, errno);
+        return NULL;
+    }
+    return p;
+}
+
+static void *em_worker(void *v) {
+    struct em_arg *a = v;
+    static const int vias[] = { VIA_POSIX_MEMALIGN, VIA_ALIGNED_ALLOC,
+                                VIA_MEMALIGN };
+    for (size_t vi = 0; vi < NELEM(vias); vi++)
+    for (size_t ai = 0; ai < NELEM(em_aligns); ai++)
+    for (size_t si = 0; si < NELEM(em_sizes); si++) {
+        int via = vias[(vi + a->id) % NELEM(vias)];
+        size_t align = em_aligns[ai], n = em_sizes[si];
+        if (via == VIA_POSIX_MEMALIGN && align < sizeof(void *)) continue;
+        a->attempted++;
+        unsigned char *p = em_alloc(a->errs, via, align, n);
+        if (p == NULL) continue;
+        if ((uintptr_t)p & (align - 1)) {
+            HK_ERR(a->errs, "%s(align %zu, size %zu) = %p misaligned",
+                   via_name[via], align, n, (void *)p);
+            hak_free(p);
+            continue;
+        }
+        size_t u = hak_malloc_usable_size(p);
+        if (u < n) {
+            HK_ERR(a->errs, "%s(align %zu, size %zu) = %p: usable size %zu",
+                   via_name[via], align, n, (void *)p, u);
+            hak_free(p);
+            continue;
+        }
+        uint64_t tag = hk_mix64(((uint64_t)a->id << 32) | (vi << 16) |
+                                (ai << 8) | si);
+        hk_fill(p, n, tag);
+        /* resize to a size picked from the table, check, and free */
+        size_t m = em_resize[(ai + si + a->id) % NELEM(em_resize)];
+        errno = 0;
+        unsigned char *q = hak_realloc(p, m);
+        if (q == NULL) {
+            HK_ERR(a->errs, "realloc(%p, %zu) of a block from %s(align %zu, "
+                   "size %zu) returned NULL (errno %d)", (void *)p, m,
+                   via_name[via], align, n, errno);
+            hak_free(p);
+            continue;
+        }
+        size_t keep = hk_min(n, m);
+        if (hk_check_prefix(q, n, keep, tag) != keep)
+            HK_ERR(a->errs, "realloc of a block from %s(align %zu, size %zu) "
+                   "to %zu lost contents", via_name[via], align, n, m);
+        else if (hak_malloc_usable_size(q) < m)
+            HK_ERR(a->errs, "realloc to %zu: usable size %zu", m,
+                   hak_malloc_usable_size(q));
+        else
+            a->checked++;
+        hak_free(q);
+    }
+    return NULL;
+}
+
+TEST(memalign_edge_matrix) {
+    /* the matrix is the point here, not the thread count */
+    unsigned nt = hk_test_threads() < 4 ? hk_test_threads() : 4;
+    pthread_t th[nt];
+    struct em_arg args[nt];
+    hk_errs errs;
+    hk_errs_init(&errs);
+    for (unsigned i = 0; i < nt; i++) {
+        args[i] = (struct em_arg){ .id = i, .errs = &errs };
+        REQUIRE_EQ_U(pthread_create(&th[i], NULL, em_worker, &args[i]), 0,
+                     "pthread_create");
+    }
+    uint64_t checked = 0, attempted = 0;
+    for (unsigned i = 0; i < nt; i++) {
+        pthread_join(th[i], NULL);
+        checked += args[i].checked;
+        attempted += args[i].attempted;
+    }
+    HK_ERRS_REPORT(&errs);
+    EXPECT_EQ_U(checked, attempted, "every combination checked");
+    EXPECT_GE_U(attempted, (uint64_t)nt * 400, "the matrix ran");
 }
 
 TEST_MAIN()

@@ -18,6 +18,7 @@
 
 #include "harness.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -293,7 +294,8 @@ static inline int hk_verify(hk_errs *e, const char *where, const void *p,
 static inline int hk_check_new(hk_errs *e, const char *where, const void *p,
                                size_t n) {
     if (p == NULL) {
-        HK_ERR(e, "%s: allocation of %zu bytes returned NULL", where, n);
+        HK_ERR(e, "%s: allocation of %zu bytes returned NULL (errno %d)",
+               where, n, errno);
         return 0;
     }
     if (!hk_aligned_ok(p, n)) {

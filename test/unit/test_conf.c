@@ -182,6 +182,32 @@ static int child_fill_free(bool purge) {
     return 0;
 }
 
+/* Six phases of 48 MiB, each of one size class, each freed before the
+ * next: prints the resident size before and at its peak. */
+static int child_phases(void) {
+    static const size_t phase_size[] = { 48, 2000, 24 * KiB, 100 * KiB, 640, 8000 };
+    size_t rss0 = rss_bytes(), peak = rss0;
+    for (size_t ph = 0; ph < sizeof phase_size / sizeof phase_size[0]; ph++) {
+        size_t n = phase_size[ph], count = 48 * MiB / n;
+        void **p = hak_malloc(count * sizeof *p);
+        if (p == NULL) return 2;
+        for (size_t i = 0; i < count; i++) {
+            p[i] = hak_malloc(n);
+            if (p[i] == NULL) return 3;
+            memset(p[i], 1, n);
+        }
+        size_t r = rss_bytes();
+        if (r > peak) peak = r;
+        for (size_t i = 0; i < count; i++) hak_free(p[i]);
+        hak_free(p);
+        (void)hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    }
+    char line[96];
+    snprintf(line, sizeof line, "phases=%zu,%zu\n", rss0, peak);
+    out(line);
+    return 0;
+}
+
 __attribute__((constructor)) static void child_dispatch(void) {
     char buf[8192];
     int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
@@ -201,6 +227,7 @@ __attribute__((constructor)) static void child_dispatch(void) {
     else if (strcmp(arg1, "--child-bigcache") == 0) rc = child_bigcache();
     else if (strcmp(arg1, "--child-decay") == 0) rc = child_fill_free(false);
     else if (strcmp(arg1, "--child-purge") == 0) rc = child_fill_free(true);
+    else if (strcmp(arg1, "--child-phases") == 0) rc = child_phases();
     else return;
     exit(rc);
 }
@@ -596,6 +623,23 @@ TEST(conf_tcache_off_purge_lowers_rss) {
 
 TEST(conf_single_arena_purge_lowers_rss) {
     expect_memory_returned("--child-purge", "narenas:1,decay_ms:-1", "free + flush + purge");
+}
+
+/* With the thread cache off, pages a size class emptied still go back to
+ * be reused by other classes (test_fragmentation checks the default). */
+TEST(conf_tcache_off_pages_move_between_classes) {
+    static struct child c;
+    REQUIRE_EQ_U(run_child("--child-phases", "tcache:0", &c), 0, "run child");
+    REQUIRE_TRUE(exited_ok(&c), "phases child exits 0");
+    size_t r0 = 0, peak = 0;
+    const char *s = strstr(c.out, "phases=");
+    REQUIRE_TRUE(s && sscanf(s, "phases=%zu,%zu", &r0, &peak) == 2, "phases child output");
+    hk_test_log("tcache:0, 6 phases of 48 MiB: resident %zu -> peak %zu KiB", r0 >> 10,
+                peak >> 10);
+    SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
+    /* Without reuse across classes the phases add up to ~288 MiB. */
+    EXPECT_LE_U(peak - r0, 144 * MiB,
+                "tcache:0: pages freed by one size class are not reused by another");
 }
 
 TEST_MAIN()

@@ -112,11 +112,11 @@ static void churn(size_fn next_size, unsigned slots, unsigned steps, const char 
 }
 
 TEST(fragmentation_large_runs_are_reused) {
-    churn(large_size, 64, 6000 * hk_test_scale(), "large churn");
+    churn(large_size, 64, (HK_TSAN ? 1500 : 6000) * hk_test_scale(), "large churn");
 }
 
 TEST(fragmentation_mixed_tiers_are_reused) {
-    churn(mixed_size, 1024, 60000 * hk_test_scale(), "mixed churn");
+    churn(mixed_size, 1024, (HK_TSAN ? 15000 : 60000) * hk_test_scale(), "mixed churn");
 }
 
 /* Phases: fill with one class, free it all, fill with another class. The
