@@ -209,8 +209,9 @@ void hk_free_remote(hk_page *page, hk_block *b) {
     for (;;) {
         uintptr_t state = tf & HK_TF_MASK;
         if (state != HK_TF_FULL) {
-            b->next = (hk_block *)(tf & ~HK_TF_MASK);
-            if (hk_cas_weak_release(&page->xthread_free, &tf, (uintptr_t)b | state))
+            b->next = (hk_block *)hk_tf_ptr(tf);
+            uintptr_t count = (tf & ~(HK_TF_COUNT_ONE - 1)) + HK_TF_COUNT_ONE;
+            if (hk_cas_weak_release(&page->xthread_free, &tf, count | (uintptr_t)b | state))
                 return;
             continue;
         }

@@ -134,7 +134,7 @@ void hk_page_collect(hk_page *page);
 void hk_page_queue_push(hk_page_queue *q, hk_page *page);
 void hk_page_queue_remove(hk_page_queue *q, hk_page *page);
 static inline bool hk_page_has_thread_free(hk_page *page) {
-    return (hk_load_relaxed(&page->xthread_free) & ~HK_TF_MASK) != 0;
+    return hk_tf_ptr(hk_load_relaxed(&page->xthread_free)) != 0;
 }
 
 /* ---- arena.c ---- */

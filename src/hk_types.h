@@ -66,6 +66,15 @@ enum hk_tf_state {
     HK_TF_FREEING = 2  /* a remote freer is doing that right now */
 };
 #define HK_TF_MASK ((uintptr_t)3)
+/* The top 16 bits of xthread_free count the blocks on the list (a page holds
+ * at most 8192; user addresses have 47 bits), so the owner takes the list
+ * without walking it. */
+#define HK_TF_COUNT_SHIFT 48
+#define HK_TF_COUNT_ONE ((uintptr_t)1 << HK_TF_COUNT_SHIFT)
+#define HK_TF_PTR_MASK ((HK_TF_COUNT_ONE - 1) & ~HK_TF_MASK)
+
+static inline uintptr_t hk_tf_ptr(uintptr_t tf) { return tf & HK_TF_PTR_MASK; }
+static inline uint32_t hk_tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK_TF_COUNT_SHIFT); }
 
 /*
  * A page: a span of slices cut into blocks of one size class, owned by one
@@ -81,7 +90,7 @@ typedef struct hk_page {
     hk_block *free;                  /* owner: ready to hand out */
     hk_block *local_free;            /* owner: freed since the last collect */
     _Atomic(struct hk_heap *) heap;  /* owner; NULL when free or abandoned */
-    _Atomic uintptr_t xthread_free;  /* remote frees | enum hk_tf_state */
+    _Atomic uintptr_t xthread_free;  /* count << 48 | remote frees | state */
     uint16_t used;                   /* see above */
     uint16_t capacity;               /* blocks carved so far */
     uint16_t reserved;               /* blocks the span holds (<= 8192) */

@@ -41,24 +41,26 @@ void hk_page_extend(hk_page *page) {
     page->capacity = (uint16_t)(page->capacity + n);
 }
 
-/* Owner: moves remote frees and, when free is empty, local frees onto the
- * free list. */
+/* Owner: takes the remote frees (one exchange, no walk: the word carries
+ * their count) and, when the free list is empty, the local frees. */
 void hk_page_collect(hk_page *page) {
     uintptr_t tf = hk_load_relaxed(&page->xthread_free);
-    while ((tf & ~HK_TF_MASK) != 0) {
+    while (hk_tf_ptr(tf) != 0) {
         if (hk_cas_strong_acq_rel(&page->xthread_free, &tf, tf & HK_TF_MASK)) break;
     }
-    hk_block *list = (hk_block *)(tf & ~HK_TF_MASK);
+    hk_block *list = (hk_block *)hk_tf_ptr(tf);
     if (list != NULL) {
-        uint32_t n = 1;
-        hk_block *tail = list;
-        while (tail->next != NULL) {
-            tail = tail->next;
-            n++;
+        page->used = (uint16_t)(page->used - hk_tf_count(tf));
+        if (page->free == NULL) {
+            page->free = list;
+        } else if (page->local_free == NULL) {
+            page->local_free = list;
+        } else {
+            hk_block *tail = list;
+            while (tail->next != NULL) tail = tail->next;
+            tail->next = page->free;
+            page->free = list;
         }
-        tail->next = page->free;
-        page->free = list;
-        page->used = (uint16_t)(page->used - n);
     }
     if (page->free == NULL) {
         page->free = page->local_free;
