@@ -75,12 +75,12 @@ static void page_release(hk_heap *heap, hk_page *page) {
 
 /* tcache_max[c]: free blocks a heap keeps in empty pages of class c before
  * it hands further empty pages back to the arena (the current page is kept
- * regardless).  0 stored means "default": up to two pages, at most 256 KiB,
+ * regardless).  0 stored means "default": one page of at most 64 KiB,
  * enough to absorb a working set swinging across a page boundary without
  * holding megabytes per thread in the large classes. */
 static _Atomic uint64_t tcache_max[HK_NCLASSES]; /* value + 1; 0: default */
 
-#define HK_KEEP_EMPTY_BYTES (256u << 10)
+#define HK_KEEP_EMPTY_BYTES (64u << 10)
 
 static unsigned blocks_per_page(unsigned cls) {
     return (unsigned)(hk_class_slices[cls] * HK_SLICE_SIZE / hk_class_size[cls]);
