@@ -95,7 +95,7 @@ DEFAULT_ALLOCS = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "hakmem"]
 LIB_DIRS = (glob.glob("/usr/lib/*-linux-gnu") + glob.glob("/lib/*-linux-gnu")
             + ["/usr/lib64", "/usr/lib", "/usr/local/lib"])
 CFLAGS = ["-std=gnu11", "-O2", "-g", "-D_GNU_SOURCE", "-Wall", "-Wextra",
-          "-Wshadow", "-Wno-unused-parameter"]
+          "-Wshadow", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 
 def log(msg):

@@ -14,16 +14,23 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char usage[] =
-    "usage: demo [-t THREADS] [-s SCALE] [THREADS [SCALE]]\n"
-    "  2 threads and about 2 s at scale 1\n";
+    "usage: demo [-t THREADS] [-s SCALE] [-d SECONDS] [THREADS [SCALE]]\n"
+    "  2 threads and about 2 s at scale 1\n"
+    "  -d SECONDS: repeat the phases until SECONDS have passed, with a line per\n"
+    "  round (mode, allocated bytes) to watch from outside, e.g. with hakctl\n";
+static double duration; /* -d: repeat the phases this long */
+static volatile sig_atomic_t stop_requested; /* -d: SIGTERM/SIGINT end the run */
+static void on_stop(int sig) { stop_requested = 1; }
 
 /* ---- helpers shared by the bench/ programs ----
  * Repeated in each file on purpose: every bench/NAME.c is built alone into one
@@ -176,6 +183,8 @@ static inline void parse_args(int argc, char **argv, int *threads, double *scale
             *threads = atoi(argv[++i]);
         else if ((!strcmp(a, "-s") || !strcmp(a, "--scale")) && i + 1 < argc)
             *scale = atof(argv[++i]);
+        else if ((!strcmp(a, "-d") || !strcmp(a, "--duration")) && i + 1 < argc)
+            duration = atof(argv[++i]);
         else if (a[0] != '-' && npos == 0) {
             *threads = atoi(a);
             npos++;
@@ -499,6 +508,25 @@ static void print_hakmem_figures(void)
     }
 }
 
+/* -d: one line per round, from the allocator's own view when it is hakmem. */
+static void print_progress(int round, double secs)
+{
+    hak_ctl_fn ctl = (hak_ctl_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "hak_ctl");
+    const char *mode = NULL;
+    size_t allocated = 0, len = sizeof mode;
+    if (ctl != NULL && ctl("config.mode", &mode, &len, NULL, 0) != 0)
+        mode = NULL;
+    len = sizeof allocated;
+    if (ctl != NULL)
+        ctl("stats.allocated", &allocated, &len, NULL, 0);
+    printf("demo: round %d done at %.1f s (pid %d)%s%s", round, secs, (int)getpid(),
+           mode ? ", mode " : "", mode ? mode : "");
+    if (ctl != NULL)
+        printf(", allocated %.1f KiB", (double)allocated / 1024.0);
+    printf("\n");
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     nworkers = 2;
@@ -516,14 +544,24 @@ int main(int argc, char **argv)
         workers[i].rng = 0xde5011ull * (uint64_t)(i + 1);
         atomic_init(&workers[i].inbox, NULL);
     }
-    for (int i = 1; i < nworkers; i++)
-        if (pthread_create(&workers[i].tid, NULL, run, &workers[i]) != 0) {
-            fprintf(stderr, "demo: pthread_create failed\n");
-            return 1;
-        }
-    run(&workers[0]);
-    for (int i = 1; i < nworkers; i++)
-        pthread_join(workers[i].tid, NULL);
+    int round = 0;
+    if (duration > 0) { /* a stop ends the round, then the usual report */
+        signal(SIGTERM, on_stop);
+        signal(SIGINT, on_stop);
+    }
+    do {
+        producers_left = (nworkers + 1) / 2;
+        for (int i = 1; i < nworkers; i++)
+            if (pthread_create(&workers[i].tid, NULL, run, &workers[i]) != 0) {
+                fprintf(stderr, "demo: pthread_create failed\n");
+                return 1;
+            }
+        run(&workers[0]);
+        for (int i = 1; i < nworkers; i++)
+            pthread_join(workers[i].tid, NULL);
+        if (duration > 0)
+            print_progress(++round, now_sec() - t0);
+    } while (duration > 0 && !stop_requested && now_sec() - t0 < duration);
     double secs = now_sec() - t0;
 
     static const char *what[NPHASES] = {

@@ -187,6 +187,16 @@ static int get_arena_mapped(const hk_ctl_row *row, const size_t *v, hk_ctl_value
     return 0;
 }
 
+/* ---- the stats page (statspage.c) ---- */
+
+static int get_sp_path(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_statspage_path(); return 0; }
+static int get_sp_interval(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_statspage_interval(); return 0; }
+static int set_sp_interval(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) { return hk_statspage_set_interval(in->u); }
+static int get_sp_refreshes(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = hk_statspage_refreshes(); return 0; }
+static int get_sp_commands(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = hk_statspage_commands(); return 0; }
+static int get_sp_bg(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_statspage_bg_running(); return 0; }
+static int act_sp_refresh(const hk_ctl_row *row, const size_t *v) { return hk_statspage_refresh_now(); }
+
 /* ---- the calling thread ---- */
 
 static int act_tcache_flush(const hk_ctl_row *row, const size_t *v) {
@@ -277,6 +287,13 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"arena.<i>.decay_ms", HAK_CTL_I64, RW(get_arena_decay, set_arena_decay), lim_arena, "purge delay (-1 never)"},
     {"arena.<i>.nthreads", HAK_CTL_UNSIGNED, R(get_arena_nthreads), lim_arena, "threads bound"},
     {"arena.<i>.stats.mapped", HAK_CTL_SIZE, R(get_arena_mapped), lim_arena, "bytes of segments"},
+    {"stats_page.enabled", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "publish the shared-memory stats page (= config.features.stats_page)", HK_FEAT_STATS_PAGE},
+    {"stats_page.path", HAK_CTL_STRING, R(get_sp_path), NULL, "the page's file, /dev/shm/hakmem.<uid>.<pid> (empty while there is none)"},
+    {"stats_page.interval_ms", HAK_CTL_UNSIGNED, RW(get_sp_interval, set_sp_interval), NULL, "refresh the page at most this often (1..3600000)"},
+    {"stats_page.refreshes", HAK_CTL_U64, R(get_sp_refreshes), NULL, "page refreshes"},
+    {"stats_page.commands", HAK_CTL_U64, R(get_sp_commands), NULL, "commands (hakctl set) applied"},
+    {"stats_page.background_thread", HAK_CTL_BOOL, R(get_sp_bg), NULL, "a background thread keeps the page fresh"},
+    {"stats_page.refresh", HAK_CTL_VOID, ACT(act_sp_refresh), NULL, "refresh the page now, creating it if its delay has not passed (EPERM when off)"},
     {"thread.tcache.flush", HAK_CTL_VOID, ACT(act_tcache_flush), NULL, "hand empty pages back"},
     {"thread.arena", HAK_CTL_UNSIGNED, RW(get_thread_arena, set_thread_arena), NULL, "arena of the calling thread (write: move it)"},
     {"thread.allocated", HAK_CTL_U64, R(get_thread_allocated), NULL, "bytes allocated by the calling thread's heap (class sizes)"},

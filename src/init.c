@@ -179,8 +179,10 @@ static void fork_child(void) {
     hk_arenas_reinit_child();
     pthread_mutex_init(&hk_heaps_lock, NULL);
     pthread_mutex_init(&init_lock, NULL);
+    hk_statspage_fork_child();
 }
 
 __attribute__((destructor)) static void hk_fini(void) {
     if (hk_load_acquire(&hk_initialized) && hk_opt.stats_print) hk_stats_print_at_exit();
+    hk_statspage_fini();
 }

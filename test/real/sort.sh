@@ -73,8 +73,10 @@ gate() {
 # pre CMD...: CMD under hakmem (with a time limit: a deadlock must fail, not
 # hang the suite).  base CMD...: the same without it.
 limit=${HAKMEM_REAL_TIMEOUT:-120}
-pre() { timeout "$limit" env LD_PRELOAD="$lib" "$@"; }
-base() { timeout "$limit" "$@"; }
+to=
+command -v timeout >/dev/null 2>&1 && to="timeout $limit"
+pre() { $to env LD_PRELOAD="$lib" "$@"; }
+base() { $to "$@"; }
 # preload_complaint FILE: the loader's complaint in a captured stderr, if any.
 preload_complaint() { grep -E 'ld\.so|cannot be preloaded' "$1" | head -n 1; }
 # ---- end of preamble ----

@@ -370,8 +370,13 @@ struct batch {
 struct mailbox {
     pthread_mutex_t mu;
     struct batch *head;
+    unsigned pending; /* batches in head */
     char pad[64];
 };
+
+/* A sender waits (draining its own mailbox) while the receiver has this
+ * many batches pending, so memory stays bounded at any scale. */
+#define MB_MAX_PENDING 16
 
 struct mb_shared {
     unsigned nt, rounds;
@@ -392,6 +397,7 @@ static void mb_drain(struct mb_shared *sh, unsigned id) {
     pthread_mutex_lock(&box->mu);
     struct batch *b = box->head;
     box->head = NULL;
+    box->pending = 0;
     pthread_mutex_unlock(&box->mu);
     while (b) {
         struct batch *next = b->next;
@@ -435,9 +441,16 @@ static void *mb_worker(void *v) {
         }
         unsigned to = (a->id + 1 + (unsigned)hk_below(&r, sh->nt - 1 ? sh->nt - 1 : 1)) % sh->nt;
         struct mailbox *box = &sh->boxes[to];
-        pthread_mutex_lock(&box->mu);
+        for (;;) {
+            pthread_mutex_lock(&box->mu);
+            if (box->pending < MB_MAX_PENDING) break;
+            pthread_mutex_unlock(&box->mu);
+            mb_drain(sh, a->id);
+            sched_yield();
+        }
         b->next = box->head;
         box->head = b;
+        box->pending++;
         pthread_mutex_unlock(&box->mu);
         mb_drain(sh, a->id);
     }

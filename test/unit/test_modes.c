@@ -914,8 +914,9 @@ TEST(modes_tcache_max_reads_back) {
     }
 }
 
-TEST(modes_tcache_max_default_is_two_pages) {
-    /* Tiny pages are one 64 KiB slice: the default is 2 * (64 KiB / size). */
+TEST(modes_tcache_max_default_is_one_small_page) {
+    /* Default: one page's worth of blocks where a page is at most 64 KiB
+     * (every tiny page is one 64 KiB slice), none for bigger pages. */
     for (unsigned i = 0; i < 21; i += 4) {
         char name[64];
         size_t size = 0;
@@ -924,8 +925,11 @@ TEST(modes_tcache_max_default_is_two_pages) {
         REQUIRE_EQ_U(rd(name, &size, sizeof size), 0, name);
         snprintf(name, sizeof name, "tiny.class.%u.tcache_max", i);
         REQUIRE_EQ_U(rd(name, &m, sizeof m), 0, name);
-        EXPECT_EQ_U(m, 2 * (65536 / size), name);
+        EXPECT_EQ_U(m, 65536 / size, name);
     }
+    unsigned m = 1;
+    REQUIRE_EQ_U(rd("large.class.19.tcache_max", &m, sizeof m), 0, "1 MiB class");
+    EXPECT_EQ_U(m, 0, "a 1 MiB page is never kept empty by default");
 }
 
 TEST(modes_tcache_max_extreme_value_reads_back) {
