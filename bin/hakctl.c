@@ -277,12 +277,12 @@ static const char *result_text(int r) {
     }
 }
 
-/* After an applied command, the refresh that applied it: the new value. */
-static void show_new_value(hkp_page *p, const hkp_entry *e, uint64_t before, unsigned timeout_ms) {
+/* After an applied command, the value written by the refresh that applied it. */
+static void show_new_value(hkp_page *p, const hkp_entry *e, uint64_t applied_in, unsigned timeout_ms) {
     char err[256], out[1024];
     for (unsigned waited = 0; waited < timeout_ms; waited += 5) {
         if (hkp_snapshot(p, SNAP_TIMEOUT_MS, err, sizeof err) != HKP_OK) return;
-        if (p->nrefresh > before) break;
+        if (p->nrefresh >= applied_in) break;
         msleep(5);
     }
     hkp_value v;
@@ -315,9 +315,9 @@ static int cmd_set(const hk_cli *c) {
         hkp_value v;
         hkp_value_of(&p, &e, &v);
         hkp_format(&v, HKP_PLAIN, old, sizeof old);
-        uint64_t before = p.nrefresh;
+        uint64_t applied_in = 0;
         int result = 0;
-        rc = hkp_post(&p, key, value, c->timeout_ms, &result, err, sizeof err);
+        rc = hkp_post(&p, key, value, c->timeout_ms, &result, &applied_in, err, sizeof err);
         if (rc != HKP_OK) {
             cli_error("set %s: %s", key, err);
             status = EXIT_NOPAGE;
@@ -325,7 +325,7 @@ static int cmd_set(const hk_cli *c) {
             cli_error("set %s %s: %s", key, value, result_text(result));
         } else {
             if (e.type == HAK_CTL_VOID) printf("%s: done\n", key);
-            else show_new_value(&p, &e, before, c->timeout_ms);
+            else show_new_value(&p, &e, applied_in, c->timeout_ms);
             status = EXIT_OK;
         }
     }

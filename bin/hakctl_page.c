@@ -446,7 +446,7 @@ static hk_sp_cmd *claim(hkp_page *p) {
 }
 
 static int post_guarded(hkp_page *p, const char *key, const char *value, unsigned timeout_ms,
-                        int *result, char *err, size_t cap) {
+                        int *result, uint64_t *applied_in, char *err, size_t cap) {
     uint64_t deadline = mono_ms() + timeout_ms;
     hk_sp_cmd *c;
     while ((c = claim(p)) == NULL) {
@@ -465,6 +465,7 @@ static int post_guarded(hkp_page *p, const char *key, const char *value, unsigne
         uint32_t st = atomic_load_explicit(&c->state, memory_order_acquire);
         if (st == HK_SP_CMD_DONE && atomic_load(&c->ticket) == ticket) {
             *result = atomic_load(&c->result);
+            if (applied_in != NULL) *applied_in = atomic_load(&c->applied_in);
             atomic_store(&c->state, HK_SP_CMD_FREE);
             return HKP_OK;
         }
@@ -484,7 +485,7 @@ static int post_guarded(hkp_page *p, const char *key, const char *value, unsigne
 }
 
 int hkp_post(hkp_page *p, const char *key, const char *value, unsigned timeout_ms, int *result,
-             char *err, size_t cap) {
+             uint64_t *applied_in, char *err, size_t cap) {
     if (!p->writable || p->hdr.ncmds == 0)
         return fail(err, cap, HKP_EIO, "%s: the page takes no commands", p->path);
     if (strlen(key) >= HK_SP_KEY_MAX || strlen(value) >= HK_SP_VALUE_MAX)
@@ -496,7 +497,7 @@ int hkp_post(hkp_page *p, const char *key, const char *value, unsigned timeout_m
         return fail(err, cap, HKP_ECORRUPT, "%s: corrupt page: truncated while posting", p->path);
     }
     guard = &jb;
-    int rc = post_guarded(p, key, value, timeout_ms, result, err, cap);
+    int rc = post_guarded(p, key, value, timeout_ms, result, applied_in, err, cap);
     guard = NULL;
     return rc;
 }

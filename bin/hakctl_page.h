@@ -82,9 +82,10 @@ const char *hkp_get_str(const hkp_page *p, const char *name, char *buf, size_t c
 /* Header strings, NUL-terminated into buf. */
 const char *hkp_command(const hkp_page *p, char *buf, size_t cap);
 
-/* Posts key = value through the command ring and waits for the result. */
+/* Posts key = value through the command ring and waits for the result;
+ * *applied_in (may be NULL) gets the refresh whose values show its effect. */
 int hkp_post(hkp_page *p, const char *key, const char *value, unsigned timeout_ms,
-             int *result, char *err, size_t cap);
+             int *result, uint64_t *applied_in, char *err, size_t cap);
 
 /* Every page file under /dev/shm of uid (all uids: uid < 0); cb returns
  * non-zero to stop. */

@@ -178,6 +178,7 @@ int cmd_top(const hk_cli *c) {
     cli_catch_signals();
     if (t.tty) raw_mode(&t, true);
     sample(&t, &p);
+    if (t.tty) render(&t, &p, c, 0); /* at once; rates from the next frame */
     char err[512];
     int status = EXIT_OK;
     for (long n = 0; count < 0 || n < count; n++) {

@@ -59,9 +59,28 @@ static void *malloc_shared(unsigned cls) {
     return p;
 }
 
+/* The current page ran out but its owner freed blocks into it: take them
+ * without the full slow path (pages of one large block live here). */
+static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->direct[cls];
+    hk_block *b = page->local_free;
+    if (b == NULL) return NULL;
+    page->local_free = NULL;
+    page->free = b->next;
+    page->used++;
+    if (hk_config_stats) {
+        hk_counter_add(&heap->counters.nmalloc[cls], 1);
+        hk_counter_add(&heap->counters.nslow[cls], 1);
+    }
+    return b;
+}
+
 static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls) {
     if (hk_likely(heap != &hk_heap_empty)) {
-        if (hk_likely(hk_thread_tcache_wanted())) return hk_heap_malloc_slow(heap, cls);
+        if (hk_likely(hk_thread_tcache_wanted())) {
+            void *p = malloc_from_local_free(heap, cls);
+            return p != NULL ? p : hk_heap_malloc_slow(heap, cls);
+        }
         hk_thread_detach_heap();
         return malloc_shared(cls);
     }

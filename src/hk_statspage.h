@@ -124,7 +124,8 @@ typedef struct hk_sp_cmd {
     _Atomic int32_t result;       /* 0, ENOENT, EPERM or EINVAL */
     _Atomic uint64_t ticket;      /* the client's nonce, echoed with the result */
     _Atomic uint64_t claimed_ms;  /* ms since the Epoch: stale claims are reclaimed */
-    _Atomic uint64_t reserved;
+    _Atomic uint64_t applied_in;  /* nrefresh of the refresh that applied it: its
+                                     values show the effect */
     char key[HK_SP_KEY_MAX];      /* NUL-terminated */
     char value[HK_SP_VALUE_MAX];  /* NUL-terminated decimal, boolean word or string */
 } hk_sp_cmd;

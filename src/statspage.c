@@ -497,13 +497,15 @@ static void apply_commands(void) {
         key[sizeof key - 1] = '\0';
         val[sizeof val - 1] = '\0';
         hk_store_relaxed(&c->result, apply_command(key, val));
+        hk_store_relaxed(&c->applied_in, hk_load_relaxed(&sp.nrefresh) + 1);
         hk_store_release(&c->state, HK_SP_CMD_DONE);
         hk_fetch_add_relaxed(&sp.ncommands, 1);
     }
 }
 
 /* Commands, then every leaf into the staging area, then the page under the
- * sequence lock (odd for the copy only). */
+ * sequence lock (odd for the copy only).  A command is applied by the
+ * refresh numbered nrefresh + 1, whose values show its effect. */
 static void refresh(void) {
     apply_commands();
     uint64_t n = hk_fetch_add_relaxed(&sp.nrefresh, 1) + 1;
@@ -594,6 +596,8 @@ static void work(uint64_t now, enum sp_why why) {
         }
         return;
     }
+    bool due = now >= hk_load_relaxed(&sp.due_ms);
+    if (why != SP_FORCE && !due && !(why == SP_BG && commands_pending())) return;
     /* A page someone truncated would fault on write: make a new one. */
     struct stat st;
     if (fstat(sp.fd, &st) != 0 || (size_t)st.st_size < sp.size) {
@@ -602,11 +606,8 @@ static void work(uint64_t now, enum sp_why why) {
         hk_store_relaxed(&sp.due_ms, now);
         return;
     }
-    bool due = now >= hk_load_relaxed(&sp.due_ms);
-    if (why == SP_FORCE || due || (why == SP_BG && commands_pending())) {
-        refresh();
-        hk_store_relaxed(&sp.due_ms, now + interval);
-    }
+    refresh();
+    hk_store_relaxed(&sp.due_ms, now + interval);
 }
 
 static bool try_work(uint64_t now, enum sp_why why) {
@@ -647,12 +648,13 @@ __attribute__((constructor)) static void sp_ctor(void) {
 void hk_statspage_fini(void) {
     hk_store_relaxed(&sp.closed, true);
     hk_store_relaxed(&sp.due_ms, UINT64_MAX);
-    for (int i = 0; i < 2000 && hk_exchange_acq_rel(&sp.busy, true); i++) sched_yield();
+    bool mine = false;
+    for (int i = 0; i < 2000 && !(mine = !hk_exchange_acq_rel(&sp.busy, true)); i++) sched_yield();
     /* busy stays taken: nothing refreshes after this. */
-    if (hk_load_relaxed(&sp.live)) {
-        hk_store_relaxed(&sp.live, false);
-        release_page(true);
-    }
+    if (!hk_load_relaxed(&sp.live)) return;
+    hk_store_relaxed(&sp.live, false);
+    if (mine) release_page(true);
+    else if (sp.name[0] != '\0') shm_unlink(sp.name); /* a writer is stuck in it: leave it mapped */
 }
 
 /* In a fork child (one thread): the page is the parent's, not ours to write

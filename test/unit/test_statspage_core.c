@@ -275,7 +275,7 @@ TEST(statspage_fork_child_makes_its_own) {
 
 /* ---- the command ring ---- */
 
-typedef struct post { const char *key, *value; int want; int rc, result; char err[256]; } post;
+typedef struct post { const char *key, *value; int want; int rc, result; uint64_t applied_in; char err[256]; } post;
 
 typedef struct poster { post *posts; size_t n; _Atomic bool done; } poster;
 
@@ -286,7 +286,7 @@ static void *poster_main(void *arg) {
     if (hkp_open(&p, getpid(), true, err, sizeof err) == HKP_OK) {
         for (size_t i = 0; i < ps->n; i++) {
             post *c = &ps->posts[i];
-            c->rc = hkp_post(&p, c->key, c->value, 5000, &c->result, c->err, sizeof c->err);
+            c->rc = hkp_post(&p, c->key, c->value, 5000, &c->result, &c->applied_in, c->err, sizeof c->err);
         }
         hkp_close(&p);
     } else {
@@ -333,6 +333,9 @@ TEST(statspage_commands_apply_and_refuse) {
         EXPECT_EQ_U(posts[i].result, posts[i].want, what);
     }
     EXPECT_EQ_U(ctl_u64("stats_page.commands") - c0, n, "stats_page.commands counts them");
+    for (size_t i = 1; i < n; i++)
+        EXPECT_TRUE(posts[i].applied_in > posts[i - 1].applied_in, "each applied by a later refresh");
+    EXPECT_TRUE(posts[n - 1].applied_in <= ctl_u64("stats_page.refreshes"), "by a refresh that happened");
     EXPECT_EQ_U(ctl_u("stats_page.interval_ms"), 250, "interval applied");
     EXPECT_TRUE(strcmp(ctl_str("config.mode"), "fast") == 0, "mode applied");
     bool on = false;

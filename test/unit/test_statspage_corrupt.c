@@ -292,7 +292,7 @@ TEST(statspage_truncated_under_reader) {
     EXPECT_EQ_U(hkp_snapshot(&p, 100, err, sizeof err), HKP_ECORRUPT, "snapshot: an error, not SIGBUS");
     EXPECT_TRUE(strstr(err, "truncated") != NULL, err);
     int result = 0;
-    EXPECT_EQ_U(hkp_post(&p, "config.mode", "fast", 100, &result, err, sizeof err), HKP_ECORRUPT,
+    EXPECT_EQ_U(hkp_post(&p, "config.mode", "fast", 100, &result, NULL, err, sizeof err), HKP_ECORRUPT,
                 "post: an error, not SIGBUS");
     hkp_close(&p);
     unlink(fake_path);
