@@ -96,7 +96,9 @@ HK_FAST_PATH void *malloc_small(size_t size) {
     hk_page *page = heap->direct[cls];
     hk_block *b = page->free;
     if (hk_unlikely(b == NULL)) return malloc_slow(heap, cls);
-    page->free = b->next;
+    hk_block *next = b->next;
+    page->free = next;
+    __builtin_prefetch(next); /* the next pop reads next->next */
     page->used++;
     if (hk_config_stats) hk_counter_inc(&heap->counters.nmalloc[cls]);
     return b;
