@@ -36,24 +36,29 @@ static const opt_row opt_table[] = {
     OPT("stats_page_interval_ms", OPT_UNSIGNED, stats_page_interval_ms, 1, 3600000),
     OPT("stats_page_delay_ms", OPT_UNSIGNED, stats_page_delay_ms, 0, 3600000),
     OPT("background_thread", OPT_BOOL, background_thread, 0, 1),
+    OPT("learner", OPT_BOOL, features[HK_FEAT_LEARNER], 0, 1),
+    OPT("debug_checks", OPT_BOOL, features[HK_FEAT_DEBUG_CHECKS], 0, 1),
+    OPT("crash_report", OPT_BOOL, crash_report, 0, 1),
+    OPT("abort_on_error", OPT_BOOL, abort_on_error, 0, 1),
+    OPT("guard_sample", OPT_UNSIGNED, guard_sample, 0, 1000000),
+    OPT("fail_mmap_after", OPT_I64, fail_mmap_after, 0, INT64_C(1) << 40),
 };
 
-/* The presets (DESIGN.md section 3).  learning and research equal balanced
- * until the learner and the debug checks exist. */
+/* The presets (DESIGN.md section 3). */
 static const bool mode_features[HK_MODE_COUNT][HK_FEAT_COUNT] = {
-    /*            tcache bigcache decay stats_page */
-    [HK_MODE_MINIMAL] = {false, false, false, false},
-    [HK_MODE_FAST] = {true, true, true, false},
-    [HK_MODE_BALANCED] = {true, true, true, true},
-    [HK_MODE_LEARNING] = {true, true, true, true},
-    [HK_MODE_RESEARCH] = {true, true, true, true},
+    /*                 tcache bigcache decay stats_page learner debug_checks */
+    [HK_MODE_MINIMAL] = {false, false, false, false, false, false},
+    [HK_MODE_FAST] = {true, true, true, false, false, false},
+    [HK_MODE_BALANCED] = {true, true, true, true, false, false},
+    [HK_MODE_LEARNING] = {true, true, true, true, true, false},
+    [HK_MODE_RESEARCH] = {true, true, true, true, true, true},
 };
 
 static const char *const mode_names[HK_MODE_COUNT] = {
     "minimal", "fast", "balanced", "learning", "research"};
 
 static const char *const feature_names[HK_FEAT_COUNT] = {
-    "tcache", "bigcache", "decay", "stats_page"};
+    "tcache", "bigcache", "decay", "stats_page", "learner", "debug_checks"};
 
 const char *hk_mode_name(unsigned mode) {
     return mode < HK_MODE_COUNT ? mode_names[mode] : "?";
@@ -87,6 +92,10 @@ void hk_conf_defaults(hk_options *o) {
     o->stats_page_interval_ms = 100;
     o->stats_page_delay_ms = 1000;
     o->background_thread = false;
+    o->crash_report = true;
+    o->abort_on_error = false;
+    o->guard_sample = 64;
+    o->fail_mmap_after = 0;
 }
 
 static bool parse_bool(const char *v, size_t n, int64_t *out) {

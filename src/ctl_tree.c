@@ -46,6 +46,9 @@ static int get_opt_mode(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o)
 static int get_opt_sp_interval(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.stats_page_interval_ms; return 0; }
 static int get_opt_sp_delay(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.stats_page_delay_ms; return 0; }
 static int get_opt_bg(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.background_thread; return 0; }
+static int get_opt_crash(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.crash_report; return 0; }
+static int get_opt_abort(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.abort_on_error; return 0; }
+static int get_opt_guard(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.guard_sample; return 0; }
 static int get_opt_print_opts(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_opt.stats_print_opts; return 0; }
 
 /* ---- modes and features ---- */
@@ -237,17 +240,24 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"config.debug", HAK_CTL_BOOL, R(get_config_debug), NULL, "built with --enable-debug"},
     {"config.stats", HAK_CTL_BOOL, R(get_config_stats), NULL, "statistics compiled in"},
     {"config.malloc_prefix", HAK_CTL_STRING, R(get_config_prefix), NULL, "prefix of the standard names"},
-    {"config.mode", HAK_CTL_STRING, RW(get_mode, set_mode), NULL, "minimal|fast|balanced|learning|research (learning, research: as balanced until the learner and debug checks exist)"},
+    {"config.mode", HAK_CTL_STRING, RW(get_mode, set_mode), NULL, "minimal|fast|balanced|learning|research"},
     {"config.features.tcache", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "per-thread heaps (off: arena's locked heap)", HK_FEAT_TCACHE},
     {"config.features.bigcache", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "reuse freed huge mappings", HK_FEAT_BIGCACHE},
     {"config.features.decay", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "purge free pages after decay_ms (off: never)", HK_FEAT_DECAY},
     {"config.features.stats_page", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "publish the shared-memory stats page", HK_FEAT_STATS_PAGE},
+    {"config.features.learner", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "adaptive tuning of tcache_max, BigCache size and decay (learn.*)", HK_FEAT_LEARNER},
+    {"config.features.debug_checks", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "double-free detection, junk fill, canaries, sampled guard pages", HK_FEAT_DEBUG_CHECKS},
     {"opt.mode", HAK_CTL_STRING, R(get_opt_mode), NULL, "mode at start-up"},
     {"opt.narenas", HAK_CTL_UNSIGNED, R(get_opt_narenas), NULL, "arenas"},
     {"opt.tcache", HAK_CTL_BOOL, R(get_opt_feature), NULL, "per-thread heaps at start-up", HK_FEAT_TCACHE},
     {"opt.bigcache", HAK_CTL_BOOL, R(get_opt_feature), NULL, "BigCache at start-up", HK_FEAT_BIGCACHE},
     {"opt.decay", HAK_CTL_BOOL, R(get_opt_feature), NULL, "decay purging at start-up", HK_FEAT_DECAY},
     {"opt.stats_page", HAK_CTL_BOOL, R(get_opt_feature), NULL, "stats page at start-up", HK_FEAT_STATS_PAGE},
+    {"opt.learner", HAK_CTL_BOOL, R(get_opt_feature), NULL, "learner at start-up", HK_FEAT_LEARNER},
+    {"opt.debug_checks", HAK_CTL_BOOL, R(get_opt_feature), NULL, "debug checks at start-up", HK_FEAT_DEBUG_CHECKS},
+    {"opt.crash_report", HAK_CTL_BOOL, R(get_opt_crash), NULL, "crash report on SIGSEGV/SIGBUS/SIGABRT"},
+    {"opt.abort_on_error", HAK_CTL_BOOL, R(get_opt_abort), NULL, "abort on a detected misuse"},
+    {"opt.guard_sample", HAK_CTL_UNSIGNED, R(get_opt_guard), NULL, "debug checks: 1 in N small blocks gets a guard page (0 none)"},
     {"opt.stats_page_interval_ms", HAK_CTL_UNSIGNED, R(get_opt_sp_interval), NULL, "stats page refresh interval at start-up"},
     {"opt.stats_page_delay_ms", HAK_CTL_UNSIGNED, R(get_opt_sp_delay), NULL, "age before the stats page is created"},
     {"opt.background_thread", HAK_CTL_BOOL, R(get_opt_bg), NULL, "a thread keeps the stats page fresh"},

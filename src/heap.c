@@ -179,6 +179,7 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     if (!heap->shared) hk_statspage_tick(); /* shared: api.c ticks after the lock */
     if (hk_unlikely(++heap->slow_count % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
+    if (hk_unlikely(hk_feature_on(HK_FEAT_LEARNER)) && !heap->shared) hk_learn_tick(heap);
     hk_page *page = find_page(heap, cls);
     if (page == NULL) {
         errno = ENOMEM;

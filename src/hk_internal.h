@@ -208,6 +208,11 @@ void *hk_malloc_impl(size_t size);
 void hk_free_impl(void *p);
 size_t hk_usable_size_impl(const void *p);
 
+/* ---- learn.c ---- */
+/* Called from the heap slow path, never under a lock: adjusts the knobs at
+ * a bounded rate when the learner feature is on (one load when off). */
+void hk_learn_tick(hk_heap *heap);
+
 /* ---- statspage.c ---- */
 /* Called from slow paths, never with an allocator lock held: refreshes the
  * stats page when it is due (a cheap check when not). */

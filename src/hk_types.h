@@ -183,6 +183,8 @@ enum hk_feature {
     HK_FEAT_BIGCACHE,   /* keep freed huge mappings for reuse */
     HK_FEAT_DECAY,      /* purge free pages after decay_ms (off: never) */
     HK_FEAT_STATS_PAGE, /* publish the shared-memory stats page */
+    HK_FEAT_LEARNER,    /* adaptive tuning of the knobs (learn.c) */
+    HK_FEAT_DEBUG_CHECKS, /* double free, junk, canaries, guards (debug.c) */
     HK_FEAT_COUNT
 };
 
@@ -204,6 +206,10 @@ typedef struct hk_options {
     unsigned stats_page_interval_ms; /* refresh the stats page at most this often */
     unsigned stats_page_delay_ms;  /* create it only after the process lived this long */
     bool background_thread;        /* a thread keeps the page fresh */
+    bool crash_report;             /* SIGSEGV/SIGBUS/SIGABRT report */
+    bool abort_on_error;           /* abort on a detected misuse */
+    unsigned guard_sample;         /* debug checks: 1 in N small blocks guarded */
+    uint64_t fail_mmap_after;      /* debug builds: mmap fails after N calls (0 off) */
 } hk_options;
 
 _Static_assert(sizeof(hk_page) == 64, "hk_page is 64 bytes");
