@@ -64,6 +64,10 @@ BENCHES = [
     ("threadchurn", [1, 2, 8], []),
     ("frag", [1, 2], [("after_free_kib", "KiB RSS after freeing 90%"),
                       ("final_kib", "KiB RSS after churn + 1.5 s idle")]),
+    ("hotclass", [1, 2], [("ns_pair_512", "ns/pair, 512 B batches of 2048"),
+                          ("ns_pair_4k", "ns/pair, 4 KiB batches of 256"),
+                          ("ns_pair_48k", "ns/pair, 48 KiB batches of 32")]),
+    ("hugeset", [1, 2], [("us_per_block", "us per 8 MiB block, 12 live")]),
 ]
 
 DESCRIPTIONS = {
@@ -84,6 +88,11 @@ DESCRIPTIONS = {
                    "after they exit",
     "frag": "200 MiB mixed live set, 90% freed at random, churn with "
             "other sizes, 1.5 s idle: peak and final RSS",
+    "hotclass": "batches of one size (512 B x 2048, 4 KiB x 256, 48 KiB x 32) "
+                "allocated then freed: a hot class that overflows a small "
+                "thread cache",
+    "hugeset": "12 live 8 MiB blocks per thread allocated, touched, freed, "
+               "repeated: a huge working set beyond a 64 MiB cache",
 }
 
 READING_NOTES = (
@@ -530,6 +539,9 @@ def write_doc(path, report, meta):
                 "`--out FILE`.  One benchmark by hand: `LD_PRELOAD=lib/libhakmem.so "
                 "bench/larson -t 2 -s 1`.  Instruction counts: `sh bench/callgrind.sh "
                 "OBJROOT`.")
+    text.append("")
+    text.append("Learning mode (`--allocs hakmem,hakmem-learning`) side by side with "
+                "balanced, and how the learner works: [LEARNING.md](LEARNING.md).")
     text.append("")
     text.append("Benchmarks (`bench/NAME -h` for the arguments):")
     text.append("")

@@ -192,11 +192,38 @@ static int cmd_get(const hk_cli *c) {
     return status;
 }
 
+/* dump --conf: the non-empty string leaves named *.conf under the prefix
+ * (learn.*.conf: the learner's settings), joined into one HAKMEM_CONF. */
+static int dump_conf(const hk_cli *c, hkp_page *p, const char *prefix) {
+    char conf[4096] = "";
+    size_t used = 0, found = 0;
+    for (size_t i = 0; i < p->nent; i++) {
+        hkp_entry e;
+        hkp_value v;
+        if (!hkp_entry_at(p, i, &e) || !under(&e, prefix) || e.type != HAK_CTL_STRING ||
+            e.name_len < 5 || memcmp(e.name + e.name_len - 5, ".conf", 5) != 0)
+            continue;
+        found++;
+        hkp_value_of(p, &e, &v);
+        if (v.rc != 0 || v.s == NULL || v.len == 0) continue;
+        int n = snprintf(conf + used, sizeof conf - used, "%s%.*s", used ? "," : "", (int)v.len, v.s);
+        if (n > 0 && (size_t)n < sizeof conf - used) used += (size_t)n;
+    }
+    hkp_close(p);
+    if (found == 0) {
+        cli_error("no *.conf key under '%s' (try: dump learn --conf)", prefix);
+        return EXIT_KEY;
+    }
+    printf(c->json ? "{\"HAKMEM_CONF\": \"%s\"}\n" : "HAKMEM_CONF=%s\n", conf);
+    return EXIT_OK;
+}
+
 static int cmd_dump(const hk_cli *c, bool list) {
     const char *prefix = c->nargs > 0 ? c->args[0] : "";
     hkp_page p;
     int rc = cli_open(c, &p, false);
     if (rc != EXIT_OK) return rc;
+    if (c->conf && !list) return dump_conf(c, &p, prefix);
     char name[300], out[2048], jn[320], doc[600];
     size_t shown = 0;
     if (c->json) printf("{");
@@ -444,8 +471,10 @@ static const command commands[] = {
      "  Prints the value of each KEY, one per line (exact; --human: KiB/MiB for\n"
      "  byte counts; --json: one object).  Exit status 1 when a key is unknown.\n"},
     {"dump", true, 0, 1,
-     "usage: hakctl -p PID dump [PREFIX] [--json] [--human]\n"
-     "  Prints every leaf (or those under PREFIX) as 'name = value'.\n"},
+     "usage: hakctl -p PID dump [PREFIX] [--json] [--human] [--conf]\n"
+     "  Prints every leaf (or those under PREFIX) as 'name = value'.  --conf:\n"
+     "  one HAKMEM_CONF=... line from the *.conf leaves instead (dump learn\n"
+     "  --conf: the learner's settings, to start a program with them).\n"},
     {"list", true, 0, 1,
      "usage: hakctl -p PID list [PREFIX] [--json]\n"
      "  Prints every leaf's name, type, access ('set': settable through the page)\n"
@@ -524,6 +553,7 @@ static int parse_option(hk_cli *c, int argc, char **argv, int *i) {
     if (!strcmp(a, "-j") || !strcmp(a, "--json")) c->json = true;
     else if (!strcmp(a, "-H") || !strcmp(a, "--human")) c->human = true;
     else if (!strcmp(a, "-a") || !strcmp(a, "--all")) c->all = true;
+    else if (!strcmp(a, "--conf")) c->conf = true;
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) c->help = true;
     else if (is_opt(a, "-p", "--pid")) {
         if ((v = opt_value(argc, argv, i, "-p", "--pid")) == NULL || !parse_long(v, 1, 0x7fffffff, &x)) return -1;

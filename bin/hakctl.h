@@ -20,6 +20,7 @@ typedef struct hk_cli {
     const char *cmd;
     int pid;               /* -p; 0: none given */
     bool json, human, all, help;
+    bool conf;             /* dump --conf: the *.conf leaves as one HAKMEM_CONF */
     unsigned timeout_ms;   /* --timeout (set) */
     unsigned interval_ms;  /* -i (watch, top) */
     long count;            /* -n (watch, top); -1: until stopped */

@@ -15,58 +15,19 @@
 
 /* ---- malloc ---- */
 
-static void *malloc_shared(unsigned cls) {
-    hk_arena *a = hk_thread_arena();
-    pthread_mutex_lock(&a->shared_lock);
-    hk_heap *h = a->shared_heap;
-    if (h == NULL) {
-        h = hk_meta_alloc(sizeof(hk_heap));
-        if (h != NULL) {
-            hk_heap_init(h, a, true);
-            pthread_mutex_lock(&hk_heaps_lock);
-            h->next_all = hk_heaps_all;
-            hk_heaps_all = h;
-            pthread_mutex_unlock(&hk_heaps_lock);
-            a->shared_heap = h;
-        }
-    }
-    void *p = NULL;
-    bool slow = false;
-    if (h != NULL) {
-        /* Every free into a shared heap is remote: trim now and then so
-         * emptied pages go back to the arena. */
-        if (hk_unlikely(++h->slow_count % 1024 == 0)) hk_heap_trim(h);
-        if (hk_load_relaxed(&h->delayed) != 0) hk_heap_collect_delayed(h);
-        hk_page *page = h->direct[cls];
-        hk_block *b = page->free;
-        if (b != NULL) {
-            page->free = b->next;
-            page->used++;
-            if (hk_config_stats) {
-                hk_counter_add(&h->counters.nmalloc[cls], 1);
-                hk_counter_add(&h->counters.nslow[cls], 1);
-            }
-            p = b;
-        } else {
-            p = hk_heap_malloc_slow(h, cls);
-            slow = true;
-        }
-    } else {
-        errno = ENOMEM;
-    }
-    pthread_mutex_unlock(&a->shared_lock);
-    if (slow) hk_statspage_tick(); /* never under the lock */
-    return p;
-}
-
 /* The current page ran out but its owner freed blocks into it: take them
  * without the full slow path (pages of one large block live here). */
 static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
     hk_page *page = heap->direct[cls];
     hk_block *b = page->local_free;
     if (b == NULL) return NULL;
+    hk_block *next = hk_block_next(b);
+    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) {
+        hk_report_corrupt_list(page, b, next);
+        next = NULL;
+    }
     page->local_free = NULL;
-    page->free = b->next;
+    page->free = next;
     page->used++;
     if (hk_config_stats) {
         hk_counter_add(&heap->counters.nmalloc[cls], 1);
@@ -75,19 +36,31 @@ static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
     return b;
 }
 
-static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls) {
+static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
     if (hk_likely(heap != &hk_heap_empty)) {
         if (hk_likely(hk_thread_tcache_wanted())) {
             void *p = malloc_from_local_free(heap, cls);
             return p != NULL ? p : hk_heap_malloc_slow(heap, cls);
         }
         hk_thread_detach_heap();
-        return malloc_shared(cls);
+    } else {
+        hk_ensure_init();
     }
-    hk_ensure_init();
+    if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_debug_malloc(size);
     heap = hk_thread_heap_slow();
-    if (heap == NULL) return malloc_shared(cls);
+    if (heap == NULL) return hk_shared_malloc(cls, false);
     return hk_malloc_impl(hk_class_size[cls]);
+}
+
+/* The block popped is good (its address came from a checked link); the
+ * list behind it is not: report and drop it. */
+static HK_SLOW_PATH void *malloc_corrupt(hk_heap *heap, hk_page *page, unsigned cls,
+                                         hk_block *b, hk_block *next) {
+    hk_report_corrupt_list(page, b, next);
+    page->free = NULL;
+    page->used++;
+    if (hk_config_stats) hk_counter_add(&heap->counters.nmalloc[cls], 1);
+    return b;
 }
 
 HK_FAST_PATH void *malloc_small(size_t size) {
@@ -95,8 +68,9 @@ HK_FAST_PATH void *malloc_small(size_t size) {
     hk_heap *heap = hk_tls_heap;
     hk_page *page = heap->direct[cls];
     hk_block *b = page->free;
-    if (hk_unlikely(b == NULL)) return malloc_slow(heap, cls);
-    hk_block *next = b->next;
+    if (hk_unlikely(b == NULL)) return malloc_slow(heap, cls, size);
+    hk_block *next = hk_block_next(b);
+    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) return malloc_corrupt(heap, page, cls, b, next);
     page->free = next;
     __builtin_prefetch(next); /* the next pop reads next->next */
     page->used++;
@@ -117,7 +91,7 @@ HAK_EXPORT void *hak_malloc(size_t size) {
 /* ---- free ---- */
 
 static void report_bad_free(const void *p, const char *why) {
-    hk_warn("free(%p): %s (ignored)", p, why);
+    hk_report(why, p, NULL, "ignored");
 }
 
 /* p lies at offset 0 of a 2 MiB chunk: NULL, or a block aligned to 2 MiB
@@ -126,13 +100,34 @@ static void free_chunk_start(void *p) {
     if (p == NULL) return;
     hk_segment *h = hk_huge_header_aligned(p);
     if (h != NULL) hk_huge_free(h);
-    else report_bad_free(p, "not a block of hakmem");
+    else report_bad_free(p, "free of a pointer not from hakmem");
+}
+
+/* p is at a block boundary of its page: one multiplication instead of a
+ * division (hk_class_divmagic). */
+static bool at_block_start(hk_segment *seg, hk_page *page, const void *p) {
+    uint64_t in_page = (uint64_t)((const uint8_t *)p - hk_page_start(page));
+    uint64_t magic = hk_class_divmagic[page->cls];
+    return in_page * magic <= magic - 1;
 }
 
 static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     if (seg->kind == HK_SEG_HUGE) {
         if (hk_likely(seg->user == p)) hk_huge_free(seg);
-        else report_bad_free(p, "not the start of a huge block");
+        else report_bad_free(p, "free of a pointer inside a huge block");
+        return;
+    }
+    if (hk_unlikely(page->reserved == 0)) {
+        report_bad_free(p, "free of a block in a free page (double free?)");
+        return;
+    }
+    if (hk_unlikely(!at_block_start(seg, page, p))) {
+        report_bad_free(p, "free of a pointer that is not the start of a block");
+        return;
+    }
+    hk_heap *owner = hk_load_acquire(&page->heap);
+    if (hk_unlikely(owner != NULL && owner->debug)) {
+        hk_debug_free(page, p);
         return;
     }
     /* Once the block is pushed the page may be emptied and reused by its
@@ -151,29 +146,26 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     }
 }
 
-static HK_SLOW_PATH bool free_is_foreign(void *p) {
-    hk_segment *seg = hk_segment_of(p);
-    if (!hk_segmap_contains(seg) || seg->magic != HK_SEG_MAGIC) {
-        report_bad_free(p, "not a block of hakmem");
-        return true;
-    }
-    return false;
-}
-
+/* Checks before anything is written: the chunk is ours (the segment map)
+ * and p is 8-byte aligned; the exact block-boundary check is made on every
+ * path but this one (remote frees, debug checks). */
 HK_FAST_PATH void free_block(void *p) {
     uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
     if (hk_unlikely(off == 0)) {
         free_chunk_start(p);
         return;
     }
-    if (hk_config_debug && free_is_foreign(p)) return;
     hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
+    if (hk_unlikely(!hk_segmap_has(seg) || (off & 7) != 0)) {
+        report_bad_free(p, "free of a pointer not from hakmem");
+        return;
+    }
     hk_page *page = &seg->pages[off >> HK_SLICE_SHIFT];
     page -= page->slice_offset;
     hk_heap *heap = hk_tls_heap;
     if (hk_likely(hk_load_relaxed(&page->heap) == heap)) {
         hk_block *b = p;
-        b->next = page->local_free;
+        hk_block_set_next(b, page->local_free);
         page->local_free = b;
         if (hk_config_stats) hk_counter_inc(&heap->counters.ndalloc[page->cls]);
         if (hk_unlikely(--page->used == 0 || page->in_full)) hk_heap_free_local_slow(heap, page);
@@ -195,9 +187,12 @@ size_t hk_usable_size_impl(const void *p) {
         return h != NULL ? h->usable : 0;
     }
     hk_segment *seg = hk_segment_of(p);
-    if (hk_config_debug && (!hk_segmap_contains(seg) || seg->magic != HK_SEG_MAGIC)) return 0;
+    if (!hk_segmap_has(seg)) return 0;
     if (seg->kind == HK_SEG_HUGE) return seg->usable;
-    return hk_page_of(seg, p)->block_size;
+    hk_page *page = hk_page_of(seg, p);
+    hk_heap *owner = hk_load_relaxed(&page->heap);
+    if (hk_unlikely(owner != NULL && owner->debug)) return hk_debug_usable(page, p);
+    return page->block_size;
 }
 
 HAK_EXPORT size_t hak_malloc_usable_size(const void *p) { return hk_usable_size_impl(p); }
@@ -235,12 +230,14 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size) {
         free_block(p);
         return NULL;
     }
-    size_t usable = hk_usable_size_impl(p);
-    if (usable == 0) {
+    bool ours = ((uintptr_t)p & HK_SEG_MASK) != 0 ? hk_segmap_has(hk_segment_of(p))
+                                                   : hk_huge_header_aligned(p) != NULL;
+    if (!ours) {
         report_bad_free(p, "realloc of a pointer not from hakmem");
         errno = ENOMEM;
         return NULL;
     }
+    size_t usable = hk_usable_size_impl(p);
     /* In place while it fits and does not waste more than half. */
     if (size <= usable && size >= usable / 2) return p;
     if (size <= usable && usable <= 64) return p;
@@ -261,6 +258,9 @@ HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
 /* align is a power of two. */
 static void *aligned_impl(size_t align, size_t size) {
     if (align <= 16) return hk_malloc_impl(size < 16 && align == 16 ? 16 : size);
+    /* Checked blocks carry a canary and come from other classes: under
+     * debug checks an aligned block gets a mapping of its own. */
+    if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_huge_alloc(size, align, false);
     if (size > SIZE_MAX - align) {
         errno = ENOMEM;
         return NULL;

@@ -80,6 +80,7 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
     }
     hk_page_init(seg, (unsigned)idx, n, cls, is_zero);
     hk_fetch_add_relaxed(&a->pages[cls], 1);
+    hk_fetch_add_relaxed(&a->npage_allocs, 1);
     pthread_mutex_unlock(&a->lock);
     hk_page *page = &seg->pages[idx];
     hk_store_release(&page->heap, heap);
@@ -91,6 +92,7 @@ static void page_free_locked(hk_arena *a, hk_page *page, uint64_t now) {
     unsigned idx = (unsigned)(page - seg->pages);
     hk_fetch_sub_relaxed(&a->pages[page->cls], 1);
     hk_store_relaxed(&page->heap, NULL);
+    page->reserved = 0; /* a free of a block here now reports, not corrupts */
     bool was_full = seg->free_mask == 0;
     hk_segment_span_free(seg, idx, page->slice_count, now);
     if (was_full && seg != a->segs) {

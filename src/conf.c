@@ -9,7 +9,7 @@
 
 hk_options hk_opt;
 
-enum opt_kind { OPT_UNSIGNED, OPT_BOOL, OPT_SIZE, OPT_I64, OPT_MODE, OPT_STRING };
+enum opt_kind { OPT_UNSIGNED, OPT_BOOL, OPT_SIZE, OPT_I64, OPT_MODE, OPT_STRING, OPT_CLASS };
 
 typedef struct opt_row {
     const char *name;
@@ -42,6 +42,7 @@ static const opt_row opt_table[] = {
     OPT("abort_on_error", OPT_BOOL, abort_on_error, 0, 1),
     OPT("guard_sample", OPT_UNSIGNED, guard_sample, 0, 1000000),
     OPT("fail_mmap_after", OPT_I64, fail_mmap_after, 0, INT64_C(1) << 40),
+    OPT("tcache_max", OPT_CLASS, tcache_max, 0, 1 << 20), /* CLASS=N, per class */
 };
 
 /* The presets (DESIGN.md section 3). */
@@ -140,6 +141,7 @@ static void store(hk_options *o, const opt_row *row, int64_t x) {
     case OPT_I64: *(int64_t *)field = x; break;
     case OPT_MODE: set_mode(o, (unsigned)x); break;
     case OPT_STRING: break;
+    case OPT_CLASS: break;
     }
 }
 
@@ -149,7 +151,7 @@ static void apply(hk_options *o, const char *key, size_t klen,
         const opt_row *row = &opt_table[i];
         if (strlen(row->name) != klen || strncmp(row->name, key, klen) != 0)
             continue;
-        int64_t x = 0;
+        int64_t x = 0, cls = 0;
         bool ok;
         if (row->kind == OPT_STRING) {
             ok = vlen <= (size_t)row->max;
@@ -161,6 +163,10 @@ static void apply(hk_options *o, const char *key, size_t klen,
         } else if (row->kind == OPT_MODE) {
             x = hk_mode_parse(val, vlen);
             ok = x >= 0;
+        } else if (row->kind == OPT_CLASS) { /* CLASS=N, CLASS the global class index */
+            const char *eq = memchr(val, '=', vlen);
+            ok = eq != NULL && parse_int(val, (size_t)(eq - val), &cls) && cls >= 0 &&
+                 cls < HK_NCLASSES && parse_int(eq + 1, vlen - (size_t)(eq - val) - 1, &x);
         } else {
             ok = row->kind == OPT_BOOL ? parse_bool(val, vlen, &x) : parse_int(val, vlen, &x);
         }
@@ -169,7 +175,10 @@ static void apply(hk_options *o, const char *key, size_t klen,
                     (int)(vlen > 64 ? 64 : vlen), val, row->name);
             return;
         }
-        store(o, row, x);
+        if (row->kind == OPT_CLASS)
+            ((uint32_t *)(void *)((char *)o + row->offset))[cls] = (uint32_t)x + 1;
+        else
+            store(o, row, x);
         return;
     }
     hk_warn("HAKMEM_CONF: unknown option '%.*s' (ignored)",

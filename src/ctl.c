@@ -92,10 +92,13 @@ static int lookup(const char *name, size_t *row_out, size_t *vals, size_t *nvals
     return best;
 }
 
-/* The doc string of a concrete name's row, or NULL (the stats page). */
-const char *hk_ctl_doc(const char *name) {
-    size_t r, vals[HK_CTL_MAXVALS], nvals;
-    return lookup(name, &r, vals, &nvals) == 0 ? hk_ctl_rows[r].doc : NULL;
+/* The row of a concrete name and its wildcard values: the stats page calls
+ * row->get itself, once per leaf and refresh, without the name matching. */
+int hk_ctl_resolve(const char *name, const hk_ctl_row **row, size_t vals[HK_CTL_MAXVALS]) {
+    size_t r, nvals;
+    int rc = lookup(name, &r, vals, &nvals);
+    if (rc == 0) *row = &hk_ctl_rows[r];
+    return rc;
 }
 
 static int do_op(const hk_ctl_row *row, const size_t *vals, void *oldp, size_t *oldlenp,

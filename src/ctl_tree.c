@@ -167,6 +167,7 @@ static int act_arena_purge(const hk_ctl_row *row, const size_t *v) {
     hk_arena *a = &hk_arenas[v[0]];
     pthread_mutex_lock(&a->shared_lock);
     if (a->shared_heap != NULL) hk_heap_flush(a->shared_heap);
+    if (a->debug_heap != NULL) hk_heap_flush(a->debug_heap);
     pthread_mutex_unlock(&a->shared_lock);
     hk_arena_purge(a, true);
     if (v[0] == 0) hk_bigcache_purge();
@@ -233,6 +234,52 @@ static int set_tcache_enabled(const hk_ctl_row *row, const size_t *v, const hk_c
     if (!in->b) hk_thread_detach_heap();
     return 0;
 }
+
+/* ---- debug checks ---- */
+
+static size_t lim_event(const size_t *v, size_t pos) { return HK_DEBUG_EVENTS; }
+static int get_debug_reports(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->u64 = hk_load_relaxed(&hk_nreports);
+    return 0;
+}
+static int get_events_count(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->u64 = hk_debug_nevents();
+    return 0;
+}
+/* row->arg: 0 what, 1 ptr, 2 size, 3 class, 4 thread */
+static int get_event_field(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    hk_debug_event_view e;
+    hk_debug_event((unsigned)v[0], &e);
+    switch (row->arg) {
+    case 0: o->s = e.what; break;
+    case 1: o->u64 = e.ptr; break;
+    case 2: o->u64 = e.size; break;
+    case 3: o->u = e.cls; break;
+    default: o->u64 = e.tid; break;
+    }
+    return 0;
+}
+
+/* ---- the learner (learn.c) ---- */
+
+static size_t lim_learn_class(const size_t *v, size_t pos) { return HK_NCLASSES; }
+/* row->arg: the knob; HK_LEARN_NKNOBS: the class in the name */
+static unsigned knob_of(const hk_ctl_row *row, const size_t *v) {
+    return row->arg == HK_LEARN_NKNOBS ? (unsigned)v[0] : (unsigned)row->arg;
+}
+static int get_learn_freeze(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_learn_frozen(); return 0; }
+static int set_learn_freeze(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    hk_learn_set_frozen(in->b);
+    return 0;
+}
+static int get_learn_nrounds(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = hk_learn_rounds(); return 0; }
+static int get_learn_nchanges(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = hk_learn_changes(); return 0; }
+static int get_learn_tcache(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = (unsigned)hk_learn_value(knob_of(row, v)); return 0; }
+static int get_learn_bigcache(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = (size_t)hk_learn_value(HK_LEARN_BIGCACHE); return 0; }
+static int get_learn_decay(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->i64 = (int64_t)hk_learn_value(HK_LEARN_DECAY); return 0; }
+static int get_learn_knob_nchanges(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = hk_learn_knob_changes(knob_of(row, v)); return 0; }
+static int get_learn_scores(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_learn_scores(knob_of(row, v)); return 0; }
+static int get_learn_conf(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_learn_conf(knob_of(row, v)); return 0; }
 
 const hk_ctl_row hk_ctl_rows[] = {
     {"version", HAK_CTL_STRING, R(get_version), NULL, "library version"},
@@ -304,11 +351,33 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"stats_page.commands", HAK_CTL_U64, R(get_sp_commands), NULL, "commands (hakctl set) applied"},
     {"stats_page.background_thread", HAK_CTL_BOOL, R(get_sp_bg), NULL, "a background thread keeps the page fresh"},
     {"stats_page.refresh", HAK_CTL_VOID, ACT(act_sp_refresh), NULL, "refresh the page now, creating it if its delay has not passed (EPERM when off)"},
+    {"debug.reports", HAK_CTL_U64, R(get_debug_reports), NULL, "misuses detected and reported (bad free, double free, overrun, corrupted list)"},
+    {"debug.events.count", HAK_CTL_U64, R(get_events_count), NULL, "events recorded so far (debug checks: allocations, frees; always: reports)"},
+    {"debug.events.<i>.what", HAK_CTL_STRING, R(get_event_field), lim_event, "event i back from the newest: alloc, free or the report", 0},
+    {"debug.events.<i>.ptr", HAK_CTL_U64, R(get_event_field), lim_event, "its pointer", 1},
+    {"debug.events.<i>.size", HAK_CTL_U64, R(get_event_field), lim_event, "requested size (0 for reports)", 2},
+    {"debug.events.<i>.class", HAK_CTL_UNSIGNED, R(get_event_field), lim_event, "size class", 3},
+    {"debug.events.<i>.thread", HAK_CTL_U64, R(get_event_field), lim_event, "thread id", 4},
     {"thread.tcache.flush", HAK_CTL_VOID, ACT(act_tcache_flush), NULL, "hand empty pages back"},
     {"thread.arena", HAK_CTL_UNSIGNED, RW(get_thread_arena, set_thread_arena), NULL, "arena of the calling thread (write: move it)"},
     {"thread.allocated", HAK_CTL_U64, R(get_thread_allocated), NULL, "bytes allocated by the calling thread's heap (class sizes)"},
     {"thread.deallocated", HAK_CTL_U64, R(get_thread_deallocated), NULL, "bytes freed by the calling thread (class sizes)"},
     {"thread.tcache.enabled", HAK_CTL_BOOL, RW(get_tcache_enabled, set_tcache_enabled), NULL, "the calling thread's own heap"},
+    {"learn.freeze", HAK_CTL_BOOL, RW(get_learn_freeze, set_learn_freeze), NULL, "pin the learner's choices (it keeps measuring)"},
+    {"learn.nrounds", HAK_CTL_U64, R(get_learn_nrounds), NULL, "learner rounds run"},
+    {"learn.nchanges", HAK_CTL_U64, R(get_learn_nchanges), NULL, "settings changed by the learner, all knobs"},
+    {"learn.tcache.<i>.value", HAK_CTL_UNSIGNED, R(get_learn_tcache), lim_learn_class, "tcache_max in force for class i (0..60, all tiers)", HK_LEARN_NKNOBS},
+    {"learn.tcache.<i>.nchanges", HAK_CTL_U64, R(get_learn_knob_nchanges), lim_learn_class, "changes the learner made to it", HK_LEARN_NKNOBS},
+    {"learn.tcache.<i>.scores", HAK_CTL_STRING, R(get_learn_scores), lim_learn_class, "candidates in pages:cost in ns per allocation ('-' unknown, '*' in force)", HK_LEARN_NKNOBS},
+    {"learn.tcache.<i>.conf", HAK_CTL_STRING, R(get_learn_conf), lim_learn_class, "HAKMEM_CONF item for it (empty at the default)", HK_LEARN_NKNOBS},
+    {"learn.bigcache.value", HAK_CTL_SIZE, R(get_learn_bigcache), NULL, "BigCache capacity in force (bytes)"},
+    {"learn.bigcache.nchanges", HAK_CTL_U64, R(get_learn_knob_nchanges), NULL, "changes the learner made to it", HK_LEARN_BIGCACHE},
+    {"learn.bigcache.scores", HAK_CTL_STRING, R(get_learn_scores), NULL, "candidates in MiB:cost in ns per huge allocation", HK_LEARN_BIGCACHE},
+    {"learn.bigcache.conf", HAK_CTL_STRING, R(get_learn_conf), NULL, "HAKMEM_CONF item for it (empty at the default)", HK_LEARN_BIGCACHE},
+    {"learn.decay.value", HAK_CTL_I64, R(get_learn_decay), NULL, "decay_ms in force (arena 0)"},
+    {"learn.decay.nchanges", HAK_CTL_U64, R(get_learn_knob_nchanges), NULL, "changes the learner made to it", HK_LEARN_DECAY},
+    {"learn.decay.scores", HAK_CTL_STRING, R(get_learn_scores), NULL, "candidates in ms:cost in ns per page allocation", HK_LEARN_DECAY},
+    {"learn.decay.conf", HAK_CTL_STRING, R(get_learn_conf), NULL, "HAKMEM_CONF item for it (empty at the default)", HK_LEARN_DECAY},
 };
 
 const size_t hk_ctl_nrows = sizeof hk_ctl_rows / sizeof hk_ctl_rows[0];

@@ -77,7 +77,8 @@ static void page_release(hk_heap *heap, hk_page *page) {
  * it hands further empty pages back to the arena (the current page is kept
  * regardless).  0 stored means "default": one page of at most 64 KiB,
  * enough to absorb a working set swinging across a page boundary without
- * holding megabytes per thread in the large classes. */
+ * holding megabytes per thread in the large classes (or HAKMEM_CONF's
+ * tcache_max:CLASS=N; the learner moves it in learning mode). */
 static _Atomic uint64_t tcache_max[HK_NCLASSES]; /* value + 1; 0: default */
 
 #define HK_KEEP_EMPTY_BYTES (64u << 10)
@@ -86,12 +87,17 @@ static unsigned blocks_per_page(unsigned cls) {
     return (unsigned)(hk_class_slices[cls] * HK_SLICE_SIZE / hk_class_size[cls]);
 }
 
-unsigned hk_tcache_max_get(unsigned cls) {
-    uint64_t m = hk_load_relaxed(&tcache_max[cls]);
-    if (m != 0) return (unsigned)(m - 1);
+unsigned hk_tcache_max_default(unsigned cls) {
     size_t page_bytes = hk_class_slices[cls] * HK_SLICE_SIZE;
     size_t pages = HK_KEEP_EMPTY_BYTES / page_bytes;
     return blocks_per_page(cls) * (unsigned)(pages > 2 ? 2 : pages);
+}
+
+unsigned hk_tcache_max_get(unsigned cls) {
+    uint64_t m = hk_load_relaxed(&tcache_max[cls]);
+    if (m != 0) return (unsigned)(m - 1);
+    if (hk_opt.tcache_max[cls] != 0) return hk_opt.tcache_max[cls] - 1; /* HAKMEM_CONF */
+    return hk_tcache_max_default(cls);
 }
 
 void hk_tcache_max_set(unsigned cls, unsigned blocks) {
@@ -117,7 +123,7 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
 }
 
 static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
-    b->next = page->local_free;
+    hk_block_set_next(b, page->local_free);
     page->local_free = b;
     page->used--;
     if (page->in_full) page_unfull(heap, page);
@@ -128,7 +134,7 @@ void hk_heap_collect_delayed(hk_heap *heap) {
     uintptr_t list = hk_exchange_acq_rel(&heap->delayed, 0);
     hk_block *b = (hk_block *)list;
     while (b != NULL) {
-        hk_block *next = b->next;
+        hk_block *next = hk_block_next(b); /* blocks of many pages: no segment check */
         hk_segment *seg = hk_segment_of(b);
         hk_page *page = hk_page_of(seg, b);
         hk_assert(hk_load_relaxed(&page->heap) == heap);
@@ -162,7 +168,8 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
     if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
     page = find_in_queue(heap, cls);
     if (page != NULL) return page;
-    while ((page = hk_arena_adopt_page(heap->arena, heap, cls)) != NULL) {
+    /* The debug heap adopts nothing: its pages hold checked blocks only. */
+    while (!heap->debug && (page = hk_arena_adopt_page(heap->arena, heap, cls)) != NULL) {
         hk_page_queue_push(&heap->queue[cls], page);
         if (page_ready(heap, page) != NULL) return page;
         page_to_full(heap, page);
@@ -187,7 +194,12 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     }
     heap->direct[cls] = page;
     hk_block *b = page->free;
-    page->free = b->next;
+    hk_block *next = hk_block_next(b);
+    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) {
+        hk_report_corrupt_list(page, b, next);
+        next = NULL; /* the rest of the list is not trusted */
+    }
+    page->free = next;
     page->used++;
     if (hk_config_stats) {
         hk_counter_add(&heap->counters.nmalloc[cls], 1);
@@ -200,7 +212,7 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
 static void delayed_push(hk_heap *owner, hk_block *b) {
     uintptr_t head = hk_load_relaxed(&owner->delayed);
     do {
-        b->next = (hk_block *)head;
+        hk_block_set_next(b, (hk_block *)head);
     } while (!hk_cas_weak_release(&owner->delayed, &head, (uintptr_t)b));
 }
 
@@ -210,7 +222,7 @@ void hk_free_remote(hk_page *page, hk_block *b) {
     for (;;) {
         uintptr_t state = tf & HK_TF_MASK;
         if (state != HK_TF_FULL) {
-            b->next = (hk_block *)hk_tf_ptr(tf);
+            hk_block_set_next(b, (hk_block *)hk_tf_ptr(tf));
             uintptr_t count = (tf & ~(HK_TF_COUNT_ONE - 1)) + HK_TF_COUNT_ONE;
             if (hk_cas_weak_release(&page->xthread_free, &tf, count | (uintptr_t)b | state))
                 return;

@@ -41,7 +41,7 @@ size_t hk_ctl_type_size(int type);
  * reads of every leaf); calls on one thread, not nested. */
 void hk_ctl_bulk_begin(void);
 void hk_ctl_bulk_end(void);
-/* The doc string of a concrete name's row, or NULL when no row matches. */
-const char *hk_ctl_doc(const char *name);
+/* The row and wildcard values of a concrete name (0, ENOENT or EINVAL). */
+int hk_ctl_resolve(const char *name, const hk_ctl_row **row, size_t vals[HK_CTL_MAXVALS]);
 
 #endif

@@ -41,6 +41,45 @@ static inline hk_page *hk_page_of(hk_segment *seg, const void *p) {
     return page - page->slice_offset;
 }
 
+/* ---- encoded free lists (init.c sets the key once, before any page) ---- */
+extern uintptr_t hk_list_key;
+
+static inline hk_block *hk_block_next(const hk_block *b) {
+    return (hk_block *)(b->enc_next ^ hk_list_key);
+}
+static inline void hk_block_set_next(hk_block *b, const hk_block *next) {
+    b->enc_next = (uintptr_t)next ^ hk_list_key;
+}
+/* A page's blocks all lie in one segment: a link leaving it was corrupted
+ * (or forged).  NULL also "leaves": callers test it second, off the hot
+ * path. */
+static inline bool hk_next_leaves_segment(const hk_block *b, const hk_block *next) {
+    return (((uintptr_t)b ^ (uintptr_t)next) >> HK_SEG_SHIFT) != 0;
+}
+/* report.c: one line on stderr (what, pointer, class, thread); aborts when
+ * abort_on_error is set.  page may be NULL. */
+void hk_report_corrupt_list(hk_page *page, const hk_block *b, const hk_block *next);
+void hk_report(const char *what, const void *p, const hk_page *page, const char *detail);
+void hk_list_key_init(void);
+extern _Atomic uint64_t hk_nreports;
+/* debug.c: the recent-events ring */
+void hk_debug_event_report(const char *what, const void *p, unsigned cls);
+bool hk_debug_free(hk_page *page, void *p); /* true: handled */
+void *hk_debug_malloc(size_t size);
+size_t hk_debug_usable(hk_page *page, const void *p);
+#define HK_DEBUG_EVENTS 16
+typedef struct hk_debug_event_view {
+    const char *what;
+    uint64_t ptr, size, tid;
+    unsigned cls;
+} hk_debug_event_view;
+uint64_t hk_debug_nevents(void);
+bool hk_debug_event(unsigned i, hk_debug_event_view *out);
+
+/* shared.c: the arena's shared heaps (tcache off; debug checks) */
+hk_heap *hk_shared_heap_locked(hk_arena *a, bool debug);
+void *hk_shared_malloc(unsigned cls, bool debug);
+
 /* First block of a page: its span starts at its slice. */
 static inline uint8_t *hk_page_start(hk_page *page) {
     hk_segment *seg = hk_segment_of(page);
@@ -51,6 +90,7 @@ static inline uint8_t *hk_page_start(hk_page *page) {
 extern const uint8_t hk_class_small[129];
 extern const uint32_t hk_class_size[HK_NCLASSES];
 extern const uint8_t hk_class_slices[HK_NCLASSES];
+extern const uint64_t hk_class_divmagic[HK_NCLASSES];
 int hk_sizeclass_check(void);
 unsigned hk_size_class_slow(size_t size); /* size in (1 KiB, 1 MiB] */
 
@@ -82,9 +122,19 @@ uint64_t hk_os_now_ms(void);
 size_t hk_os_resident(void);
 unsigned hk_os_ncpus(void);
 extern _Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
+void hk_os_note_unmapped(const void *p, size_t size); /* for hk_os_unmapped_find */
+bool hk_os_unmapped_find(const void *p, uintptr_t *start, size_t *size);
 
 /* ---- segmap.c: is this 2 MiB chunk ours? ---- */
-bool hk_segmap_init(void);
+#define HK_ADDR_BITS 47
+#define HK_SEGMAP_WORDS (((size_t)1 << (HK_ADDR_BITS - HK_SEG_SHIFT)) / 64)
+extern _Atomic uint64_t hk_segmap_bits[HK_SEGMAP_WORDS];
+/* Addresses above 2^47 (never user space) alias lower ones: no range test
+ * on the free path. */
+static inline bool hk_segmap_has(const void *p) {
+    size_t i = ((uintptr_t)p >> HK_SEG_SHIFT) & (HK_SEGMAP_WORDS * 64 - 1);
+    return (hk_load_relaxed(&hk_segmap_bits[i / 64]) >> (i % 64)) & 1;
+}
 void hk_segmap_set(const void *chunk);
 void hk_segmap_clear(const void *chunk);
 bool hk_segmap_contains(const void *p);
@@ -163,12 +213,14 @@ void hk_heap_trim(hk_heap *heap);
 void hk_heap_collect_delayed(hk_heap *heap);
 unsigned hk_tcache_max_get(unsigned cls);
 void hk_tcache_max_set(unsigned cls, unsigned blocks);
+unsigned hk_tcache_max_default(unsigned cls); /* built in, before conf */
 
 /* ---- huge.c ---- */
 void *hk_huge_alloc(size_t size, size_t align, bool zero);
 void hk_huge_free(hk_segment *hdr);
 hk_segment *hk_huge_header_aligned(const void *p); /* p at offset 0, or NULL */
 void *hk_huge_realloc(hk_segment *hdr, size_t size);
+void *hk_huge_alloc_guarded(size_t size);
 void hk_bigcache_purge(void);
 void hk_bigcache_purge_over(void);
 void hk_huge_lock(void);
@@ -176,10 +228,12 @@ void hk_huge_unlock(void);
 void hk_huge_reinit_child(void);
 typedef struct hk_huge_stats {
     uint64_t nmalloc, ndalloc, hits, misses, nmmap;
+    uint64_t ghost_hits, ghost_bytes; /* misses a bigger cache would have served */
     size_t cur_bytes, cache_bytes, cache_max;
     size_t ncached;
 } hk_huge_stats;
 void hk_huge_get_stats(hk_huge_stats *out);
+void hk_huge_get_stats_lockless(hk_huge_stats *out); /* atomics only (crash.c) */
 void hk_bigcache_set_max(size_t bytes);
 
 /* ---- init.c ---- */
@@ -209,9 +263,28 @@ void hk_free_impl(void *p);
 size_t hk_usable_size_impl(const void *p);
 
 /* ---- learn.c ---- */
-/* Called from the heap slow path, never under a lock: adjusts the knobs at
- * a bounded rate when the learner feature is on (one load when off). */
+/* Called from the heap and huge slow paths, never under a lock, when the
+ * learner feature is on (the callers test it): runs a round at a bounded
+ * rate.  heap may be NULL. */
 void hk_learn_tick(hk_heap *heap);
+void hk_learn_stop(void);   /* the feature went off: the knobs go back */
+#define HK_LEARN_BIGCACHE HK_NCLASSES       /* knobs: 0..60 tcache_max per class */
+#define HK_LEARN_DECAY (HK_NCLASSES + 1)
+#define HK_LEARN_NKNOBS (HK_NCLASSES + 2)
+uint64_t hk_learn_value(unsigned knob);     /* the setting in force */
+uint64_t hk_learn_knob_changes(unsigned knob);
+const char *hk_learn_scores(unsigned knob); /* these two: a thread-local buffer */
+const char *hk_learn_conf(unsigned knob);   /* "" at the built-in default */
+bool hk_learn_frozen(void);
+void hk_learn_set_frozen(bool on);
+uint64_t hk_learn_rounds(void);
+uint64_t hk_learn_changes(void);
+
+/* ---- crash.c ---- */
+/* At init when crash_report is on: SIGSEGV, SIGBUS and SIGABRT handlers
+ * (where the disposition is still the default) that write a short report
+ * and re-raise. */
+void hk_crash_install(void);
 
 /* ---- statspage.c ---- */
 /* Called from slow paths, never with an allocator lock held: refreshes the

@@ -53,7 +53,9 @@
 #define HK_SEG_MAGIC 0x68616b6d /* "hakm" */
 enum hk_seg_kind { HK_SEG_SMALL = 1, HK_SEG_HUGE = 2 };
 
-typedef struct hk_block { struct hk_block *next; } hk_block;
+/* A free block's link, stored encoded (next ^ hk_list_key) so a stray
+ * write or a forged pointer is caught when popped (hk_internal.h). */
+typedef struct hk_block { uintptr_t enc_next; } hk_block;
 
 struct hk_heap;
 struct hk_arena;
@@ -116,6 +118,7 @@ typedef struct hk_segment {
     /* small segments, under arena->lock: bit i set = slice i not in a page */
     uint32_t free_mask;
     uint32_t dirty_mask;            /* free slices that may be resident */
+    uint32_t purged_mask;           /* free slices purged since last used (learner) */
     uint64_t dirty_since_ms;        /* when the oldest dirty slice was freed */
     /* huge blocks */
     void *map_base;                 /* mapping start (== segment unless aligned) */
@@ -123,6 +126,8 @@ typedef struct hk_segment {
     size_t usable;                  /* bytes usable from user */
     uint8_t *user;
     uint64_t cached_at_ms;          /* BigCache: when it was parked */
+    uint8_t cached;                 /* BigCache: parked (a free now is a double free) */
+    uint8_t guarded;                /* debug: ends right before a PROT_NONE page */
     hk_page pages[HK_SLICES];
 } hk_segment;
 
@@ -156,6 +161,7 @@ typedef struct hk_heap {
     struct hk_heap *next_free;         /* heap pool */
     uint64_t slow_count;               /* slow paths taken (owner) */
     bool shared;                       /* an arena's heap, used under its lock */
+    bool debug;                        /* the arena's debug heap (debug.c) */
     bool live;                         /* owned by a running thread */
 } hk_heap;
 
@@ -171,9 +177,13 @@ typedef struct hk_arena {
     uint64_t next_purge_ms;           /* (lock) */
     _Atomic int64_t decay_ms;
     hk_heap *shared_heap;             /* tcache off: the arena's heap */
+    hk_heap *debug_heap;              /* debug checks: the arena's checked heap */
     _Atomic unsigned nthreads;
     _Atomic size_t mapped;            /* bytes of small segments mapped */
     _Atomic size_t npurged;           /* madvise calls made */
+    _Atomic uint64_t npage_allocs;    /* pages handed to heaps */
+    _Atomic uint64_t nrefaults;       /* slices of them that had been purged */
+    _Atomic size_t ndirty;            /* free slices that may be resident (|dirty_mask| summed) */
     _Atomic uint64_t pages[HK_NCLASSES]; /* pages in use per class */
 } hk_arena;
 
@@ -210,6 +220,7 @@ typedef struct hk_options {
     bool abort_on_error;           /* abort on a detected misuse */
     unsigned guard_sample;         /* debug checks: 1 in N small blocks guarded */
     uint64_t fail_mmap_after;      /* debug builds: mmap fails after N calls (0 off) */
+    uint32_t tcache_max[HK_NCLASSES]; /* conf tcache_max:CLASS=N: N + 1; 0 default */
 } hk_options;
 
 _Static_assert(sizeof(hk_page) == 64, "hk_page is 64 bytes");

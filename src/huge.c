@@ -24,6 +24,30 @@ static _Atomic size_t st_cur_bytes;
 
 #define CACHE_IDLE_MS 10000
 
+/* Ghosts: the sizes of the last mappings the cache dropped or refused for
+ * capacity.  A later miss of a ghost's size is one a bigger cache would
+ * have served (a reuse distance beyond the capacity): the learner's signal
+ * to grow it.  Under huge_lock; 0 is an empty slot. */
+#define GHOSTS 64
+static size_t ghosts[GHOSTS];
+static unsigned ghost_next;
+static _Atomic uint64_t st_ghost_hits, st_ghost_bytes;
+
+static void ghost_add_locked(size_t map_size) {
+    ghosts[ghost_next] = map_size;
+    ghost_next = (ghost_next + 1) % GHOSTS;
+}
+
+static void ghost_check_locked(size_t map_size) {
+    for (unsigned i = 0; i < GHOSTS; i++)
+        if (ghosts[i] == map_size) {
+            ghosts[i] = 0;
+            hk_fetch_add_relaxed(&st_ghost_hits, 1);
+            hk_fetch_add_relaxed(&st_ghost_bytes, map_size);
+            return;
+        }
+}
+
 /* Mapping size for a request: four buckets per doubling. */
 static size_t bucket_size(size_t need) {
     unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)need);
@@ -65,6 +89,7 @@ static hk_segment *cache_trim_locked(uint64_t now, size_t max) {
     while (cache_last != NULL &&
            (cache_bytes > max || now - cache_last->cached_at_ms > CACHE_IDLE_MS)) {
         hk_segment *h = cache_last;
+        if (cache_bytes > max) ghost_add_locked(h->map_size);
         cache_unlink(h);
         h->next = out;
         out = h;
@@ -86,7 +111,12 @@ static hk_segment *cache_take(size_t map_size) {
     pthread_mutex_lock(&huge_lock);
     hk_segment *h = cache_first;
     while (h != NULL && h->map_size != map_size) h = h->next;
-    if (h != NULL) cache_unlink(h);
+    if (h != NULL) {
+        cache_unlink(h);
+        h->cached = 0;
+    } else {
+        ghost_check_locked(map_size);
+    }
     pthread_mutex_unlock(&huge_lock);
     return h;
 }
@@ -137,6 +167,7 @@ void *hk_huge_alloc(size_t size, size_t align, bool zero) {
     hk_ensure_init();
     if (size == 0) size = 1; /* a block has at least one usable byte */
     hk_statspage_tick();
+    if (hk_unlikely(hk_feature_on(HK_FEAT_LEARNER))) hk_learn_tick(NULL);
     if (align >= HK_SEG_SIZE) return alloc_over_aligned(size, align);
     size_t offset = align > HK_HUGE_OFFSET ? align : HK_HUGE_OFFSET;
     if (size > SIZE_MAX / 2 - offset) {
@@ -162,20 +193,31 @@ void *hk_huge_alloc(size_t size, size_t align, bool zero) {
 }
 
 void hk_huge_free(hk_segment *h) {
+    if (hk_unlikely(h->cached)) {
+        hk_report("double free of a huge block", h->user, NULL, "ignored");
+        return;
+    }
     hk_fetch_add_relaxed(&st_ndalloc, 1);
     hk_heap *me = hk_thread_real_heap();
     if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);
     hk_fetch_sub_relaxed(&st_cur_bytes, h->map_size);
     size_t max = max_bytes();
-    bool cacheable = h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
+    bool cacheable = !h->guarded && h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
                      h->map_size <= max && hk_feature_on(HK_FEAT_BIGCACHE);
     if (!cacheable) {
+        if (h->map_size > max && max > 0 && h->map_base == h && !h->guarded &&
+            h->user == (uint8_t *)h + HK_HUGE_OFFSET && hk_feature_on(HK_FEAT_BIGCACHE)) {
+            pthread_mutex_lock(&huge_lock);
+            ghost_add_locked(h->map_size); /* too big for the cache as it is */
+            pthread_mutex_unlock(&huge_lock);
+        }
         unmap_block(h);
         return;
     }
     uint64_t now = hk_os_now_ms();
     h->cached_at_ms = now;
     pthread_mutex_lock(&huge_lock);
+    h->cached = 1;
     h->prev = NULL;
     h->next = cache_first;
     if (cache_first) cache_first->prev = h;
@@ -186,6 +228,26 @@ void hk_huge_free(hk_segment *h) {
     hk_segment *evict = cache_trim_locked(now, max);
     pthread_mutex_unlock(&huge_lock);
     unmap_list(evict);
+}
+
+/* Debug checks' sampled guard: a small block that ends right before a
+ * PROT_NONE page, in a mapping of its own (never cached). */
+void *hk_huge_alloc_guarded(size_t size) {
+    size_t body = hk_align_up(size == 0 ? 1 : size, 16);
+    size_t map_size = HK_HUGE_OFFSET + hk_align_up(body, HK_OS_PAGE) + HK_OS_PAGE;
+    void *base;
+    size_t mapped;
+    uint8_t *p = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    if (p == NULL) return NULL;
+    uint8_t *guard = p + map_size - HK_OS_PAGE;
+    int saved = errno;
+    mprotect(guard, HK_OS_PAGE, PROT_NONE);
+    errno = saved;
+    hk_segment *h = init_header(p, base, mapped);
+    h->guarded = 1;
+    void *user = finish(h, size, guard - body);
+    h->usable = body;
+    return user;
 }
 
 /* The header of a block at offset 0 of its chunk (aligned to 2 MiB or more),
@@ -211,13 +273,17 @@ void *hk_huge_realloc(hk_segment *h, size_t size) {
     uint8_t *dst = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
     if (dst == NULL) return NULL;
     /* The old pages replace the head of the new mapping; its tail stays
-     * fresh zero memory. */
+     * fresh zero memory.  The old chunk leaves the segment map first: once
+     * mremap frees its range, another thread's mmap may get it and set the
+     * same bit. */
+    hk_segmap_clear(h);
     void *moved = mremap(h, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
     if (moved == MAP_FAILED) {
+        hk_segmap_set(h);
         hk_os_unmap(dst, map_size);
         return NULL;
     }
-    hk_segmap_clear(h);
+    hk_os_note_unmapped(h, old_size); /* the old address is gone */
     hk_segment *n = (hk_segment *)dst;
     n->map_base = dst;
     n->map_size = map_size;
@@ -249,11 +315,25 @@ void hk_huge_get_stats(hk_huge_stats *o) {
     o->misses = hk_load_relaxed(&st_misses);
     o->nmmap = hk_load_relaxed(&st_nmmap);
     o->cur_bytes = hk_load_relaxed(&st_cur_bytes);
+    o->ghost_hits = hk_load_relaxed(&st_ghost_hits);
+    o->ghost_bytes = hk_load_relaxed(&st_ghost_bytes);
     o->cache_max = max_bytes();
     pthread_mutex_lock(&huge_lock);
     o->cache_bytes = cache_bytes;
     o->ncached = cache_count;
     pthread_mutex_unlock(&huge_lock);
+}
+
+/* The atomic counters only (no lock, so callable from a signal handler);
+ * the BigCache fields are left zero. */
+void hk_huge_get_stats_lockless(hk_huge_stats *o) {
+    memset(o, 0, sizeof *o);
+    o->nmalloc = hk_load_relaxed(&st_nmalloc);
+    o->ndalloc = hk_load_relaxed(&st_ndalloc);
+    o->hits = hk_load_relaxed(&st_hits);
+    o->misses = hk_load_relaxed(&st_misses);
+    o->nmmap = hk_load_relaxed(&st_nmmap);
+    o->cur_bytes = hk_load_relaxed(&st_cur_bytes);
 }
 
 void hk_huge_lock(void) { pthread_mutex_lock(&huge_lock); }

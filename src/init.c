@@ -52,9 +52,12 @@ void hk_init_slow(void) {
         hk_conf_parse(&hk_opt, getenv("HAKMEM_CONF"));
         hk_mode_init();
         if (hk_opt.narenas == 0) hk_opt.narenas = default_narenas();
-        hk_segmap_init();
+        hk_list_key_init();
         hk_arenas_init(hk_opt.narenas);
         hk_store_release(&hk_initialized, 1);
+        /* From here on a nested malloc (from libc, the dynamic linker...)
+         * is served by the arena's shared heap. */
+        hk_crash_install();
         if (pthread_key_create(&heap_key, thread_exit) == 0)
             hk_store_release(&heap_key_ok, true);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -101,7 +104,8 @@ hk_heap *hk_thread_real_heap(void) {
 }
 
 bool hk_thread_tcache_wanted(void) {
-    return !tls_tcache_off && hk_feature_on(HK_FEAT_TCACHE);
+    return !tls_tcache_off && hk_feature_on(HK_FEAT_TCACHE) &&
+           !hk_feature_on(HK_FEAT_DEBUG_CHECKS);
 }
 
 void hk_thread_set_tcache(bool on) { tls_tcache_off = !on; }
@@ -132,7 +136,14 @@ void hk_thread_set_arena(unsigned i) {
 
 hk_arena *hk_thread_arena(void) {
     if (hk_tls_heap != &hk_heap_empty) return hk_tls_heap->arena;
-    if (tls_arena == NULL) tls_arena = hk_arena_next_for_thread();
+    if (tls_arena == NULL) {
+        tls_arena = hk_arena_next_for_thread();
+        /* Counted in the arena's nthreads now: the exit hook must run to
+         * uncount it even if this thread never gets a heap of its own
+         * (thread cache off from the start). */
+        if (hk_load_acquire(&heap_key_ok) && pthread_getspecific(heap_key) == NULL)
+            pthread_setspecific(heap_key, &hk_heap_empty);
+    }
     return tls_arena;
 }
 
@@ -142,6 +153,10 @@ static void thread_exit(void *arg) {
     hk_tls_heap = &hk_heap_empty;
     tls_parked = NULL;
     if (h == NULL) return;
+    if (h == &hk_heap_empty) { /* bound to an arena, never had a heap */
+        if (tls_arena != NULL) hk_fetch_sub_relaxed(&tls_arena->nthreads, 1);
+        return;
+    }
     hk_heap_abandon(h);
     hk_fetch_sub_relaxed(&h->arena->nthreads, 1);
     pthread_mutex_lock(&hk_heaps_lock);

@@ -16,6 +16,7 @@ void hk_mode_init(void) {
 void hk_feature_set(enum hk_feature f, bool on) {
     bool was = atomic_exchange_explicit(&hk_features[f], on, memory_order_acq_rel);
     if (was && !on && f == HK_FEAT_BIGCACHE) hk_bigcache_purge();
+    if (was && !on && f == HK_FEAT_LEARNER) hk_learn_stop(); /* defaults back */
 }
 
 int hk_mode_set(unsigned mode) {

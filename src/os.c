@@ -8,7 +8,16 @@
  *                                 over-allocation are unmapped.
  *   hk_os_purge(p, s)          -> the pages read back as zero afterwards
  *                                 and are no longer resident.
+ *   hk_os_unmap(p, s)          -> the range is gone; it is remembered in a
+ *                                 small ring (hk_os_unmapped_find) so a
+ *                                 crash report can say a faulting address
+ *                                 was ours.
  * None of them allocates with malloc.
+ *
+ * Fault injection (debug builds only): with fail_mmap_after:N in
+ * HAKMEM_CONF, the first N calls of hk_os_map go to the OS and every later
+ * one fails with ENOMEM, as if the address space were exhausted.  Release
+ * builds compile the check out and ignore the option.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -19,8 +28,52 @@
 #include "hk_internal.h"
 
 _Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
+#if HK_DEBUG
+static _Atomic uint64_t map_calls; /* fault injection: calls made */
+#endif
+
+/* Recently unmapped ranges, newest at (pos - 1) % HK_UNMAP_RING: written
+ * with relaxed atomics, read by the crash handler (a torn entry only makes
+ * a report less precise). */
+#define HK_UNMAP_RING 64
+static struct {
+    _Atomic uintptr_t start;
+    _Atomic size_t size;
+} unmap_ring[HK_UNMAP_RING];
+static _Atomic unsigned unmap_pos;
+
+void hk_os_note_unmapped(const void *p, size_t size) {
+    unsigned i = hk_fetch_add_relaxed(&unmap_pos, 1) % HK_UNMAP_RING;
+    hk_store_relaxed(&unmap_ring[i].size, 0);
+    hk_store_relaxed(&unmap_ring[i].start, (uintptr_t)p);
+    hk_store_relaxed(&unmap_ring[i].size, size);
+}
+
+bool hk_os_unmapped_find(const void *p, uintptr_t *start, size_t *size) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned pos = hk_load_relaxed(&unmap_pos);
+    for (unsigned k = 1; k <= HK_UNMAP_RING; k++) { /* newest first */
+        unsigned i = (pos - k) % HK_UNMAP_RING;
+        uintptr_t s = hk_load_relaxed(&unmap_ring[i].start);
+        size_t n = hk_load_relaxed(&unmap_ring[i].size);
+        if (n != 0 && a >= s && a - s < n) {
+            *start = s;
+            *size = n;
+            return true;
+        }
+    }
+    return false;
+}
 
 void *hk_os_map(size_t size) {
+#if HK_DEBUG
+    uint64_t fail_after = hk_opt.fail_mmap_after;
+    if (hk_unlikely(fail_after != 0) &&
+        hk_fetch_add_relaxed(&map_calls, 1) >= fail_after) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#endif
     int saved = errno;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -38,6 +91,7 @@ void hk_os_unmap(void *p, size_t size) {
     int saved = errno;
     munmap(p, size);
     errno = saved;
+    hk_os_note_unmapped(p, size);
     hk_fetch_add_relaxed(&hk_os_nmunmap, 1);
 }
 

@@ -35,8 +35,8 @@ void hk_page_extend(hk_page *page) {
     size_t bs = page->block_size;
     uint8_t *first = hk_page_start(page) + (size_t)page->capacity * bs;
     uint8_t *p = first;
-    for (uint32_t i = 1; i < n; i++, p += bs) ((hk_block *)p)->next = (hk_block *)(p + bs);
-    ((hk_block *)p)->next = page->free;
+    for (uint32_t i = 1; i < n; i++, p += bs) hk_block_set_next((hk_block *)p, (hk_block *)(p + bs));
+    hk_block_set_next((hk_block *)p, page->free);
     page->free = (hk_block *)first;
     page->capacity = (uint16_t)(page->capacity + n);
 }
@@ -56,9 +56,15 @@ void hk_page_collect(hk_page *page) {
         } else if (page->local_free == NULL) {
             page->local_free = list;
         } else {
-            hk_block *tail = list;
-            while (tail->next != NULL) tail = tail->next;
-            tail->next = page->free;
+            hk_block *tail = list, *next;
+            while ((next = hk_block_next(tail)) != NULL) {
+                if (hk_next_leaves_segment(tail, next)) {
+                    hk_report_corrupt_list(page, tail, next);
+                    break;
+                }
+                tail = next;
+            }
+            hk_block_set_next(tail, page->free);
             page->free = list;
         }
     }

@@ -18,6 +18,7 @@ hk_segment *hk_segment_alloc(hk_arena *arena) {
     seg->arena = arena;
     seg->free_mask = ALL_SLICES_BUT_HEADER;
     seg->dirty_mask = 0;
+    seg->purged_mask = 0;
     hk_segmap_set(seg);
     hk_fetch_add_relaxed(&arena->mapped, HK_SEG_SIZE);
     return seg;
@@ -25,6 +26,7 @@ hk_segment *hk_segment_alloc(hk_arena *arena) {
 
 void hk_segment_free(hk_segment *seg) {
     hk_fetch_sub_relaxed(&seg->arena->mapped, HK_SEG_SIZE);
+    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(seg->dirty_mask));
     hk_segmap_clear(seg);
     seg->magic = 0;
     hk_os_unmap(seg, HK_SEG_SIZE);
@@ -41,21 +43,28 @@ static uint32_t span_bits(unsigned idx, unsigned n) {
 }
 
 /* Takes a span of n free slices; returns its first slice or -1.  *is_zero
- * tells whether its memory is known to read as zero (never used, or purged). */
+ * tells whether its memory is known to read as zero (never used, or purged).
+ * Purged slices taken again are counted (they fault back in: the learner's
+ * signal that the decay time is too short). */
 int hk_segment_span_alloc(hk_segment *seg, unsigned n, bool *is_zero) {
     uint32_t starts = runs_of(seg->free_mask, n);
     if (starts == 0) return -1;
     unsigned idx = (unsigned)__builtin_ctz(starts);
     uint32_t bits = span_bits(idx, n);
-    *is_zero = (seg->dirty_mask & bits) == 0;
+    uint32_t dirty = seg->dirty_mask & bits, purged = seg->purged_mask & bits;
+    *is_zero = dirty == 0;
     seg->free_mask &= ~bits;
     seg->dirty_mask &= ~bits;
+    seg->purged_mask &= ~bits;
+    if (dirty) hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(dirty));
+    if (purged) hk_fetch_add_relaxed(&seg->arena->nrefaults, (uint64_t)__builtin_popcount(purged));
     return (int)idx;
 }
 
 void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned n, uint64_t now) {
     uint32_t bits = span_bits(idx, n);
     if (seg->dirty_mask == 0) seg->dirty_since_ms = now;
+    hk_fetch_add_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(bits & ~seg->dirty_mask));
     seg->free_mask |= bits;
     seg->dirty_mask |= bits;
 }
@@ -76,6 +85,8 @@ size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms) {
         bytes += (size_t)len * HK_SLICE_SIZE;
         dirty &= ~span_bits(start, len);
     }
+    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(seg->dirty_mask));
+    seg->purged_mask |= seg->dirty_mask;
     seg->dirty_mask = 0;
     hk_fetch_add_relaxed(&seg->arena->npurged, 1);
     return bytes;

@@ -44,6 +44,73 @@ const uint8_t hk_class_slices[HK_NCLASSES] = {
     2, 3, 3, 4, 4, 5, 6, 7, 8, 10, 12, 14, 16,
 };
 
+/* hk_class_divmagic[c] = 2^64 / size + 1: an offset n (< 2^32) is a
+ * multiple of the class size iff n * magic (mod 2^64) <= magic - 1, a
+ * multiplication instead of a division on free's block-boundary check. */
+const uint64_t hk_class_divmagic[HK_NCLASSES] = {
+    UINT64_C(0x2000000000000000),
+    UINT64_C(0x1000000000000000),
+    UINT64_C(0x0800000000000000),
+    UINT64_C(0x0555555555555556),
+    UINT64_C(0x0400000000000000),
+    UINT64_C(0x0333333333333334),
+    UINT64_C(0x02aaaaaaaaaaaaab),
+    UINT64_C(0x024924924924924a),
+    UINT64_C(0x0200000000000000),
+    UINT64_C(0x019999999999999a),
+    UINT64_C(0x0155555555555556),
+    UINT64_C(0x0124924924924925),
+    UINT64_C(0x0100000000000000),
+    UINT64_C(0x00cccccccccccccd),
+    UINT64_C(0x00aaaaaaaaaaaaab),
+    UINT64_C(0x0092492492492493),
+    UINT64_C(0x0080000000000000),
+    UINT64_C(0x0066666666666667),
+    UINT64_C(0x0055555555555556),
+    UINT64_C(0x004924924924924a),
+    UINT64_C(0x0040000000000000),
+    UINT64_C(0x0033333333333334),
+    UINT64_C(0x002aaaaaaaaaaaab),
+    UINT64_C(0x0024924924924925),
+    UINT64_C(0x0020000000000000),
+    UINT64_C(0x001999999999999a),
+    UINT64_C(0x0015555555555556),
+    UINT64_C(0x0012492492492493),
+    UINT64_C(0x0010000000000000),
+    UINT64_C(0x000ccccccccccccd),
+    UINT64_C(0x000aaaaaaaaaaaab),
+    UINT64_C(0x000924924924924a),
+    UINT64_C(0x0008000000000000),
+    UINT64_C(0x0006666666666667),
+    UINT64_C(0x0005555555555556),
+    UINT64_C(0x0004924924924925),
+    UINT64_C(0x0004000000000000),
+    UINT64_C(0x0003333333333334),
+    UINT64_C(0x0002aaaaaaaaaaab),
+    UINT64_C(0x0002492492492493),
+    UINT64_C(0x0002000000000000),
+    UINT64_C(0x000199999999999a),
+    UINT64_C(0x0001555555555556),
+    UINT64_C(0x000124924924924a),
+    UINT64_C(0x0001000000000000),
+    UINT64_C(0x0000cccccccccccd),
+    UINT64_C(0x0000aaaaaaaaaaab),
+    UINT64_C(0x0000924924924925),
+    UINT64_C(0x0000800000000000),
+    UINT64_C(0x0000666666666667),
+    UINT64_C(0x0000555555555556),
+    UINT64_C(0x0000492492492493),
+    UINT64_C(0x0000400000000000),
+    UINT64_C(0x0000333333333334),
+    UINT64_C(0x00002aaaaaaaaaab),
+    UINT64_C(0x000024924924924a),
+    UINT64_C(0x0000200000000000),
+    UINT64_C(0x000019999999999a),
+    UINT64_C(0x0000155555555556),
+    UINT64_C(0x0000124924924925),
+    UINT64_C(0x0000100000000000),
+};
+
 unsigned hk_size_class_slow(size_t size) {
     if (size <= HK_TINY_MAX) return hk_class_small[(size + 7) >> 3];
     unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
@@ -66,6 +133,7 @@ int hk_sizeclass_check(void) {
                                           : (s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE;
         if (hk_class_size[c] != s || hk_class_slices[c] != slices) return (int)c;
         if (hk_size_class_slow(s) != c || (c > 0 && hk_size_class_slow(s - 1) > c)) return (int)c;
+        if (hk_class_divmagic[c] != UINT64_MAX / s + 1) return (int)c;
     }
     return -1;
 }

@@ -41,16 +41,17 @@
 #include "hk_internal.h"
 #include "hk_statspage.h"
 
-#define SP_STRING_MAX 64  /* payload bytes of a string leaf's slot */
+#define SP_STRING_MAX 128 /* payload bytes of a string leaf's slot (longer: cut) */
 #define SP_NCMDS 8        /* command ring slots */
-#define SP_MIB_MAX 8      /* components of the longest name */
 #define SP_RETRY_MS 5000  /* after a failed creation */
 #define SP_BG_STEP_MS 20  /* the background thread's polling step */
+#define SP_TICK_SKIP 15   /* ticks of a thread between two clock reads */
 
-/* What the process keeps of each entry, privately. */
+/* What the process keeps of each entry, privately: its row and wildcard
+ * values, so a refresh calls the row's get without matching names. */
 typedef struct sp_leaf {
-    size_t mib[SP_MIB_MAX];
-    uint8_t miblen;     /* 0: no MIB (reads as ENOENT) */
+    const hk_ctl_row *row; /* NULL: the name did not resolve (reads as ENOENT) */
+    size_t vals[HK_CTL_MAXVALS];
     uint8_t type;
     uint32_t val_off;   /* of the slot, from the start of the value area */
     uint32_t val_size;
@@ -90,6 +91,7 @@ static struct {
 
 static char sp_path[64];             /* stats_page.path while live */
 static _Thread_local bool sp_in_work;
+static _Thread_local unsigned sp_skip; /* ticks left before this thread reads the clock */
 
 /* ---- small helpers ---- */
 
@@ -135,7 +137,7 @@ static bool glob_match(const char *pat, const char *name) {
 static const char *const page_settable[] = {
     "config.mode", "config.features.*", "*.class.#.tcache_max",
     "huge.bigcache.max_bytes", "arena.#.decay_ms", "arena.#.purge",
-    "stats_page.interval_ms", "stats_page.enabled",
+    "stats_page.interval_ms", "stats_page.enabled", "learn.freeze",
 };
 
 static bool is_settable(const char *name) {
@@ -177,39 +179,48 @@ static uint32_t slot_size(int type) {
 /* hak_ctl_list callback state: a counting pass, then a filling pass. */
 typedef struct sp_build {
     sp_layout *lay;
-    bool fill;
     const char *last_doc;
     size_t i;
     uint32_t name_pos, val_pos, last_doc_off, last_doc_len;
 } sp_build;
 
-static int build_cb(const char *name, int type, int writable, void *arg) {
+static int count_cb(const char *name, int type, int writable, void *arg) {
+    sp_layout *lay = arg;
+    uint32_t slot = slot_size(type);
+    if (!is_published(name) || slot == 0) return 0;
+    lay->n++;
+    lay->name_bytes += strlen(name);
+    lay->val_bytes += slot;
+    return 0;
+}
+
+/* The row's doc string, once for the run of leaves the row expands to. */
+static void put_doc(sp_build *b, const hk_ctl_row *row) {
+    const char *doc = row != NULL ? row->doc : NULL;
+    if (doc == b->last_doc) return;
+    b->last_doc = doc;
+    b->last_doc_off = b->name_pos;
+    b->last_doc_len = doc != NULL ? (uint32_t)strnlen(doc, 1024) : 0;
+    memcpy((uint8_t *)sp.hdr + b->name_pos, doc, b->last_doc_len);
+    b->name_pos += b->last_doc_len;
+}
+
+static int fill_cb(const char *name, int type, int writable, void *arg) {
     sp_build *b = arg;
     uint32_t slot = slot_size(type);
     if (!is_published(name) || slot == 0) return 0;
-    const char *doc = hk_ctl_doc(name);
-    size_t nl = strlen(name), dl = doc ? strnlen(doc, 1024) : 0;
-    bool new_doc = doc != b->last_doc;
-    b->last_doc = doc;
-    if (!b->fill) {
-        b->lay->n++;
-        b->lay->name_bytes += nl;
-        b->lay->doc_bytes += new_doc ? dl : 0;
-        b->lay->val_bytes += slot;
-        return 0;
-    }
     if (b->i >= b->lay->n) return 1; /* the tree changed under us: stop */
-    uint8_t *page = (uint8_t *)sp.hdr;
-    if (new_doc) {
-        b->last_doc_off = b->name_pos;
-        b->last_doc_len = (uint32_t)dl;
-        memcpy(page + b->name_pos, doc, dl);
-        b->name_pos += (uint32_t)dl;
-    }
-    hk_sp_entry *e = (hk_sp_entry *)(page + b->lay->entry_off) + b->i;
+    sp_leaf *l = &sp.leaves[b->i];
+    if (hk_ctl_resolve(name, &l->row, l->vals) != 0) l->row = NULL;
+    l->type = (uint8_t)type;
+    l->val_off = b->val_pos;
+    l->val_size = slot;
+    put_doc(b, l->row);
+    size_t nl = strlen(name);
+    hk_sp_entry *e = (hk_sp_entry *)((uint8_t *)sp.hdr + b->lay->entry_off) + b->i;
     e->name_off = b->name_pos;
     e->name_len = (uint16_t)nl;
-    memcpy(page + b->name_pos, name, nl);
+    memcpy((uint8_t *)sp.hdr + b->name_pos, name, nl);
     b->name_pos += (uint32_t)nl;
     e->type = (uint8_t)type;
     e->flags = (writable ? HK_SP_E_WRITABLE : 0) |
@@ -219,12 +230,6 @@ static int build_cb(const char *name, int type, int writable, void *arg) {
     e->doc_len = (uint16_t)b->last_doc_len;
     e->val_off = b->lay->vals_off + b->val_pos;
     e->val_size = slot;
-    sp_leaf *l = &sp.leaves[b->i];
-    size_t miblen = SP_MIB_MAX;
-    l->miblen = hak_ctl_nametomib(name, l->mib, &miblen) == 0 ? (uint8_t)miblen : 0;
-    l->type = (uint8_t)type;
-    l->val_off = b->val_pos;
-    l->val_size = slot;
     b->val_pos += slot;
     b->i++;
     return 0;
@@ -232,8 +237,10 @@ static int build_cb(const char *name, int type, int writable, void *arg) {
 
 static void plan_layout(sp_layout *lay) {
     memset(lay, 0, sizeof *lay);
-    sp_build b = {.lay = lay};
-    hak_ctl_list("", build_cb, &b);
+    hak_ctl_list("", count_cb, lay);
+    /* Each row's doc is written once at most: their sum bounds the docs. */
+    for (size_t r = 0; r < hk_ctl_nrows; r++)
+        lay->doc_bytes += hk_ctl_rows[r].doc != NULL ? strnlen(hk_ctl_rows[r].doc, 1024) : 0;
     lay->entry_off = (uint32_t)round_up(sizeof(hk_sp_header), 64);
     lay->names_off = (uint32_t)round_up(lay->entry_off + lay->n * sizeof(hk_sp_entry), 8);
     lay->names_size = (uint32_t)round_up(lay->name_bytes + lay->doc_bytes, 8);
@@ -358,9 +365,10 @@ static bool create_page(void) {
     if (!open_object(lay.total)) return false;
     sp.lay = lay;
     fill_header(sp.hdr, &lay);
-    sp_build b = {.lay = &sp.lay, .fill = true, .name_pos = lay.names_off};
-    hak_ctl_list("", build_cb, &b);
+    sp_build b = {.lay = &sp.lay, .name_pos = lay.names_off};
+    hak_ctl_list("", fill_cb, &b);
     sp.lay.n = b.i;
+    sp.hdr->nentries = (uint32_t)b.i; /* the same count unless the tree changed */
     refresh();
     hk_store_release(&sp.hdr->magic, HK_SP_MAGIC);
     hk_fmt(sp_path, sizeof sp_path, "%s%s", HK_SP_DIR, sp.name);
@@ -386,8 +394,7 @@ static void read_leaf(const sp_leaf *l, uint64_t *slot) {
     }
     hk_ctl_value v;
     memset(&v, 0, sizeof v);
-    size_t len = hk_ctl_type_size(l->type);
-    int rc = l->miblen ? hak_ctl_bymib(l->mib, l->miblen, &v, &len, NULL, 0) : ENOENT;
+    int rc = l->row == NULL ? ENOENT : l->row->get == NULL ? EPERM : l->row->get(l->row, l->vals, &v);
     uint64_t plen = 0;
     if (rc == 0) {
         plen = 8;
@@ -623,11 +630,19 @@ static bool try_work(uint64_t now, enum sp_why why) {
     return true;
 }
 
+/* One relaxed load, a thread-local countdown, and on one tick in
+ * SP_TICK_SKIP + 1 a coarse clock read (about 8 ns: the slow paths of a
+ * busy thread come often enough that reading it on each would show). */
 void hk_statspage_tick(void) {
     if (hk_unlikely(!hk_feature_on(HK_FEAT_STATS_PAGE))) {
-        if (hk_unlikely(hk_load_relaxed(&sp.live))) try_work(0, SP_TICK);
+        if (hk_unlikely(hk_load_relaxed(&sp.live))) try_work(hk_os_now_ms(), SP_TICK);
         return;
     }
+    if (hk_likely(sp_skip != 0)) {
+        sp_skip--;
+        return;
+    }
+    sp_skip = SP_TICK_SKIP;
     uint64_t now = hk_os_now_ms();
     if (hk_likely(now < hk_load_relaxed(&sp.due_ms))) return;
     try_work(now, SP_TICK);

@@ -1,0 +1,61 @@
+/*
+ * An arena's shared heaps, used under arena->shared_lock by any thread of
+ * the arena: the tcache-off heap (thread caches turned off) and the debug
+ * heap (debug checks on: every block it hands out carries a canary).  No
+ * thread owns them, so every free into their pages is a remote free, and
+ * they are trimmed now and then so emptied pages go back to the arena.
+ */
+#include "hk_internal.h"
+
+hk_heap *hk_shared_heap_locked(hk_arena *a, bool debug) {
+    hk_heap **slot = debug ? &a->debug_heap : &a->shared_heap;
+    if (*slot == NULL) {
+        hk_heap *h = hk_meta_alloc(sizeof(hk_heap));
+        if (h == NULL) return NULL;
+        hk_heap_init(h, a, true);
+        h->debug = debug;
+        pthread_mutex_lock(&hk_heaps_lock);
+        h->next_all = hk_heaps_all;
+        hk_heaps_all = h;
+        pthread_mutex_unlock(&hk_heaps_lock);
+        *slot = h;
+    }
+    return *slot;
+}
+
+/* Pops a block of class cls from heap h (locked by the caller). */
+void *hk_shared_pop_locked(hk_heap *h, unsigned cls, bool *slow) {
+    if (hk_unlikely(++h->slow_count % 1024 == 0)) hk_heap_trim(h);
+    if (hk_load_relaxed(&h->delayed) != 0) hk_heap_collect_delayed(h);
+    hk_page *page = h->direct[cls];
+    hk_block *b = page->free;
+    if (b == NULL) {
+        *slow = true;
+        return hk_heap_malloc_slow(h, cls);
+    }
+    hk_block *next = hk_block_next(b);
+    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) {
+        hk_report_corrupt_list(page, b, next);
+        next = NULL;
+    }
+    page->free = next;
+    page->used++;
+    if (hk_config_stats) {
+        hk_counter_add(&h->counters.nmalloc[cls], 1);
+        hk_counter_add(&h->counters.nslow[cls], 1);
+    }
+    return b;
+}
+
+void *hk_shared_malloc(unsigned cls, bool debug) {
+    hk_arena *a = hk_thread_arena();
+    bool slow = false;
+    void *p = NULL;
+    pthread_mutex_lock(&a->shared_lock);
+    hk_heap *h = hk_shared_heap_locked(a, debug);
+    if (h != NULL) p = hk_shared_pop_locked(h, cls, &slow);
+    else errno = ENOMEM;
+    pthread_mutex_unlock(&a->shared_lock);
+    if (slow) hk_statspage_tick(); /* never under the lock */
+    return p;
+}

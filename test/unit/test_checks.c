@@ -1,0 +1,238 @@
+/*
+ * Misuse detection: each test commits the bug on purpose in a child process
+ * (so a wrong guess cannot corrupt this one) and checks the one-line report
+ * the child writes on stderr and its exit status.  The always-on checks run
+ * in the default mode; the debug checks with config.features.debug_checks
+ * (research mode), switched on inside the child.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include <hakmem/hakmem.h>
+
+typedef void (*child_fn)(void);
+
+/* Runs fn in a child with stderr captured; returns its wait status. */
+static int run_child(child_fn fn, char *err, size_t cap) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(fds[0], err + n, cap - 1 - n)) > 0) n += (size_t)r;
+    err[n] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+static void debug_on(void) {
+    bool on = true;
+    hak_ctl("config.features.debug_checks", NULL, NULL, &on, sizeof on);
+}
+
+
+static uint64_t reports(void) {
+    uint64_t n = 0;
+    size_t len = sizeof n;
+    hak_ctl("debug.reports", &n, &len, NULL, 0);
+    return n;
+}
+
+/* ---- always on ---- */
+
+static void free_stack_pointer(void) {
+    char buf[64];
+    uint64_t before = reports();
+    hak_free(buf + 16);
+    _exit(reports() == before + 1 ? 0 : 3);
+}
+
+TEST(checks_free_of_a_stack_pointer_is_reported) {
+    char err[4096];
+    int st = run_child(free_stack_pointer, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives and counts one report");
+    EXPECT_TRUE(strstr(err, "free of a pointer not from hakmem") != NULL, err);
+}
+
+static void free_interior(void) {
+    /* A remote (other-page-owner) free goes through the exact check; the
+     * local path checks 8-byte alignment: use an odd interior pointer. */
+    char *p = hak_malloc(100);
+    uint64_t before = reports();
+    hak_free(p + 3);
+    hak_free(p);
+    _exit(reports() == before + 1 ? 0 : 3);
+}
+
+TEST(checks_free_of_an_interior_pointer_is_reported) {
+    char err[4096];
+    int st = run_child(free_interior, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
+    EXPECT_TRUE(strstr(err, "hakmem: free of a pointer") != NULL, err);
+}
+
+static void huge_double_free(void) {
+    void *p = hak_malloc(3 << 20); /* parked in the BigCache when freed */
+    hak_free(p);
+    uint64_t before = reports();
+    hak_free(p);
+    _exit(reports() == before + 1 ? 0 : 3);
+}
+
+TEST(checks_double_free_of_a_huge_block_is_reported) {
+    char err[4096];
+    int st = run_child(huge_double_free, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
+    EXPECT_TRUE(strstr(err, "double free of a huge block") != NULL, err);
+}
+
+static void corrupt_list(void) {
+    /* Two free blocks on the current page; overwrite the first one's link
+     * (a use after free) and allocate through it. */
+    void *a = hak_malloc(48), *b = hak_malloc(48);
+    hak_free(b);
+    hak_free(a);
+    memset(a, 0x41, 8);
+    uint64_t before = reports();
+    for (int i = 0; i < 5000 && reports() == before; i++) (void)hak_malloc(48);
+    _exit(reports() >= before + 1 ? 0 : 3);
+}
+
+TEST(checks_corrupted_free_list_is_detected_not_followed) {
+    char err[4096];
+    int st = run_child(corrupt_list, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, reports the list");
+    EXPECT_TRUE(strstr(err, "corrupted free list") != NULL, err);
+}
+
+/* ---- debug checks ---- */
+
+static void debug_double_free(void) {
+    debug_on();
+    void *p = hak_malloc(40);
+    hak_free(p);
+    uint64_t before = reports();
+    hak_free(p);
+    _exit(reports() == before + 1 ? 0 : 3);
+}
+
+TEST(checks_debug_double_free_is_reported) {
+    char err[4096];
+    int st = run_child(debug_double_free, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
+    EXPECT_TRUE(strstr(err, "double free") != NULL && strstr(err, "class") != NULL &&
+                strstr(err, "thread") != NULL, err);
+}
+
+static void debug_overrun(void) {
+    debug_on();
+    char *p = hak_malloc(40);
+    p[40] = 'X'; /* one byte past the end */
+    uint64_t before = reports();
+    hak_free(p);
+    _exit(reports() == before + 1 ? 0 : 3);
+}
+
+TEST(checks_debug_overrun_by_one_byte_is_reported) {
+    char err[4096];
+    int st = run_child(debug_overrun, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
+    EXPECT_TRUE(strstr(err, "buffer overrun") != NULL && strstr(err, "+40") != NULL, err);
+}
+
+static void debug_junk(void) {
+    debug_on();
+    unsigned char *p = hak_malloc(64);
+    for (int i = 0; i < 64; i++)
+        if (p[i] != 0xA5) _exit(4); /* allocation junk */
+    hak_free(p);
+    /* use after free, observed through the junk (past the link word) */
+    for (int i = 8; i < 64; i++)
+        if (p[i] != 0xDE) _exit(5);
+    _exit(0);
+}
+
+TEST(checks_debug_junk_fill_shows_use_after_free) {
+    char err[4096];
+    int st = run_child(debug_junk, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st), "child exits");
+    EXPECT_EQ_U(WEXITSTATUS(st), 0, "0xA5 on allocation, 0xDE after free");
+}
+
+static void debug_usable_is_requested(void) {
+    debug_on();
+    char *p = hak_malloc(40);
+    size_t u = hak_malloc_usable_size(p);
+    memset(p, 1, u); /* writing the whole usable size must not trip the canary */
+    uint64_t before = reports();
+    hak_free(p);
+    _exit(u == 40 && reports() == before ? 0 : 3);
+}
+
+TEST(checks_debug_usable_size_excludes_the_canary) {
+    char err[4096];
+    int st = run_child(debug_usable_is_requested, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, err);
+}
+
+static void debug_guard(void) {
+    debug_on();
+    unsigned every = 0;
+    size_t len = sizeof every;
+    hak_ctl("opt.guard_sample", &every, &len, NULL, 0);
+    if (every == 0) _exit(7);
+    /* One of the next `every` small blocks ends at a guard page: writing one
+     * byte past each must crash on that one. */
+    for (unsigned i = 0; i < every + 1; i++) {
+        char *p = hak_malloc(100);
+        size_t u = hak_malloc_usable_size(p);
+        p[u] = 1; /* overrun: a canary byte, or the guard page */
+    }
+    _exit(0);
+}
+
+TEST(checks_debug_guard_page_catches_an_overrun) {
+    char err[8192];
+    int st = run_child(debug_guard, err, sizeof err);
+    EXPECT_TRUE(WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS),
+                "the guarded block's overrun faults");
+}
+
+static void debug_events(void) {
+    debug_on();
+    void *p = hak_malloc(24);
+    hak_free(p);
+    char what[64] = "";
+    const char *w = NULL;
+    uint64_t ptr = 0;
+    size_t len = sizeof w;
+    hak_ctl("debug.events.0.what", &w, &len, NULL, 0);
+    len = sizeof ptr;
+    hak_ctl("debug.events.0.ptr", &ptr, &len, NULL, 0);
+    snprintf(what, sizeof what, "%s", w ? w : "");
+    _exit(strcmp(what, "free") == 0 && ptr == (uint64_t)(uintptr_t)p ? 0 : 3);
+}
+
+TEST(checks_debug_events_ring_records_the_free) {
+    char err[4096];
+    int st = run_child(debug_events, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "debug.events.0 is the free just made");
+}
+
+TEST_MAIN()
