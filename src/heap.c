@@ -23,8 +23,10 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         heap->direct[c] = &hk_page_empty;
         heap->queue[c].first = heap->queue[c].last = NULL;
+        heap->queue[c].count = 0;
     }
     heap->full.first = heap->full.last = NULL;
+    heap->full.count = 0;
     hk_store_relaxed(&heap->delayed, 0);
     heap->arena = arena;
     heap->shared = shared;
@@ -106,6 +108,9 @@ void hk_tcache_max_set(unsigned cls, unsigned blocks) {
 
 static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
     unsigned kept = 0, max = hk_tcache_max_get(page->cls);
+    /* Even if every page of the queue were empty it would not be too many:
+     * no walk (a large tcache_max, as the learner sets, keeps many). */
+    if (heap->queue[page->cls].count * page->reserved <= max) return false;
     for (hk_page *p = heap->queue[page->cls].first; p != NULL; p = p->next) {
         if (p == page || p->used != 0) continue;
         kept += p->reserved;

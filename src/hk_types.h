@@ -107,6 +107,7 @@ typedef struct hk_page {
 
 typedef struct hk_page_queue {
     hk_page *first, *last;
+    size_t count;                    /* pages in the queue */
 } hk_page_queue;
 
 /* Segment header; also the header of a huge block (kind HK_SEG_HUGE). */

@@ -15,8 +15,8 @@
  * defaults, never below them.  Each round turns one round's counter deltas
  * into a cost per operation of the setting in force, using the cost model
  * of learn_rule.h, and a pressure; the rule there (a bandit over the ladder:
- * scores per candidate, probes of a neighbour, a 15% margin, exponential
- * back-off of failed probes) decides:
+ * a score per candidate, optimistic probes up bisected after failures,
+ * one-step probes down, a 15% margin, exponential back-off) decides:
  *
  *   tcache_max, class c  ops: allocations of c; cost: pages handed back to
  *       the arena (nflushes, each fetched again later) + the bytes the

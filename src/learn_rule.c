@@ -25,6 +25,7 @@ void hk_lr_init(hk_lr_knob *k, const uint64_t *values, unsigned n, unsigned home
     k->skip = true;
     k->backoff[0] = HK_LR_BACKOFF_DOWN;
     k->backoff[1] = HK_LR_BACKOFF_UP;
+    k->reach = (uint8_t)(n - 1);
 }
 
 int hk_lr_find(const hk_lr_knob *k, uint64_t value) {
@@ -58,11 +59,19 @@ static void judge(hk_lr_knob *k) {
     double base = k->score[from], s = k->score[k->cur];
     if (base < 0 || (dir ? clearly_better(s, base) : s <= base * (1.0 + HK_LR_TIE))) {
         k->backoff[dir] = dir ? HK_LR_BACKOFF_UP : HK_LR_BACKOFF_DOWN;
+        if (dir) k->reach = (uint8_t)(k->ncand - 1u);
         return;
     }
-    uint32_t b = k->backoff[dir];
-    k->wait[dir] = b;
-    k->backoff[dir] = b * 2 > HK_LR_BACKOFF_MAX ? HK_LR_BACKOFF_MAX : b * 2;
+    if (dir && k->cur > from + 1u) {
+        /* A long jump up failed: bisect, the next probe goes half as far. */
+        k->reach = (uint8_t)(from + (k->cur - from) / 2u);
+        k->wait[1] = HK_LR_BACKOFF_UP;
+    } else {
+        uint32_t b = k->backoff[dir];
+        k->wait[dir] = b;
+        k->backoff[dir] = b * 2 > HK_LR_BACKOFF_MAX ? HK_LR_BACKOFF_MAX : b * 2;
+        if (dir) k->reach = (uint8_t)(k->ncand - 1u); /* the next cycle starts at the top */
+    }
     move_to(k, from);
 }
 
@@ -110,11 +119,12 @@ unsigned hk_lr_step(hk_lr_knob *k, const hk_lr_obs *o, bool frozen) {
             return k->cur;
         }
     }
-    /* Explore in the direction the counters push: up, optimistically, to the
-     * largest candidate (a cost curve can be flat until the setting holds a
-     * whole working set); down one step at a time. */
+    /* Explore in the direction the counters push: up, optimistically, as far
+     * as reach (the largest candidate, then half as far after each failure:
+     * a cost curve can be flat until the setting holds a whole working set);
+     * down one step at a time. */
     if (o->pressure > 0 && k->cur + 1u < k->ncand && k->wait[1] == 0)
-        probe(k, k->ncand - 1u);
+        probe(k, k->reach > k->cur ? k->reach : k->cur + 1u);
     else if (o->pressure < 0 && k->cur > k->floor && k->wait[0] == 0)
         probe(k, k->cur - 1u);
     return k->cur;

@@ -20,10 +20,11 @@
  *   explore         pressure +1 (too small: churn, misses, refaults) probes
  *                   the largest candidate -- cost curves of caches are flat
  *                   until the setting holds the whole working set, so a
- *                   neighbour would look no better -- and slack -1 (nothing
- *                   overflowed) probes one step down, so a knob that went
- *                   up walks back down to the smallest setting that costs
- *                   no more.
+ *                   neighbour would look no better -- and after a failure
+ *                   half as far (bisection), backing off once a one-step
+ *                   probe fails; slack -1 (nothing overflowed) probes one
+ *                   step down, so a knob that went up walks back down to
+ *                   the smallest setting that costs no more.
  *
  * Never below floor; every change is confirmed by fresh measurements or
  * undone; failed probes back off exponentially, so a stationary workload
@@ -63,6 +64,7 @@ typedef struct hk_lr_knob {
     uint8_t home;                   /* the static default's candidate */
     uint8_t floor;                  /* lowest candidate a probe may try */
     uint8_t from;                   /* probing: where it came from, else HK_LR_NONE */
+    uint8_t reach;                  /* the next probe up goes this far */
     bool skip;                      /* the next active round is a transition: ignore it */
 } hk_lr_knob;
 
@@ -84,14 +86,15 @@ int hk_lr_find(const hk_lr_knob *k, uint64_t value);
 /* ---- costs: ns per second of run time, from one round's counter deltas ----
  * The model: a page handed back by a thread cache costs a round trip
  * through the arena; a 4 KiB page that faults costs HK_LR_NS_FAULT; memory
- * held costs HK_LR_NS_MIB_SEC per MiB per second (holding 1 MiB costs as
- * much as faulting it back in once every ~12 s).  Rates, not costs per
+ * held costs HK_LR_NS_MIB_SEC per MiB per second: 100 us, a tenth of a
+ * millisecond of CPU, about what 1 MiB costs against one CPU at cloud
+ * prices (a GiB-hour is about a tenth of a vCPU-hour).  Rates, not costs per
  * operation, so that memory is not free for a busy program. */
 #define HK_LR_NS_CHURN 500.0      /* a page handed back and fetched again */
 #define HK_LR_NS_FAULT 1000.0     /* first touch of a 4 KiB page */
 #define HK_LR_NS_MADVISE 5000.0   /* one purge call */
 #define HK_LR_NS_MMAP 10000.0     /* one mmap + munmap pair */
-#define HK_LR_NS_MIB_SEC 20000.0  /* 1 MiB held for 1 s */
+#define HK_LR_NS_MIB_SEC 100000.0 /* 1 MiB held for 1 s */
 
 /* Thread cache of a class over dt_ms: nflushes pages handed back,
  * held_bytes the most it lets the threads keep. */

@@ -80,6 +80,7 @@ void hk_page_queue_push(hk_page_queue *q, hk_page *page) {
     if (q->first) q->first->prev = page;
     else q->last = page;
     q->first = page;
+    q->count++;
 }
 
 void hk_page_queue_remove(hk_page_queue *q, hk_page *page) {
@@ -88,4 +89,5 @@ void hk_page_queue_remove(hk_page_queue *q, hk_page *page) {
     if (page->next) page->next->prev = page->prev;
     else q->last = page->prev;
     page->next = page->prev = NULL;
+    q->count--;
 }

@@ -34,22 +34,32 @@ struct slot {
 };
 static struct slot slots[NSLOTS];
 
+/* Block contents: the head (up to CHECK_BYTES) is pattern[tag ...], the
+ * last 64 bytes of a block longer than CHECK_BYTES + 64 (so that the two
+ * do not overlap) pattern[tag + 1 ...]; compared with
+ * memcmp (byte loops would dominate the fuzzer's time). */
+static uint8_t pattern[CHECK_BYTES + 512];
+static const uint8_t zeros[65536];
+
+static void init_pattern(void) {
+    if (pattern[1] != 0) return;
+    for (size_t i = 0; i < sizeof pattern; i++) pattern[i] = (uint8_t)(i * 7 + (i >> 8) + 1);
+}
+
 static void fill(struct slot *s) {
     size_t head = s->n < CHECK_BYTES ? s->n : CHECK_BYTES;
-    for (size_t i = 0; i < head; i++) s->p[i] = (uint8_t)(s->tag + i * 7);
-    for (size_t i = s->n > CHECK_BYTES ? s->n - 64 : s->n; i < s->n; i++)
-        s->p[i] = (uint8_t)(s->tag + i * 7);
+    memcpy(s->p, pattern + s->tag, head);
+    if (s->n >= CHECK_BYTES + 64) memcpy(s->p + s->n - 64, pattern + s->tag + 1, 64);
 }
 
 /* Checks the pattern over [0, limit). */
 static void verify(const struct slot *s, size_t limit) {
     if (limit > s->n) limit = s->n;
     size_t head = limit < CHECK_BYTES ? limit : CHECK_BYTES;
-    for (size_t i = 0; i < head; i++)
-        if (s->p[i] != (uint8_t)(s->tag + i * 7)) abort();
-    if (s->n > CHECK_BYTES && limit == s->n)
-        for (size_t i = s->n - 64; i < s->n; i++)
-            if (s->p[i] != (uint8_t)(s->tag + i * 7)) abort();
+    if (memcmp(s->p, pattern + s->tag, head) != 0) abort();
+    if (s->n >= CHECK_BYTES + 64 && limit == s->n &&
+        memcmp(s->p + s->n - 64, pattern + s->tag + 1, 64) != 0)
+        abort();
 }
 
 static void check_new(void *p, size_t n, size_t align) {
@@ -146,12 +156,8 @@ static void alloc_op(unsigned op, unsigned k, uint8_t a, uint8_t b) {
     }
     if (impossible(n)) abort(); /* it cannot have succeeded */
     check_new(p, n, align);
-    if (op == 1 || op == 2) {
-        const unsigned char *z = p;
-        size_t lim = n < 65536 ? n : 65536;
-        for (size_t i = 0; i < lim; i++)
-            if (z[i] != 0) abort();
-    }
+    if ((op == 1 || op == 2) && memcmp(p, zeros, n < sizeof zeros ? n : sizeof zeros) != 0)
+        abort();
     put(k, p, n, (uint8_t)(a ^ b ^ k));
 }
 
@@ -226,6 +232,7 @@ static void reset(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    init_pattern();
     for (size_t i = 0; i + 4 <= size && i < 4 * 4096; i += 4) {
         unsigned op = data[i] % 16, k = data[i + 1] % NSLOTS;
         uint8_t a = data[i + 2], b = data[i + 3];

@@ -21,15 +21,10 @@
 
 static char path[128];
 
-static void cleanup(void) {
-    if (path[0]) unlink(path);
-}
-
 static bool write_input(const uint8_t *data, size_t size) {
     if (!path[0]) {
         const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
         snprintf(path, sizeof path, "%s/hakmem-fuzz-page.%d", dir, (int)getpid());
-        atexit(cleanup);
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return false;
@@ -47,11 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t magic = 0;
     if (size >= 8) memcpy(&magic, data, 8);
     if (size >= 8 && magic == 0) return 0;
-    if (!write_input(data, size)) return 0;
+    if (!write_input(data, size)) {
+        unlink(path);
+        return 0;
+    }
 
     hkp_page p;
     char err[256], out[2048], buf[256];
-    if (hkp_open_path(&p, path, false, err, sizeof err) != HKP_OK) return 0;
+    int rc = hkp_open_path(&p, path, false, err, sizeof err);
+    unlink(path); /* the reader has its descriptor and mapping; leave no file */
+    if (rc != HKP_OK) return 0;
     if (hkp_snapshot(&p, 0, err, sizeof err) == HKP_OK) {
         size_t n = p.nent < 100000 ? p.nent : 100000;
         for (size_t i = 0; i < n; i++) {

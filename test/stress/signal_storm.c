@@ -38,9 +38,9 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Time budget of one storm: 1.5 s per unit of scale (a loaded 2-core
+/* Time budget of one storm: 1 s per unit of scale (a loaded 2-core
  * machine delivers a signal to a busy thread only when it is scheduled). */
-static uint64_t budget_ms(void) { return 1500ull * hk_test_scale(); }
+static uint64_t budget_ms(void) { return 1000ull * hk_test_scale(); }
 
 static atomic_ulong handled;
 static atomic_ulong errno_clobbered;

@@ -110,7 +110,10 @@ static void corrupt_list(void) {
     hak_free(a);
     memset(a, 0x41, 8);
     uint64_t before = reports();
-    for (int i = 0; i < 5000 && reports() == before; i++) (void)hak_malloc(48);
+    for (int i = 0; i < 5000 && reports() == before; i++) {
+        void *q = hak_malloc(48);
+        if (q == NULL) _exit(4);
+    }
     _exit(reports() >= before + 1 ? 0 : 3);
 }
 

@@ -97,8 +97,10 @@ TEST(learn_rule_walks_back_down_when_the_need_shrinks) {
 
 TEST(learn_rule_flat_cost_does_not_oscillate) {
     /* Pressure that no candidate relieves (the batch is larger than the
-     * ladder and churn costs the same everywhere): probes up fail, and
-     * their waits double, so changes grow logarithmically. */
+     * ladder and churn costs the same everywhere): a cycle of probes up
+     * (the top, then half as far, then one step: 3 probes, 6 changes with
+     * the returns) fails, and the wait before the next cycle doubles, so
+     * changes grow logarithmically. */
     hk_lr_knob k;
     hk_lr_init(&k, pages, 7, 0, 0);
     unsigned changes_at[3] = {0};
@@ -110,8 +112,22 @@ TEST(learn_rule_flat_cost_does_not_oscillate) {
     }
     changes_at[2] = (unsigned)k.changes;
     EXPECT_EQ_U(k.cur, 0, "back at home");
-    EXPECT_LE_U(changes_at[0], 16, "few changes in 1000 rounds");
-    EXPECT_LE_U(changes_at[2] - changes_at[1], 6, "fewer and fewer later");
+    EXPECT_LE_U(changes_at[0], 9 * 6, "at most 9 cycles in 1000 rounds");
+    EXPECT_LE_U(changes_at[2] - changes_at[1], 2 * 6, "at most 2 in the last 4000");
+}
+
+TEST(learn_rule_bisects_when_the_top_costs_too_much) {
+    /* 6 pages of 128 KiB churn per batch, 10 batches a round: holding 64
+     * pages costs more than the churn, holding 8 far less.  The probe to the
+     * top fails, the next goes half as far (8 pages) and stays. */
+    hk_lr_knob k;
+    hk_lr_init(&k, pages, 7, 0, 0);
+    model m = {6, 10, 128 << 10};
+    run(&k, &m, 60, false, -1);
+    EXPECT_EQ_U(k.value[k.cur], 8, "8 pages");
+    EXPECT_TRUE(k.score[6] > k.score[0], "the top was measured dearer than the default");
+    unsigned at8 = run(&k, &m, 2000, false, 3);
+    EXPECT_GE_U(at8, 2000 * 97 / 100, "and stays");
 }
 
 TEST(learn_rule_frozen_never_moves) {
