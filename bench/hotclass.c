@@ -3,8 +3,9 @@
  *
  * Each thread repeats: allocate a batch of blocks of one size, stamp each,
  * then check and free them all (in allocation order), in three phases of
- * about the same work: 512 B blocks in batches of 2048, 4 KiB blocks in
- * batches of 256, 48 KiB blocks in batches of 32 (1-1.5 MiB a batch).  A
+ * about half a second each under a small thread cache: 512 B blocks in
+ * batches of 2048, 4 KiB blocks in batches of 256, 48 KiB blocks in batches
+ * of 32 (1-1.5 MiB a batch).  A
  * thread cache that keeps less than a batch hands most of the batch's pages
  * back to the shared page allocator at every free-all and fetches them again
  * for the next batch; one that keeps a batch's worth serves the next batch
@@ -22,8 +23,9 @@
 
 static const char usage[] =
     "usage: hotclass [-t THREADS] [-s SCALE] [THREADS [SCALE]]\n"
-    "  at scale 1, per phase 12M block allocations split among the threads:\n"
-    "  512 B x 2048-block batches, 4 KiB x 256, 48 KiB x 32\n";
+    "  at scale 1, split among the threads: 40M allocations of 512 B in\n"
+    "  2048-block batches, 24M of 4 KiB in 256-block batches, 8M of 48 KiB in\n"
+    "  32-block batches\n";
 
 /* ---- helpers shared by the bench/ programs ----
  * Repeated in each file on purpose: every bench/NAME.c is built alone into one
@@ -198,7 +200,7 @@ static inline void parse_args(int argc, char **argv, int *threads, double *scale
 #define NPHASES 3
 static const size_t sizes[NPHASES] = { 512, 4096, 48 << 10 };
 static const unsigned batches[NPHASES] = { 2048, 256, 32 };
-static const long blocks_per_phase = 12000000; /* at scale 1, all threads */
+static const long blocks_per_phase[NPHASES] = { 40000000, 24000000, 8000000 }; /* scale 1 */
 
 struct thread {
     pthread_t tid;
@@ -254,7 +256,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthreads; i++) {
         th[i].id = i;
         for (int s = 0; s < NPHASES; s++) {
-            long r = (long)(blocks_per_phase * scale) / batches[s] / nthreads;
+            long r = (long)(blocks_per_phase[s] * scale) / batches[s] / nthreads;
             th[i].rounds[s] = r > 0 ? r : 1;
         }
     }

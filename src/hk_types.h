@@ -185,6 +185,7 @@ typedef struct hk_arena {
     _Atomic uint64_t npage_allocs;    /* pages handed to heaps */
     _Atomic uint64_t nrefaults;       /* slices of them that had been purged */
     _Atomic size_t ndirty;            /* free slices that may be resident (|dirty_mask| summed) */
+    _Atomic size_t ndirty_peak;       /* its high-water mark since the learner last looked */
     _Atomic uint64_t pages[HK_NCLASSES]; /* pages in use per class */
 } hk_arena;
 

@@ -46,7 +46,8 @@
 
 #define LEARN_EVERY 32            /* slow paths of a thread between clock reads */
 #define LEARN_PERIOD_MS 50        /* time between rounds, at least */
-#define LEARN_TCACHE_MAX_BYTES (4u << 20)
+#define LEARN_TCACHE_MAX_BYTES (4u << 20)    /* a class, a thread */
+#define LEARN_PROBE_BYTES ((uint64_t)16 << 20) /* a class, all threads, to try */
 #define LEARN_MIN_OPS_TCACHE 256  /* fewer allocations of a class: no judgement */
 #define LEARN_MIN_OPS_HUGE 4
 #define LEARN_MIN_OPS_PAGES 16
@@ -187,7 +188,10 @@ static void read_counters(round_counters *r) {
         r->pages += hk_load_relaxed(&ar->npage_allocs);
         r->refaults += hk_load_relaxed(&ar->nrefaults);
         r->purges += hk_load_relaxed(&ar->npurged);
-        r->dirty_bytes += (uint64_t)hk_load_relaxed(&ar->ndirty) * HK_SLICE_SIZE;
+        /* Dirty memory is charged at its high-water mark over the round
+         * (what peak RSS sees), then the mark starts again from now. */
+        size_t peak = hk_exchange_acq_rel(&ar->ndirty_peak, hk_load_relaxed(&ar->ndirty));
+        r->dirty_bytes += (uint64_t)peak * HK_SLICE_SIZE;
         r->nthreads += hk_load_relaxed(&ar->nthreads);
     }
 }
@@ -210,8 +214,13 @@ static hk_lr_obs observe_tcache(unsigned c, const round_counters *r, uint64_t dt
     hk_lr_obs o = {0};
     uint64_t ops = r->cls[c].nmalloc - prev_nmalloc[c];
     uint64_t flushes = r->cls[c].nflushes - prev_nflushes[c];
-    uint64_t held = knobs[c].value[knobs[c].cur] * hk_class_size[c] * (r->nthreads ? r->nthreads : 1);
+    uint64_t per_block = (uint64_t)hk_class_size[c] * (r->nthreads ? r->nthreads : 1);
+    uint64_t held = knobs[c].value[knobs[c].cur] * per_block;
     o.active = ops >= LEARN_MIN_OPS_TCACHE;
+    /* A probe up may not let all threads together keep more than this. */
+    while (o.top + 1u < knobs[c].ncand && knobs[c].value[o.top + 1] * per_block <= LEARN_PROBE_BYTES)
+        o.top++;
+    if (o.top == 0) o.no_grow = true;
     o.cost = hk_lr_cost_tcache(flushes, held, dt);
     if (flushes > 0 && flushes * blocks_per_page(c) * 32 >= ops) o.pressure = 1;
     else if (flushes == 0) o.pressure = -1;
@@ -240,14 +249,24 @@ static hk_lr_obs observe_decay(const round_counters *r, uint64_t dt) {
     return o;
 }
 
-static void step_knob(unsigned k, const hk_lr_obs *o, bool pin) {
+static bool probing_up(unsigned k) {
+    return knobs[k].from != HK_LR_NONE && knobs[k].cur > knobs[k].from;
+}
+
+/* The knob trying a setting up, or -1: one at a time, so what exploring
+ * costs in memory is one candidate's worth. */
+static int growing = -1;
+
+static void step_knob(unsigned k, hk_lr_obs *o, bool pin) {
     hk_lr_knob *kb = &knobs[k];
     if (!owned[k]) return;
+    if (growing >= 0 && growing != (int)k) o->no_grow = true;
     if (hk_learn_value(k) != kb->value[kb->cur]) { /* set by someone else: theirs now */
         owned[k] = false;
         return;
     }
     unsigned was = kb->cur, now = hk_lr_step(kb, o, pin);
+    if (probing_up(k)) growing = (int)k;
     if (now == was) return;
     apply(k, kb->value[now]);
     hk_fetch_add_relaxed(&knob_changes[k], 1);
@@ -268,6 +287,9 @@ static void round_locked(uint64_t now) {
     }
     uint64_t dt = now > prev_ms ? now - prev_ms : 1;
     bool pin = hk_load_relaxed(&frozen);
+    growing = -1;
+    for (unsigned k = 0; k < HK_LEARN_NKNOBS; k++)
+        if (owned[k] && probing_up(k)) growing = (int)k;
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         hk_lr_obs o = observe_tcache(c, &r, dt);
         step_knob(c, &o, pin);

@@ -91,7 +91,14 @@ unsigned hk_lr_step(hk_lr_knob *k, const hk_lr_obs *o, bool frozen) {
     for (unsigned d = 0; d < 2; d++)
         if (k->wait[d] > 0) k->wait[d]--;
     if (!o->active) {
-        if (++k->idle >= HK_LR_IDLE_DRIFT) {
+        if (++k->idle > HK_LR_DWELL && k->from != HK_LR_NONE && !frozen) {
+            /* A probe the workload left: no data to judge it, go back. */
+            unsigned from = k->from;
+            k->from = HK_LR_NONE;
+            move_to(k, from);
+            return k->cur;
+        }
+        if (k->idle >= HK_LR_IDLE_DRIFT) {
             k->idle = 0;
             if (!frozen && k->from == HK_LR_NONE && k->cur != k->home)
                 move_to(k, k->cur > k->home ? k->cur - 1u : k->cur + 1u);
@@ -109,11 +116,14 @@ unsigned hk_lr_step(hk_lr_knob *k, const hk_lr_obs *o, bool frozen) {
         judge(k);
         return k->cur;
     }
+    unsigned top = o->top && o->top < k->ncand ? o->top : k->ncand - 1u;
+    bool grow = !o->no_grow && k->cur < top;
     /* Exploit: a neighbour remembered as clearly cheaper. */
     for (int s = -1; s <= 1; s += 2) {
         int nb = (int)k->cur + s;
         unsigned dir = s > 0;
         if (nb < (int)k->floor || nb >= (int)k->ncand || k->wait[dir] > 0) continue;
+        if (dir && !grow) continue;
         if (k->score[nb] >= 0 && clearly_better(k->score[nb], k->score[k->cur])) {
             probe(k, (unsigned)nb);
             return k->cur;
@@ -123,10 +133,12 @@ unsigned hk_lr_step(hk_lr_knob *k, const hk_lr_obs *o, bool frozen) {
      * as reach (the largest candidate, then half as far after each failure:
      * a cost curve can be flat until the setting holds a whole working set);
      * down one step at a time. */
-    if (o->pressure > 0 && k->cur + 1u < k->ncand && k->wait[1] == 0)
-        probe(k, k->reach > k->cur ? k->reach : k->cur + 1u);
-    else if (o->pressure < 0 && k->cur > k->floor && k->wait[0] == 0)
+    if (o->pressure > 0 && grow && k->wait[1] == 0) {
+        unsigned to = k->reach > k->cur ? k->reach : k->cur + 1u;
+        probe(k, to < top ? to : top);
+    } else if (o->pressure < 0 && k->cur > k->floor && k->wait[0] == 0) {
         probe(k, k->cur - 1u);
+    }
     return k->cur;
 }
 

@@ -72,6 +72,8 @@ typedef struct hk_lr_obs {
     bool active;   /* enough operations in the round to judge */
     double cost;   /* ns per second under cur this round */
     int pressure;  /* +1 too small, -1 slack, 0 neither */
+    bool no_grow;  /* no probe up this round (another knob is trying one) */
+    uint8_t top;   /* the highest candidate a probe up may try; 0: any */
 } hk_lr_obs;
 
 /* values[0..n-1] ascending (n <= HK_LR_MAXCAND), home and floor indices. */
@@ -90,7 +92,8 @@ int hk_lr_find(const hk_lr_knob *k, uint64_t value);
  * millisecond of CPU, about what 1 MiB costs against one CPU at cloud
  * prices (a GiB-hour is about a tenth of a vCPU-hour).  Rates, not costs per
  * operation, so that memory is not free for a busy program. */
-#define HK_LR_NS_CHURN 500.0      /* a page handed back and fetched again */
+#define HK_LR_NS_CHURN 200.0      /* a page handed back and fetched again
+                                    (60-200 ns measured uncontended) */
 #define HK_LR_NS_FAULT 1000.0     /* first touch of a 4 KiB page */
 #define HK_LR_NS_MADVISE 5000.0   /* one purge call */
 #define HK_LR_NS_MMAP 10000.0     /* one mmap + munmap pair */

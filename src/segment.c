@@ -64,7 +64,10 @@ int hk_segment_span_alloc(hk_segment *seg, unsigned n, bool *is_zero) {
 void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned n, uint64_t now) {
     uint32_t bits = span_bits(idx, n);
     if (seg->dirty_mask == 0) seg->dirty_since_ms = now;
-    hk_fetch_add_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(bits & ~seg->dirty_mask));
+    hk_arena *a = seg->arena;
+    size_t dirty = hk_fetch_add_relaxed(&a->ndirty, (size_t)__builtin_popcount(bits & ~seg->dirty_mask)) +
+                   (size_t)__builtin_popcount(bits & ~seg->dirty_mask);
+    if (dirty > hk_load_relaxed(&a->ndirty_peak)) hk_store_relaxed(&a->ndirty_peak, dirty);
     seg->free_mask |= bits;
     seg->dirty_mask |= bits;
 }

@@ -165,6 +165,43 @@ TEST(learn_rule_idle_drifts_home) {
     EXPECT_EQ_U(k.changes, changes, "and stays");
 }
 
+TEST(learn_rule_probe_left_idle_goes_back) {
+    /* A probe up whose workload stops cannot be judged: back after a few
+     * idle rounds (so it holds no memory and blocks no other probe). */
+    hk_lr_knob k;
+    hk_lr_init(&k, pages, 7, 0, 0);
+    model m = {20, 400, 64 << 10};
+    for (unsigned r = 0; r < 10 && k.from == HK_LR_NONE; r++) {
+        hk_lr_obs o = observe(&k, &m);
+        hk_lr_step(&k, &o, false);
+    }
+    REQUIRE_TRUE(k.from != HK_LR_NONE && k.cur > k.from, "a probe up started");
+    unsigned from = k.from;
+    hk_lr_obs idle = {false, 0, 0};
+    for (unsigned r = 0; r <= HK_LR_DWELL; r++) hk_lr_step(&k, &idle, false);
+    EXPECT_EQ_U(k.cur, from, "back where it came from");
+    EXPECT_EQ_U(k.from, HK_LR_NONE, "no probe in flight");
+}
+
+TEST(learn_rule_no_grow_and_top_limit_probes) {
+    hk_lr_knob k;
+    hk_lr_init(&k, pages, 7, 0, 0);
+    model m = {20, 400, 64 << 10};
+    for (unsigned r = 0; r < 200; r++) {
+        hk_lr_obs o = observe(&k, &m);
+        o.no_grow = true;
+        hk_lr_step(&k, &o, false);
+    }
+    EXPECT_EQ_U(k.changes, 0, "no_grow: never up");
+    for (unsigned r = 0; r < 200; r++) {
+        hk_lr_obs o = observe(&k, &m);
+        o.top = 3;
+        hk_lr_step(&k, &o, false);
+        EXPECT_TRUE(k.cur <= 3, "never above top");
+    }
+    EXPECT_EQ_U(k.value[k.cur], 8, "the best it may try");
+}
+
 TEST(learn_rule_floor_is_respected) {
     /* Slack at home never probes below the floor. */
     static const uint64_t ladder[4] = {10, 20, 40, 80};
