@@ -235,6 +235,7 @@ typedef struct hk_huge_stats {
 void hk_huge_get_stats(hk_huge_stats *out);
 void hk_huge_get_stats_lockless(hk_huge_stats *out); /* atomics only (crash.c) */
 void hk_bigcache_set_max(size_t bytes);
+size_t hk_bigcache_peak_reset(void); /* the learner: most bytes cached since last call */
 
 /* ---- init.c ---- */
 extern _Thread_local hk_heap *hk_tls_heap;   /* fast path heap */

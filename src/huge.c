@@ -17,6 +17,7 @@
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk_segment *cache_first, *cache_last; /* LRU, most recent first */
 static size_t cache_bytes, cache_count;
+static size_t cache_peak; /* high-water mark of cache_bytes (the learner resets it) */
 static _Atomic size_t cache_max;
 static _Atomic bool cache_max_set;
 static _Atomic uint64_t st_nmalloc, st_ndalloc, st_hits, st_misses, st_nmmap;
@@ -226,6 +227,7 @@ void hk_huge_free(hk_segment *h) {
     cache_bytes += h->map_size;
     cache_count++;
     hk_segment *evict = cache_trim_locked(now, max);
+    if (cache_bytes > cache_peak) cache_peak = cache_bytes;
     pthread_mutex_unlock(&huge_lock);
     unmap_list(evict);
 }
@@ -334,6 +336,15 @@ void hk_huge_get_stats_lockless(hk_huge_stats *o) {
     o->misses = hk_load_relaxed(&st_misses);
     o->nmmap = hk_load_relaxed(&st_nmmap);
     o->cur_bytes = hk_load_relaxed(&st_cur_bytes);
+}
+
+/* The most the cache held since the last call (then it starts from now). */
+size_t hk_bigcache_peak_reset(void) {
+    pthread_mutex_lock(&huge_lock);
+    size_t peak = cache_peak > cache_bytes ? cache_peak : cache_bytes;
+    cache_peak = cache_bytes;
+    pthread_mutex_unlock(&huge_lock);
+    return peak;
 }
 
 void hk_huge_lock(void) { pthread_mutex_lock(&huge_lock); }

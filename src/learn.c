@@ -5,7 +5,8 @@
  *
  * When.  hk_learn_tick() is called from the heap and huge slow paths (never
  * a fast path, never under a lock) while the learner feature is on.  A
- * thread reads the clock every LEARN_EVERY calls; the first one to find a
+ * thread reads the clock every LEARN_EVERY heap slow paths and at every
+ * huge allocation; the first one to find a
  * round due (LEARN_PERIOD_MS after the last) and to take the learner's lock
  * runs it, the others go on.  A round merges the per-class counters once
  * (hk_stats_class_totals) and reads a few more; all state is static.
@@ -44,7 +45,7 @@
 #include "hk_internal.h"
 #include "learn_rule.h"
 
-#define LEARN_EVERY 32            /* slow paths of a thread between clock reads */
+#define LEARN_EVERY 32            /* heap slow paths of a thread between clock reads */
 #define LEARN_PERIOD_MS 50        /* time between rounds, at least */
 #define LEARN_TCACHE_MAX_BYTES (4u << 20)    /* a class, a thread */
 #define LEARN_PROBE_BYTES ((uint64_t)16 << 20) /* a class, all threads, to try */
@@ -174,13 +175,14 @@ static void take_over(void) {
 typedef struct round_counters {
     hk_class_totals cls[HK_NCLASSES];
     hk_huge_stats huge;
-    uint64_t pages, refaults, purges, dirty_bytes;
+    uint64_t pages, refaults, purges, dirty_bytes, cached_bytes;
     unsigned nthreads;
 } round_counters;
 
 static void read_counters(round_counters *r) {
     hk_stats_class_totals(r->cls);
     hk_huge_get_stats(&r->huge);
+    r->cached_bytes = hk_bigcache_peak_reset(); /* charged at its high-water mark */
     r->pages = r->refaults = r->purges = r->dirty_bytes = 0;
     r->nthreads = 0;
     for (unsigned a = 0; a < hk_opt.narenas; a++) {
@@ -232,7 +234,7 @@ static hk_lr_obs observe_bigcache(const round_counters *r, uint64_t dt) {
     uint64_t ops = r->huge.nmalloc - prev_huge, ghosts = r->huge.ghost_hits - prev_ghost_hits;
     o.active = ops >= LEARN_MIN_OPS_HUGE && hk_feature_on(HK_FEAT_BIGCACHE);
     o.cost = hk_lr_cost_bigcache(ghosts, r->huge.ghost_bytes - prev_ghost_bytes,
-                                 r->huge.cache_bytes, dt);
+                                 r->cached_bytes, dt);
     if (ghosts > 0 && ghosts * 32 >= ops) o.pressure = 1;
     else if (ghosts == 0) o.pressure = -1;
     return o;
@@ -303,8 +305,8 @@ static void round_locked(uint64_t now) {
 }
 
 void hk_learn_tick(hk_heap *heap) {
-    (void)heap;
-    if (hk_likely(++tick_count % LEARN_EVERY != 0)) return;
+    /* heap NULL: a huge allocation, costly enough to read the clock each time */
+    if (heap != NULL && hk_likely(++tick_count % LEARN_EVERY != 0)) return;
     uint64_t now = hk_os_now_ms();
     if (now < hk_load_relaxed(&next_round_ms) || !lock_try()) return;
     if (now >= hk_load_relaxed(&next_round_ms)) {

@@ -234,7 +234,11 @@ else
 fi
 
 mode=$(stat -c %a "$(page_of "$A")" 2>/dev/null); owner=$(stat -c %u "$(page_of "$A")" 2>/dev/null)
-path=$(hk -p "$A" get stats_page.path)
+# The path leaf is published from the page's next refresh (50 ms here).
+path=; n=0
+while [ -z "$path" ] && [ $n -lt 40 ]; do
+  path=$(hk -p "$A" get stats_page.path); [ -n "$path" ] || sleep 0.05; n=$((n + 1))
+done
 if [ "$mode" = 600 ] && [ "$owner" = "$uid" ] && [ "$path" = "$(page_of "$A")" ]; then
   pass hakctl_page_mode_0600
 else
