@@ -144,12 +144,13 @@ bool hk_debug_free(hk_page *page, void *p) {
     pthread_mutex_lock(&a->shared_lock);
     hk_block *b = p;
     if (already_free(page, b)) {
+        hk_report("double free", p, page, "ignored"); /* page stays valid under the lock */
         pthread_mutex_unlock(&a->shared_lock);
-        hk_report("double free", p, page, "ignored");
         return true;
     }
     check_canary(page, p);
     uint32_t size = *trailer_of(page, p);
+    unsigned cls = page->cls; /* the page may be handed back below */
     memset(p, HK_JUNK_FREE, page->block_size);
     hk_block_set_next(b, page->local_free);
     page->local_free = b;
@@ -157,6 +158,6 @@ bool hk_debug_free(hk_page *page, void *p) {
     if (hk_config_stats) hk_counter_add(&heap->counters.ndalloc[page->cls], 1);
     if (page->used == 0 || page->in_full) hk_heap_free_local_slow(heap, page);
     pthread_mutex_unlock(&a->shared_lock);
-    event("free", p, size, page->cls);
+    event("free", p, size, cls);
     return true;
 }
