@@ -15,6 +15,8 @@ interleaved -- A B C D E, then B C D E A, ... -- BENCH_RUNS times (default
     hakmem    OBJROOT/lib/libhakmem.so  (copied aside first, so a rebuild
               during the run cannot mix two versions)
     hakmem-MODE  hakmem with HAKMEM_MODE=MODE (e.g. hakmem-fast), on request
+    LABEL=LIB    any other build preloaded under its own label, e.g.
+              nochecks=/tmp/nochk/lib/libhakmem.so (a --disable-checks build)
 
 A missing peer is installed with apt-get when running as root, else skipped.
 Time is the benchmark's own measured time (its `secs=`, which leaves out
@@ -188,8 +190,16 @@ def resolve_allocators(names, objroot, tmpdir, no_install):
                 ", HAKMEM_MODE=%s" % env["HAKMEM_MODE"] if "HAKMEM_MODE" in env else "")
             if os.environ.get("HAKMEM_CONF"):
                 notes[name] += ", HAKMEM_CONF=%s" % os.environ["HAKMEM_CONF"]
+        elif "=" in name:
+            label, lib = name.split("=", 1)
+            if not os.path.exists(lib):
+                sys.exit("compare: %s: no such library %s" % (label, lib))
+            copy = os.path.join(tmpdir, "lib-%s.so" % label)
+            shutil.copy2(os.path.realpath(lib), copy)
+            out.append((label, {"LD_PRELOAD": copy}))
+            notes[label] = hakmem_version(lib) if "hakmem" in os.path.basename(lib) else lib
         else:
-            sys.exit("compare: unknown allocator %r (known: %s, hakmem-MODE)"
+            sys.exit("compare: unknown allocator %r (known: %s, hakmem-MODE, LABEL=LIB.so)"
                      % (name, ", ".join(DEFAULT_ALLOCS)))
     return out, notes
 
@@ -571,7 +581,7 @@ def main():
     ap.add_argument("--only", help="comma-separated benchmarks (%s)"
                     % ",".join(b for b, _, _ in BENCHES))
     ap.add_argument("--allocs", help="comma-separated allocators (default %s; "
-                    "also hakmem-MODE)" % ",".join(DEFAULT_ALLOCS))
+                    "also hakmem-MODE, LABEL=LIB.so)" % ",".join(DEFAULT_ALLOCS))
     ap.add_argument("--runs", type=int, help="runs per cell (default $BENCH_RUNS or 5)")
     ap.add_argument("--scale", type=float, help="work scale passed as -s (default 1)")
     ap.add_argument("--threads", help="comma-separated thread counts, replacing "

@@ -21,13 +21,8 @@ static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
     hk_page *page = heap->direct[cls];
     hk_block *b = page->local_free;
     if (b == NULL) return NULL;
-    hk_block *next = hk_block_next(b);
-    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) {
-        hk_report_corrupt_list(page, b, next);
-        next = NULL;
-    }
     page->local_free = NULL;
-    page->free = next;
+    page->free = hk_block_next(b); /* checked when popped */
     page->used++;
     if (hk_config_stats) {
         hk_counter_add(&heap->counters.nmalloc[cls], 1);
@@ -36,8 +31,11 @@ static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
     return b;
 }
 
+/* The current page's head was NULL or failed its check (then it is reported
+ * and dropped, and the page looks exhausted). */
 static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
     if (hk_likely(heap != &hk_heap_empty)) {
+        hk_page_check_head(heap->direct[cls]);
         if (hk_likely(hk_thread_tcache_wanted())) {
             void *p = malloc_from_local_free(heap, cls);
             return p != NULL ? p : hk_heap_malloc_slow(heap, cls);
@@ -52,27 +50,17 @@ static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) 
     return hk_malloc_impl(hk_class_size[cls]);
 }
 
-/* The block popped is good (its address came from a checked link); the
- * list behind it is not: report and drop it. */
-static HK_SLOW_PATH void *malloc_corrupt(hk_heap *heap, hk_page *page, unsigned cls,
-                                         hk_block *b, hk_block *next) {
-    hk_report_corrupt_list(page, b, next);
-    page->free = NULL;
-    page->used++;
-    if (hk_config_stats) hk_counter_add(&heap->counters.nmalloc[cls], 1);
-    return b;
-}
-
+/* One test covers both an exhausted page (NULL) and a corrupted link: the
+ * head is in the page's segment or it goes to malloc_slow. */
 HK_FAST_PATH void *malloc_small(size_t size) {
     unsigned cls = hk_size_class(size);
     hk_heap *heap = hk_tls_heap;
     hk_page *page = heap->direct[cls];
     hk_block *b = page->free;
-    if (hk_unlikely(b == NULL)) return malloc_slow(heap, cls, size);
+    if (hk_unlikely(!hk_block_in_page_segment(page, b))) return malloc_slow(heap, cls, size);
     hk_block *next = hk_block_next(b);
-    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) return malloc_corrupt(heap, page, cls, b, next);
     page->free = next;
-    __builtin_prefetch(next); /* the next pop reads next->next */
+    __builtin_prefetch(next); /* the next pop reads next->next; cannot fault */
     page->used++;
     if (hk_config_stats) hk_counter_inc(&heap->counters.nmalloc[cls]);
     return b;
@@ -105,10 +93,12 @@ static void free_chunk_start(void *p) {
 
 /* p is at a block boundary of its page: one multiplication instead of a
  * division (hk_class_divmagic). */
-static bool at_block_start(hk_segment *seg, hk_page *page, const void *p) {
-    uint64_t in_page = (uint64_t)((const uint8_t *)p - hk_page_start(page));
-    uint64_t magic = hk_class_divmagic[page->cls];
-    return in_page * magic <= magic - 1;
+static inline bool divides_offset(unsigned cls, uint64_t in_page) {
+    uint64_t magic = hk_class_divmagic[cls];
+    return in_page * magic < magic;
+}
+static inline bool at_block_start(hk_page *page, const void *p) {
+    return divides_offset(page->cls, (uint64_t)((const uint8_t *)p - hk_page_start(page)));
 }
 
 static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
@@ -121,7 +111,7 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
         report_bad_free(p, "free of a block in a free page (double free?)");
         return;
     }
-    if (hk_unlikely(!at_block_start(seg, page, p))) {
+    if (hk_unlikely(!at_block_start(page, p))) {
         report_bad_free(p, "free of a pointer that is not the start of a block");
         return;
     }
@@ -146,9 +136,16 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     }
 }
 
+static HK_SLOW_PATH void free_not_ours(void *p) {
+    report_bad_free(p, "free of a pointer not from hakmem");
+}
+static HK_SLOW_PATH void free_not_block_start(void *p) {
+    report_bad_free(p, "free of a pointer that is not the start of a block");
+}
+
 /* Checks before anything is written: the chunk is ours (the segment map)
- * and p is 8-byte aligned; the exact block-boundary check is made on every
- * path but this one (remote frees, debug checks). */
+ * and p starts a block of its page (free_other checks that for the other
+ * paths). */
 HK_FAST_PATH void free_block(void *p) {
     uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
     if (hk_unlikely(off == 0)) {
@@ -156,14 +153,20 @@ HK_FAST_PATH void free_block(void *p) {
         return;
     }
     hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
-    if (hk_unlikely(!hk_segmap_has(seg) || (off & 7) != 0)) {
-        report_bad_free(p, "free of a pointer not from hakmem");
+    if (HK_CHECK_OWNER && hk_unlikely(!hk_segmap_has(seg))) {
+        free_not_ours(p);
         return;
     }
-    hk_page *page = &seg->pages[off >> HK_SLICE_SHIFT];
-    page -= page->slice_offset;
+    uintptr_t slice = off >> HK_SLICE_SHIFT;
+    uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
+    hk_page *page = &seg->pages[head];
     hk_heap *heap = hk_tls_heap;
     if (hk_likely(hk_load_relaxed(&page->heap) == heap)) {
+        uint64_t in_page = off - (head << HK_SLICE_SHIFT);
+        if (HK_CHECK_BOUNDARY && hk_unlikely(!divides_offset(page->cls, in_page))) {
+            free_not_block_start(p);
+            return;
+        }
         hk_block *b = p;
         hk_block_set_next(b, page->local_free);
         page->local_free = b;

@@ -105,9 +105,8 @@ size_t hk_debug_usable(hk_page *page, const void *p) {
 static bool on_list(hk_page *page, hk_block *list, hk_block *b) {
     for (uint32_t n = 0; list != NULL && n <= page->reserved; n++) {
         if (list == b) return true;
-        hk_block *next = hk_block_next(list);
-        if (next != NULL && hk_next_leaves_segment(list, next)) return false;
-        list = next;
+        if (!hk_block_in_page_segment(page, list)) return false; /* never read */
+        list = hk_block_next(list);
     }
     return false;
 }

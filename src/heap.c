@@ -139,7 +139,11 @@ void hk_heap_collect_delayed(hk_heap *heap) {
     uintptr_t list = hk_exchange_acq_rel(&heap->delayed, 0);
     hk_block *b = (hk_block *)list;
     while (b != NULL) {
-        hk_block *next = hk_block_next(b); /* blocks of many pages: no segment check */
+        hk_block *next = hk_block_next(b); /* blocks of many pages */
+        if (hk_unlikely(next != NULL && !hk_segmap_has(next))) {
+            hk_report_corrupt_list(NULL, b, next);
+            next = NULL;
+        }
         hk_segment *seg = hk_segment_of(b);
         hk_page *page = hk_page_of(seg, b);
         hk_assert(hk_load_relaxed(&page->heap) == heap);
@@ -149,6 +153,7 @@ void hk_heap_collect_delayed(hk_heap *heap) {
 }
 
 static hk_page *page_ready(hk_heap *heap, hk_page *page) {
+    hk_page_check_head(page);
     if (page->free == NULL) hk_page_collect(page);
     if (page->free == NULL) hk_page_extend(page);
     return page->free != NULL ? page : NULL;
@@ -198,14 +203,7 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
         return NULL;
     }
     heap->direct[cls] = page;
-    hk_block *b = page->free;
-    hk_block *next = hk_block_next(b);
-    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) {
-        hk_report_corrupt_list(page, b, next);
-        next = NULL; /* the rest of the list is not trusted */
-    }
-    page->free = next;
-    page->used++;
+    hk_block *b = hk_page_pop_checked(page); /* page_ready checked the head */
     if (hk_config_stats) {
         hk_counter_add(&heap->counters.nmalloc[cls], 1);
         hk_counter_add(&heap->counters.nslow[cls], 1);

@@ -14,6 +14,11 @@
 #include <hk_config.h>
 #include "hk_types.h"
 
+/* Everything declared below lives in this library: the compiler may address
+ * it directly instead of through the GOT (the hot globals: one instruction
+ * less per use on the fast paths). */
+#pragma GCC visibility push(hidden)
+
 #define hk_likely(x) __builtin_expect(!!(x), 1)
 #define hk_unlikely(x) __builtin_expect(!!(x), 0)
 #define HK_FAST_PATH static inline __attribute__((always_inline))
@@ -41,24 +46,48 @@ static inline hk_page *hk_page_of(hk_segment *seg, const void *p) {
     return page - page->slice_offset;
 }
 
-/* ---- encoded free lists (init.c sets the key once, before any page) ---- */
+/* ---- encoded free lists (init.c sets the key once, before any page) ----
+ *
+ * Invariant: a page's free list head (page->free) is the decoded link of
+ * the last block popped and is NOT trusted until checked: every pop first
+ * tests that the head lies in the page's own segment (NULL fails the same
+ * test, so the fast path pays one branch for both).  A forged or corrupted
+ * link is reported and the rest of the list dropped; it is never read.
+ * local_free and the remote list hold pointers free() checked. */
 extern uintptr_t hk_list_key;
 
 static inline hk_block *hk_block_next(const hk_block *b) {
+#if HK_CHECK_LIST
     return (hk_block *)(b->enc_next ^ hk_list_key);
+#else
+    return (hk_block *)b->enc_next;
+#endif
 }
 static inline void hk_block_set_next(hk_block *b, const hk_block *next) {
+#if HK_CHECK_LIST
     b->enc_next = (uintptr_t)next ^ hk_list_key;
+#else
+    b->enc_next = (uintptr_t)next;
+#endif
+}
+/* b may be popped from page's list: it lies in the page's segment. */
+static inline bool hk_block_in_page_segment(const hk_page *page, const hk_block *b) {
+#if HK_CHECK_LIST
+    return (((uintptr_t)b ^ (uintptr_t)page) >> HK_SEG_SHIFT) == 0;
+#else
+    return b != NULL;
+#endif
 }
 /* A page's blocks all lie in one segment: a link leaving it was corrupted
  * (or forged).  NULL also "leaves": callers test it second, off the hot
  * path. */
 static inline bool hk_next_leaves_segment(const hk_block *b, const hk_block *next) {
-    return (((uintptr_t)b ^ (uintptr_t)next) >> HK_SEG_SHIFT) != 0;
+    return HK_CHECK_LIST && (((uintptr_t)b ^ (uintptr_t)next) >> HK_SEG_SHIFT) != 0;
 }
 /* report.c: one line on stderr (what, pointer, class, thread); aborts when
  * abort_on_error is set.  page may be NULL. */
 void hk_report_corrupt_list(hk_page *page, const hk_block *b, const hk_block *next);
+void hk_report_corrupt_head(hk_page *page, const hk_block *head);
 void hk_report(const char *what, const void *p, const hk_page *page, const char *detail);
 void hk_list_key_init(void);
 extern _Atomic uint64_t hk_nreports;
@@ -181,6 +210,21 @@ void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
                   unsigned cls, bool is_zero);
 void hk_page_extend(hk_page *page);
 void hk_page_collect(hk_page *page);
+void hk_page_drop_bad_head(hk_page *page);
+/* Slow paths, before trusting page->free (see "encoded free lists"): a
+ * head that fails the check is reported and dropped. */
+static inline void hk_page_check_head(hk_page *page) {
+    if (hk_unlikely(page->free != NULL && !hk_block_in_page_segment(page, page->free)))
+        hk_page_drop_bad_head(page);
+}
+/* Pops the head of a page whose head was checked (hk_page_check_head, or
+ * just set by collect or extend). */
+static inline hk_block *hk_page_pop_checked(hk_page *page) {
+    hk_block *b = page->free;
+    page->free = hk_block_next(b);
+    page->used++;
+    return b;
+}
 void hk_page_queue_push(hk_page_queue *q, hk_page *page);
 void hk_page_queue_remove(hk_page_queue *q, hk_page *page);
 static inline bool hk_page_has_thread_free(hk_page *page) {
@@ -313,5 +357,7 @@ size_t hk_stats_allocated(void);
 size_t hk_stats_active(void);
 size_t hk_stats_metadata(void);
 void hk_stats_print_at_exit(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -74,6 +74,11 @@ void hk_page_collect(hk_page *page) {
     }
 }
 
+void hk_page_drop_bad_head(hk_page *page) {
+    hk_report_corrupt_head(page, page->free);
+    page->free = NULL;
+}
+
 void hk_page_queue_push(hk_page_queue *q, hk_page *page) {
     page->prev = NULL;
     page->next = q->first;

@@ -47,6 +47,14 @@ void hk_report(const char *what, const void *p, const hk_page *page, const char 
     emit(what, p, page, detail);
 }
 
+/* A list head decoded from the last block popped failed its check. */
+void hk_report_corrupt_head(hk_page *page, const hk_block *head) {
+    char detail[112];
+    snprintf(detail, sizeof detail, "a freed block's link points to %p, outside the page (list dropped)",
+             (const void *)head);
+    emit("corrupted free list", hk_page_start(page), page, detail);
+}
+
 void hk_report_corrupt_list(hk_page *page, const hk_block *b, const hk_block *next) {
     char detail[96];
     snprintf(detail, sizeof detail, "the link after it points to %p (list dropped)", (const void *)next);

@@ -28,18 +28,12 @@ void *hk_shared_pop_locked(hk_heap *h, unsigned cls, bool *slow) {
     if (hk_unlikely(++h->slow_count % 1024 == 0)) hk_heap_trim(h);
     if (hk_load_relaxed(&h->delayed) != 0) hk_heap_collect_delayed(h);
     hk_page *page = h->direct[cls];
-    hk_block *b = page->free;
-    if (b == NULL) {
+    hk_page_check_head(page);
+    if (page->free == NULL) {
         *slow = true;
         return hk_heap_malloc_slow(h, cls);
     }
-    hk_block *next = hk_block_next(b);
-    if (hk_unlikely(hk_next_leaves_segment(b, next)) && next != NULL) {
-        hk_report_corrupt_list(page, b, next);
-        next = NULL;
-    }
-    page->free = next;
-    page->used++;
+    hk_block *b = hk_page_pop_checked(page);
     if (hk_config_stats) {
         hk_counter_add(&h->counters.nmalloc[cls], 1);
         hk_counter_add(&h->counters.nslow[cls], 1);

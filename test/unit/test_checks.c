@@ -6,6 +6,7 @@
  * (research mode), switched on inside the child.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -70,14 +71,37 @@ TEST(checks_free_of_a_stack_pointer_is_reported) {
     EXPECT_TRUE(strstr(err, "free of a pointer not from hakmem") != NULL, err);
 }
 
+static int cmp_uintptr(const void *a, const void *b) {
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *free_interior_remote(void *p) {
+    hak_free((char *)p + 32);
+    return NULL;
+}
+
 static void free_interior(void) {
-    /* A remote (other-page-owner) free goes through the exact check; the
-     * local path checks 8-byte alignment: use an odd interior pointer. */
-    char *p = hak_malloc(100);
+    /* The owner's fast path and a remote free both check the exact block
+     * boundary: aligned interior pointers (16 and 32 bytes into a 112-byte
+     * block), an odd one, then the real free of each block. */
+    char *p = hak_malloc(100), *q = hak_malloc(100);
     uint64_t before = reports();
+    hak_free(p + 16);
     hak_free(p + 3);
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_interior_remote, q) != 0) _exit(5);
+    pthread_join(t, NULL);
     hak_free(p);
-    _exit(reports() == before + 1 ? 0 : 3);
+    hak_free(q);
+    /* No interior pointer entered a list: blocks handed out never overlap. */
+    enum { N = 3000 };
+    static uintptr_t got[N];
+    for (int i = 0; i < N; i++) got[i] = (uintptr_t)hak_malloc(100);
+    qsort(got, N, sizeof got[0], cmp_uintptr);
+    for (int i = 1; i < N; i++)
+        if (got[i] - got[i - 1] < 100) _exit(4);
+    _exit(reports() == before + 3 ? 0 : 3);
 }
 
 TEST(checks_free_of_an_interior_pointer_is_reported) {
