@@ -52,8 +52,7 @@ static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) 
 
 /* One test covers both an exhausted page (NULL) and a corrupted link: the
  * head is in the page's segment or it goes to malloc_slow. */
-HK_FAST_PATH void *malloc_small(size_t size) {
-    unsigned cls = hk_size_class(size);
+HK_FAST_PATH void *malloc_class(size_t size, unsigned cls) {
     hk_heap *heap = hk_tls_heap;
     hk_page *page = heap->direct[cls];
     hk_block *b = page->free;
@@ -64,6 +63,18 @@ HK_FAST_PATH void *malloc_small(size_t size) {
     page->used++;
     if (hk_config_stats) hk_counter_inc(&heap->counters.nmalloc[cls]);
     return b;
+}
+
+/* Out of line so that the tiny path makes no call (only tail jumps) and
+ * saves no register. */
+static __attribute__((noinline)) void *malloc_mid_large(size_t size) {
+    return malloc_class(size, hk_size_class_slow(size));
+}
+
+/* size <= HK_LARGE_MAX */
+HK_FAST_PATH void *malloc_small(size_t size) {
+    if (hk_likely(size <= HK_TINY_MAX)) return malloc_class(size, hk_class_small[(size + 7) >> 3]);
+    return malloc_mid_large(size);
 }
 
 void *hk_malloc_impl(size_t size) {
@@ -84,7 +95,7 @@ static void report_bad_free(const void *p, const char *why) {
 
 /* p lies at offset 0 of a 2 MiB chunk: NULL, or a block aligned to 2 MiB
  * or more whose header is one chunk below. */
-static void free_chunk_start(void *p) {
+static HK_SLOW_PATH void free_chunk_start(void *p) {
     if (p == NULL) return;
     hk_segment *h = hk_huge_header_aligned(p);
     if (h != NULL) hk_huge_free(h);
@@ -143,9 +154,9 @@ static HK_SLOW_PATH void free_not_block_start(void *p) {
     report_bad_free(p, "free of a pointer that is not the start of a block");
 }
 
-/* Checks before anything is written: the chunk is ours (the segment map)
- * and p starts a block of its page (free_other checks that for the other
- * paths). */
+/* Checks before anything is written: the chunk is ours (the segment map,
+ * or the segment this heap owned a page of at its last local free) and p
+ * starts a block of its page (free_other checks that for the other paths). */
 HK_FAST_PATH void free_block(void *p) {
     uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
     if (hk_unlikely(off == 0)) {
@@ -153,15 +164,16 @@ HK_FAST_PATH void free_block(void *p) {
         return;
     }
     hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
-    if (HK_CHECK_OWNER && hk_unlikely(!hk_segmap_has(seg))) {
+    hk_heap *heap = hk_tls_heap;
+    if (HK_CHECK_OWNER && seg != heap->owned_seg && hk_unlikely(!hk_segmap_has(seg))) {
         free_not_ours(p);
         return;
     }
     uintptr_t slice = off >> HK_SLICE_SHIFT;
     uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
     hk_page *page = &seg->pages[head];
-    hk_heap *heap = hk_tls_heap;
     if (hk_likely(hk_load_relaxed(&page->heap) == heap)) {
+        if (HK_CHECK_OWNER) heap->owned_seg = seg;
         uint64_t in_page = off - (head << HK_SLICE_SHIFT);
         if (HK_CHECK_BOUNDARY && hk_unlikely(!divides_offset(page->cls, in_page))) {
             free_not_block_start(p);

@@ -17,7 +17,7 @@
 
 #define HK_EMPTY_DIRECT_INIT [0 ... HK_NCLASSES - 1] = &hk_page_empty
 
-hk_heap hk_heap_empty = {.direct = {HK_EMPTY_DIRECT_INIT}};
+hk_heap hk_heap_empty = {.owned_seg = HK_NO_SEGMENT, .direct = {HK_EMPTY_DIRECT_INIT}};
 
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
@@ -27,6 +27,7 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     }
     heap->full.first = heap->full.last = NULL;
     heap->full.count = 0;
+    heap->owned_seg = HK_NO_SEGMENT;
     hk_store_relaxed(&heap->delayed, 0);
     heap->arena = arena;
     heap->shared = shared;
@@ -72,6 +73,7 @@ static void page_release(hk_heap *heap, hk_page *page) {
     hk_page_queue_remove(&heap->queue[page->cls], page);
     if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
     if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
+    heap->owned_seg = HK_NO_SEGMENT; /* its segment may be unmapped now */
     hk_arena_page_free(hk_segment_of(page)->arena, page);
 }
 
@@ -260,6 +262,7 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
 /* The thread is exiting: empty pages go back to the arena, the others are
  * abandoned to it for adoption.  No remote freer touches this heap after. */
 void hk_heap_abandon(hk_heap *heap) {
+    heap->owned_seg = HK_NO_SEGMENT;
     for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
     hk_heap_collect_delayed(heap);
     for (unsigned c = 0; c < HK_NCLASSES; c++) {

@@ -150,7 +150,16 @@ typedef struct hk_class_counters {
  * hk_page_empty until the heap has a page of class c.  Every page with
  * heap == this sits in exactly one of queue[cls] or full.
  */
+/* hk_heap.owned_seg when it names no segment (never 2 MiB aligned). */
+#define HK_NO_SEGMENT ((struct hk_segment *)1)
+
 typedef struct hk_heap {
+    /* A segment this heap owned a page of at its last local free, or
+     * HK_NO_SEGMENT: free skips the segment-map lookup for it.  Invariant:
+     * it stays mapped while named here, because a segment is unmapped only
+     * once every page is back in the arena and this heap clears the field
+     * whenever it hands a page back (page_release, hk_heap_abandon). */
+    struct hk_segment *owned_seg;
     hk_page *direct[HK_NCLASSES];      /* current page per class */
     hk_page_queue queue[HK_NCLASSES];  /* pages that may have free blocks */
     hk_page_queue full;                /* pages detached with no free block */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,6 +110,42 @@ TEST(checks_free_of_an_interior_pointer_is_reported) {
     int st = run_child(free_interior, err, sizeof err);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
     EXPECT_TRUE(strstr(err, "hakmem: free of a pointer") != NULL, err);
+}
+
+static bool chunk_mapped(const void *p) {
+    void *chunk = (void *)((uintptr_t)p & ~(uintptr_t)((2u << 20) - 1));
+    return msync(chunk, 4096, MS_ASYNC) == 0;
+}
+
+static void free_into_unmapped_segment(void) {
+    /* free() skips the segment-map lookup for the segment of the heap's
+     * last local free; once that segment's pages are handed back and it is
+     * unmapped, a stale pointer into it must still be reported, not read. */
+    enum { N = 48 };
+    static char *blocks[N];
+    for (int i = 0; i < N; i++)
+        if ((blocks[i] = hak_malloc(600 << 10)) == NULL) _exit(4);
+    for (int i = 0; i < N; i++) hak_free(blocks[i]);
+    unsigned arena = 0;
+    size_t len = sizeof arena;
+    char name[64];
+    if (hak_ctl("thread.arena", &arena, &len, NULL, 0) != 0) _exit(5);
+    snprintf(name, sizeof name, "arena.%u.purge", arena);
+    if (hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0) != 0 ||
+        hak_ctl(name, NULL, NULL, NULL, 0) != 0)
+        _exit(5);
+    char *last = blocks[N - 1];
+    if (chunk_mapped(last)) _exit(6); /* the scenario did not happen */
+    uint64_t before = reports();
+    hak_free(last);
+    _exit(reports() == before + 1 ? 0 : 3);
+}
+
+TEST(checks_free_into_an_unmapped_segment_is_reported) {
+    char err[4096];
+    int st = run_child(free_into_unmapped_segment, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
+    EXPECT_TRUE(strstr(err, "free of a pointer not from hakmem") != NULL, err);
 }
 
 static void huge_double_free(void) {
