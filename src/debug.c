@@ -4,8 +4,8 @@
  *
  *   | user bytes (size) | canary 0xCA ... | size (u32) |   = one block
  *
- * so a free can check the canary (an overrun), find the block in its
- * page's free lists (a double free), and junk-fill it (0xDE; allocation
+ * so a free can check the canary (an overrun), test the block's live bit
+ * (a double free), and junk-fill it (0xDE; allocation
  * fills 0xA5) so a use after free shows.  One small block in guard_sample
  * instead ends right before a PROT_NONE page.  Each check reports what, the
  * pointer, the size class and the thread (report.c), and every allocation,
@@ -32,13 +32,23 @@ typedef struct hk_event {
 static hk_event ring[HK_DEBUG_EVENTS];
 static _Atomic uint64_t nevents;
 
+/* gettid() is a system call: once per thread (and again in a fork child). */
+static _Thread_local pid_t tls_tid;
+
+static pid_t thread_id(void) {
+    if (tls_tid == 0) tls_tid = gettid();
+    return tls_tid;
+}
+
+void hk_debug_fork_child(void) { tls_tid = 0; }
+
 static void event(const char *what, const void *p, size_t size, unsigned cls) {
     uint64_t i = hk_fetch_add_relaxed(&nevents, 1) % HK_DEBUG_EVENTS;
     hk_store_relaxed(&ring[i].what, what);
     hk_store_relaxed(&ring[i].ptr, (uint64_t)(uintptr_t)p);
     hk_store_relaxed(&ring[i].size, size);
     hk_store_relaxed(&ring[i].cls, cls);
-    hk_store_relaxed(&ring[i].tid, (uint64_t)gettid());
+    hk_store_relaxed(&ring[i].tid, (uint64_t)thread_id());
 }
 
 void hk_debug_event_report(const char *what, const void *p, unsigned cls) {
@@ -63,6 +73,45 @@ bool hk_debug_event(unsigned i, hk_debug_event_view *out) {
     out->cls = hk_load_relaxed(&e->cls);
     out->tid = hk_load_relaxed(&e->tid);
     return true;
+}
+
+/* ---- live bits: the double-free check ----
+ *
+ * One bit per block of a debug page, set while the block is allocated, in
+ * the segment's header slice past the header: 1 KiB per slice index (a page
+ * holds at most 8192 blocks; slice 0 is never purged or handed out).  A
+ * free finds its bit clear: a double free, or a block never allocated.
+ * Atomic bit operations: mallocs set bits outside the arena's lock. */
+#define HK_LIVE_BITS_OFFSET 4096
+#define HK_LIVE_BITS_BYTES 1024
+_Static_assert(sizeof(hk_segment) <= HK_LIVE_BITS_OFFSET, "live bits overlap the header");
+_Static_assert(HK_LIVE_BITS_OFFSET + HK_SLICES * HK_LIVE_BITS_BYTES <= HK_SLICE_SIZE,
+               "live bits leave the header slice");
+
+static uint64_t *live_word(hk_page *page, const void *p, uint64_t *mask) {
+    hk_segment *seg = hk_segment_of(page);
+    size_t idx = (size_t)(page - seg->pages);
+    size_t block = (size_t)((const uint8_t *)p - hk_page_start(page)) / page->block_size;
+    *mask = (uint64_t)1 << (block % 64);
+    return (uint64_t *)((uint8_t *)seg + HK_LIVE_BITS_OFFSET + idx * HK_LIVE_BITS_BYTES) + block / 64;
+}
+
+/* A page the debug heap just took from the arena: no block is live. */
+void hk_debug_page_fresh(hk_page *page) {
+    hk_segment *seg = hk_segment_of(page);
+    size_t idx = (size_t)(page - seg->pages);
+    memset((uint8_t *)seg + HK_LIVE_BITS_OFFSET + idx * HK_LIVE_BITS_BYTES, 0, HK_LIVE_BITS_BYTES);
+}
+
+static void mark_live(hk_page *page, const void *p) {
+    uint64_t mask, *w = live_word(page, p, &mask);
+    __atomic_fetch_or(w, mask, __ATOMIC_RELAXED);
+}
+
+/* Clears p's bit; false when it was already clear. */
+static bool take_live(hk_page *page, const void *p) {
+    uint64_t mask, *w = live_word(page, p, &mask);
+    return (__atomic_fetch_and(w, ~mask, __ATOMIC_RELAXED) & mask) != 0;
 }
 
 /* ---- checked allocation ---- */
@@ -92,6 +141,7 @@ void *hk_debug_malloc(size_t size) {
     memset(p, HK_JUNK_ALLOC, size);
     memset(p + size, HK_CANARY, page->block_size - HK_TRAILER - size);
     *trailer_of(page, p) = (uint32_t)size;
+    mark_live(page, p);
     event("alloc", p, size, cls);
     return p;
 }
@@ -99,22 +149,6 @@ void *hk_debug_malloc(size_t size) {
 size_t hk_debug_usable(hk_page *page, const void *p) {
     uint32_t size = *trailer_of(page, (void *)p);
     return size <= page->block_size - HK_DEBUG_EXTRA ? size : 0;
-}
-
-/* Caller holds the owner's lock: is b already on one of the page's lists? */
-static bool on_list(hk_page *page, hk_block *list, hk_block *b) {
-    for (uint32_t n = 0; list != NULL && n <= page->reserved; n++) {
-        if (list == b) return true;
-        if (!hk_block_in_page_segment(page, list)) return false; /* never read */
-        list = hk_block_next(list);
-    }
-    return false;
-}
-
-static bool already_free(hk_page *page, hk_block *b) {
-    hk_block *remote = (hk_block *)hk_tf_ptr(hk_load_acquire(&page->xthread_free));
-    return on_list(page, page->free, b) || on_list(page, page->local_free, b) ||
-           on_list(page, remote, b);
 }
 
 static void check_canary(hk_page *page, uint8_t *p) {
@@ -125,7 +159,13 @@ static void check_canary(hk_page *page, uint8_t *p) {
         return;
     }
     uint8_t *end = p + page->block_size - HK_TRAILER;
-    for (uint8_t *c = p + size; c < end; c++) {
+    uint8_t *c = p + size;
+    uint64_t canary8 = UINT64_C(0x0101010101010101) * HK_CANARY, w;
+    for (; c + 8 <= end; c += 8) { /* the common case: all intact, by words */
+        memcpy(&w, c, 8);
+        if (w != canary8) break;
+    }
+    for (; c < end; c++) {
         if (*c != HK_CANARY) {
             hk_fmt(detail, sizeof detail, "requested %u bytes, first bad byte at +%u (0x%02x)",
                    size, (unsigned)(c - p), *c);
@@ -142,7 +182,7 @@ bool hk_debug_free(hk_page *page, void *p) {
     hk_arena *a = heap->arena;
     pthread_mutex_lock(&a->shared_lock);
     hk_block *b = p;
-    if (already_free(page, b)) {
+    if (!take_live(page, b)) {
         hk_report("double free", p, page, "ignored"); /* page stays valid under the lock */
         pthread_mutex_unlock(&a->shared_lock);
         return true;

@@ -188,6 +188,7 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
     }
     page = hk_arena_page_alloc(heap->arena, heap, cls);
     if (page == NULL) return NULL;
+    if (heap->debug) hk_debug_page_fresh(page);
     hk_page_queue_push(&heap->queue[cls], page);
     hk_page_extend(page);
     return page;

@@ -94,6 +94,8 @@ extern _Atomic uint64_t hk_nreports;
 /* debug.c: the recent-events ring */
 void hk_debug_event_report(const char *what, const void *p, unsigned cls);
 bool hk_debug_free(hk_page *page, void *p); /* true: handled */
+void hk_debug_page_fresh(hk_page *page);     /* the debug heap took a page */
+void hk_debug_fork_child(void);              /* the events' cached thread id */
 void *hk_debug_malloc(size_t size);
 size_t hk_debug_usable(hk_page *page, const void *p);
 #define HK_DEBUG_EVENTS 16

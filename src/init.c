@@ -195,6 +195,7 @@ static void fork_child(void) {
     pthread_mutex_init(&hk_heaps_lock, NULL);
     pthread_mutex_init(&init_lock, NULL);
     hk_statspage_fork_child();
+    hk_debug_fork_child();
 }
 
 __attribute__((destructor)) static void hk_fini(void) {
