@@ -15,6 +15,7 @@
  * Links nothing of hakmem: run it under LD_PRELOAD to test an allocator.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,48 +29,12 @@ static const char usage[] =
     "  pairs per size and loop at scale 1: 2M up to 512 B, 400k at 4096,\n"
     "  100k at 65536 (large batches are page-fault bound in some allocators)\n";
 
-/* ---- helpers shared by the bench/ programs (each file stands alone) ---- */
-
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "bench_util.h" /* after usage: its parse_args prints it */
 
 static void die_usage(void)
 {
     fputs(usage, stderr);
     exit(2);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL) {
-        fprintf(stderr, "micro: malloc(%zu) failed\n", n);
-        exit(1);
-    }
-    return p;
-}
-
-/* Peak resident set of this process in KiB (VmHWM).  Read here rather than
- * from the parent's wait4(): Linux carries the forking parent's high-water
- * mark over exec into the child's ru_maxrss. */
-static long peak_rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) {
-            v = atol(line + 6);
-            break;
-        }
-    fclose(f);
-    return v;
 }
 
 /* Keeps the compiler from eliding a malloc/free pair. */
@@ -95,13 +60,13 @@ static void report_bad(void *p, size_t n)
 }
 
 /* One word at each end: cheap enough not to drown the allocator's cost. */
-static inline void stamp(char *p, size_t n, uint64_t v)
+static inline void pair_stamp(char *p, size_t n, uint64_t v)
 {
     memcpy(p, &v, 8);
     memcpy(p + n - 8, &v, 8);
 }
 
-static inline int stamp_ok(const char *p, size_t n, uint64_t v)
+static inline int pair_stamp_ok(const char *p, size_t n, uint64_t v)
 {
     uint64_t a, b;
     memcpy(&a, p, 8);
@@ -113,9 +78,9 @@ static void run_pairs(size_t n, long pairs)
 {
     for (long i = 0; i < pairs; i++) {
         char *p = xmalloc(n);
-        stamp(p, n, (uint64_t)i);
+        pair_stamp(p, n, (uint64_t)i);
         ESCAPE(p);
-        if (!stamp_ok(p, n, (uint64_t)i))
+        if (!pair_stamp_ok(p, n, (uint64_t)i))
             report_bad(p, n);
         free(p);
     }
@@ -129,9 +94,9 @@ static void run_baseline(size_t n, long pairs)
     for (long i = 0; i < pairs; i++) {
         char *p = buf;
         ESCAPE(p);
-        stamp(p, n, (uint64_t)i);
+        pair_stamp(p, n, (uint64_t)i);
         ESCAPE(p);
-        if (!stamp_ok(p, n, (uint64_t)i))
+        if (!pair_stamp_ok(p, n, (uint64_t)i))
             report_bad(p, n);
     }
 }
@@ -142,10 +107,10 @@ static void run_batches(size_t n, long pairs)
     for (long done = 0; done < pairs; done += BATCH) {
         for (int i = 0; i < BATCH; i++) {
             blk[i] = xmalloc(n);
-            stamp(blk[i], n, (uint64_t)(done + i));
+            pair_stamp(blk[i], n, (uint64_t)(done + i));
         }
         for (int i = 0; i < BATCH; i++) {
-            if (!stamp_ok(blk[i], n, (uint64_t)(done + i)))
+            if (!pair_stamp_ok(blk[i], n, (uint64_t)(done + i)))
                 report_bad(blk[i], n);
             free(blk[i]);
         }

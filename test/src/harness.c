@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,12 @@ static unsigned env_unsigned(const char *name, unsigned dflt) {
 }
 
 unsigned hk_test_scale(void) { return env_unsigned("HAKMEM_TEST_SCALE", 1); }
+uint64_t hk_test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 unsigned hk_test_threads(void) { return env_unsigned("HAKMEM_TEST_THREADS", 8); }
 
 int hk_test_main(void) {

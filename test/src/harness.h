@@ -24,10 +24,23 @@ void hk_test_skip(const char *reason);
 bool hk_test_skipped(void);
 void hk_test_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* 1 in a ThreadSanitizer build (gcc or clang): tests divide their work. */
+#if defined(__SANITIZE_THREAD__)
+#define HK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HK_TSAN 1
+#endif
+#endif
+#ifndef HK_TSAN
+#define HK_TSAN 0
+#endif
+
 /* HAKMEM_TEST_SCALE (default 1) multiplies iteration counts;
  * HAKMEM_TEST_THREADS (default 8) is the thread count of stress tests. */
 unsigned hk_test_scale(void);
 unsigned hk_test_threads(void);
+uint64_t hk_test_now_ms(void); /* CLOCK_MONOTONIC */
 
 #define TEST(name)                                                        \
     static void name(void);                                               \

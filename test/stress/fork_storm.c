@@ -20,23 +20,6 @@
 
 enum { CHILD_OK = 0, CHILD_NULL = 10, CHILD_CORRUPT = 11, CHILD_PARENT_BLOCK = 12 };
 
-static unsigned san_div(void) {
-#if defined(__SANITIZE_ADDRESS__)
-    unsigned d = 2;
-#else
-    unsigned d = 1;
-#endif
-    if (HK_TSAN) d = 8;
-    const char *s = getenv("SANITIZER");
-    if (d == 1 && s != NULL && *s != '\0' && strcmp(s, "no") != 0) d = 2;
-    return d;
-}
-
-static unsigned scaled(unsigned base) {
-    unsigned long long n = (unsigned long long)base * hk_test_scale() / san_div();
-    return n ? (unsigned)n : 1;
-}
-
 /* The child's work: blocks over every tier, written, resized, checked,
  * freed.  Returns a CHILD_* code. */
 static int child_work(uint64_t seed) {
@@ -197,11 +180,11 @@ static void storm(unsigned forks_per_thread, unsigned nbystanders) {
 }
 
 TEST(fork_storm_8_threads) {
-    storm(scaled(24), 0);
+    storm(hk_storm_scaled(24), 0);
 }
 
 TEST(fork_storm_with_allocating_bystanders) {
-    storm(scaled(16), 2);
+    storm(hk_storm_scaled(16), 2);
 }
 
 TEST_MAIN()

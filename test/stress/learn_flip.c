@@ -32,12 +32,6 @@ static atomic_int stop;
 static hk_errs errs;
 static atomic_ullong total_ops, total_batches;
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void sleep_ms(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -177,12 +171,12 @@ TEST(learn_flip_under_load) {
     hk_rng r;
     hk_rng_seed(&r, 0xF1A9);
     unsigned flips = 0, reads = 0, toggles = 0;
-    uint64_t t0 = now_ms(), learning_ms = 0;
-    while (now_ms() - t0 < duration) {
-        uint64_t spell = 20 + hk_below(&r, 281), s0 = now_ms();
+    uint64_t t0 = hk_test_now_ms(), learning_ms = 0;
+    while (hk_test_now_ms() - t0 < duration) {
+        uint64_t spell = 20 + hk_below(&r, 281), s0 = hk_test_now_ms();
         if (write_mode("learning") != 0) HK_ERR(&errs, "config.mode = learning");
         flips++;
-        while (now_ms() - s0 < spell) {
+        while (hk_test_now_ms() - s0 < spell) {
             unsigned what = (unsigned)hk_below(&r, 10);
             if (what == 0) {
                 bool on = hk_rand(&r) & 1;
@@ -203,7 +197,7 @@ TEST(learn_flip_under_load) {
             }
             sleep_ms(1 + (unsigned)hk_below(&r, 10));
         }
-        learning_ms += now_ms() - s0;
+        learning_ms += hk_test_now_ms() - s0;
         if (write_mode("balanced") != 0) HK_ERR(&errs, "config.mode = balanced");
         flips++;
         sleep_ms(5 + (unsigned)hk_below(&r, 46));

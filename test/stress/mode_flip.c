@@ -48,12 +48,6 @@ static atomic_int stop;
 static hk_errs errs;
 static atomic_ullong total_ops, total_handoffs;
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void sleep_us(unsigned us) {
     struct timespec ts = {0, (long)us * 1000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -213,8 +207,8 @@ TEST(mode_flip_under_load) {
     hk_rng_seed(&r, 0x30DE);
     unsigned last = 2, flips = 0, toggles = 0, bad_rc = 0;
     unsigned per_mode[5] = {0};
-    uint64_t t0 = now_ms();
-    while (now_ms() - t0 < duration) {
+    uint64_t t0 = hk_test_now_ms();
+    while (hk_test_now_ms() - t0 < duration) {
         /* All five modes in every round of five flips, in random order. */
         unsigned order[5] = {0, 1, 2, 3, 4};
         for (unsigned i = 4; i > 0; i--) {
@@ -280,7 +274,7 @@ TEST(mode_flip_under_load) {
                 started, (unsigned long long)atomic_load(&total_ops),
                 (unsigned long long)atomic_load(&total_handoffs), flips, per_mode[0],
                 per_mode[1], per_mode[2], per_mode[3], per_mode[4], toggles,
-                (unsigned long long)(now_ms() - t0));
+                (unsigned long long)(hk_test_now_ms() - t0));
     EXPECT_TRUE(flips >= 5, "every mode written");
     HK_ERRS_REPORT(&errs);
 }

@@ -14,30 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Work divisor in sanitizer builds (make check must stay well under 20 s). */
-static unsigned san_div(void) {
-#if defined(__SANITIZE_ADDRESS__)
-    unsigned d = 2;
-#else
-    unsigned d = 1;
-#endif
-    if (HK_TSAN) d = 8;
-    const char *s = getenv("SANITIZER");
-    if (d == 1 && s != NULL && *s != '\0' && strcmp(s, "no") != 0) d = 2;
-    return d;
-}
-
-static unsigned scaled(unsigned base) {
-    unsigned long long n = (unsigned long long)base * hk_test_scale() / san_div();
-    return n ? (unsigned)n : 1;
-}
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Time budget of one storm: 1 s per unit of scale (a loaded 2-core
  * machine delivers a signal to a busy thread only when it is scheduled). */
 static uint64_t budget_ms(void) { return 1000ull * hk_test_scale(); }
@@ -161,10 +137,10 @@ static void storm(unsigned nt, unsigned nsignals, int sa_flags) {
      * storm ends after nsignals or the time budget, whichever comes first. */
     unsigned sent = 0, failed = 0;
     unsigned long last[nt];
-    uint64_t t0 = now_ms(), budget = budget_ms();
+    uint64_t t0 = hk_test_now_ms(), budget = budget_ms();
     for (unsigned i = 0; i < started; i++) last[i] = (unsigned long)-1;
     struct timespec pause = { 0, 10 * 1000 };
-    while (sent < nsignals && now_ms() - t0 < budget) {
+    while (sent < nsignals && hk_test_now_ms() - t0 < budget) {
         for (unsigned i = 0; i < started && sent < nsignals; i++) {
             unsigned long g = atomic_load(&w[i].got);
             if (g == last[i]) continue; /* still pending */
@@ -197,13 +173,13 @@ static void storm(unsigned nt, unsigned nsignals, int sa_flags) {
 }
 
 TEST(signal_storm_restart) {
-    storm(hk_test_threads(), scaled(20000), SA_RESTART);
+    storm(hk_test_threads(), hk_storm_scaled(20000), SA_RESTART);
 }
 
 TEST(signal_storm_no_restart) {
     /* without SA_RESTART, interrupted syscalls inside the allocator (futex
      * waits, madvise) must be retried or harmless */
-    storm(hk_test_threads(), scaled(20000), 0);
+    storm(hk_test_threads(), hk_storm_scaled(20000), 0);
 }
 
 /* The main thread allocates too while a helper thread signals it, so the
@@ -235,7 +211,7 @@ TEST(signal_storm_into_the_allocating_thread) {
     memset(s, 0, sizeof s);
     hk_rng r;
     hk_rng_seed(&r, 0xA110C);
-    unsigned iters = scaled(200000);
+    unsigned iters = hk_storm_scaled(200000);
     for (unsigned i = 0; i < iters; i++) {
         struct slot *b = &s[hk_below(&r, SLOTS)];
         if (b->p) {

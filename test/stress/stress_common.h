@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HK_TINY_MAX ((size_t)1024)
@@ -31,17 +32,6 @@
 #define HK_DENSE_MAX ((size_t)64 << 10)
 #define HK_EDGE ((size_t)4096)
 
-#if defined(__SANITIZE_THREAD__)
-#define HK_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HK_TSAN 1
-#endif
-#endif
-#ifndef HK_TSAN
-#define HK_TSAN 0
-#endif
-
 /* Iteration counts: base * HAKMEM_TEST_SCALE, divided by 4 under TSan, which
  * runs these 5-10x slower (each binary must stay well under 20 s in
  * `make check` on a 2-core machine, sanitizer builds included). */
@@ -50,6 +40,26 @@
 #else
 #define HK_SAN_DIV 1u
 #endif
+
+/* Divisor of the storms' work in sanitizer builds (make check must stay
+ * well under 20 s a binary): 2 under ASan (or SANITIZER set), 8 under TSan. */
+static inline unsigned hk_storm_san_div(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    unsigned d = 2;
+#else
+    unsigned d = 1;
+#endif
+    if (HK_TSAN) d = 8;
+    const char *s = getenv("SANITIZER");
+    if (d == 1 && s != NULL && *s != '\0' && strcmp(s, "no") != 0) d = 2;
+    return d;
+}
+
+/* base at scale 1, times HAKMEM_TEST_SCALE, over hk_storm_san_div(); >= 1 */
+static inline unsigned hk_storm_scaled(unsigned base) {
+    unsigned long long n = (unsigned long long)base * hk_test_scale() / hk_storm_san_div();
+    return n ? (unsigned)n : 1;
+}
 
 static inline unsigned hk_iters(unsigned base) {
     unsigned long long n = (unsigned long long)base * hk_test_scale() / HK_SAN_DIV;

@@ -22,18 +22,6 @@
 #define POOL_CAP 4096
 #define PER_THREAD 16
 
-static unsigned san_div(void) {
-#if defined(__SANITIZE_ADDRESS__)
-    unsigned d = 2;
-#else
-    unsigned d = 1;
-#endif
-    if (HK_TSAN) d = 8;
-    const char *s = getenv("SANITIZER");
-    if (d == 1 && s != NULL && *s != '\0' && strcmp(s, "no") != 0) d = 2;
-    return d;
-}
-
 struct block {
     unsigned char *p;
     size_t n;
@@ -198,7 +186,7 @@ static void join_zombies_locked(void) {
 
 TEST(thread_storm) {
     unsigned total = hk_test_scale() >= 10 ? 10000 : 1000;
-    total /= san_div();
+    total /= hk_storm_san_div();
     hk_errs_init(&errs);
     hak_free(hak_malloc(1));
     unsigned threads0 = arena_threads();

@@ -27,17 +27,6 @@
 
 #define MiB ((size_t)1 << 20)
 
-#if defined(__SANITIZE_THREAD__)
-#define HK_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HK_TSAN 1
-#endif
-#endif
-#ifndef HK_TSAN
-#define HK_TSAN 0
-#endif
-
 /* ---------------- random numbers ---------------- */
 
 static uint64_t rng_state = 0x243F6A8885A308D3ull;

@@ -21,16 +21,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-#if defined(__SANITIZE_THREAD__)
-#define HK_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HK_TSAN 1
-#endif
-#endif
-#ifndef HK_TSAN
-#define HK_TSAN 0
-#endif
 /* ThreadSanitizer makes every fork and child slow: fewer of them there. */
 #define FORKS(n) (HK_TSAN ? ((n) + 3) / 4 : (n))
 

@@ -26,12 +26,6 @@
 #define CLS_4K 28    /* 4 KiB: mid.class.7 */
 #define NCLASSES 61
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static uint64_t get_u64(const char *name) {
     uint64_t v = 0;
     size_t len = sizeof v;
@@ -88,8 +82,8 @@ static bool batch(size_t size, unsigned n) {
 
 /* Batches until done() or the deadline; false on a bad block. */
 static bool churn_until(size_t size, unsigned n, bool (*done)(void *), void *arg) {
-    uint64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    uint64_t end = hk_test_now_ms() + DEADLINE_MS;
+    while (hk_test_now_ms() < end) {
         for (int k = 0; k < 64; k++)
             if (!batch(size, n)) return false;
         if (done != NULL && done(arg)) return true;

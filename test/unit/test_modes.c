@@ -37,17 +37,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-#if defined(__SANITIZE_THREAD__)
-#define HK_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HK_TSAN 1
-#endif
-#endif
-#ifndef HK_TSAN
-#define HK_TSAN 0
-#endif
-
 static const char *const mode_names[5] = {"minimal", "fast", "balanced", "learning",
                                           "research"};
 static const char *const feature_names[4] = {"tcache", "bigcache", "decay", "stats_page"};
@@ -70,12 +59,6 @@ static void out(const char *s) {
         s += w;
         n -= (size_t)w;
     }
-}
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void sleep_ms(unsigned ms) {
@@ -788,17 +771,17 @@ static bool decay_fill_and_wait(struct decay_run *r, unsigned min_ms, unsigned m
     for (int i = 0; i < n; i++) hak_free(decay_blk[i]);
     if (act("thread.tcache.flush") != 0) return false;
     r->flushed = rss_bytes();
-    uint64_t t0 = now_ms();
+    uint64_t t0 = hk_test_now_ms();
     void *page[12];
     for (;;) {
-        uint64_t el = now_ms() - t0;
+        uint64_t el = hk_test_now_ms() - t0;
         if (el >= min_ms && (el >= max_ms || (stop_below && rss_bytes() < stop_below))) break;
         for (int i = 0; i < 12; i++) page[i] = hak_malloc(5120);
         for (int i = 0; i < 12; i++) hak_free(page[i]);
         if (act("thread.tcache.flush") != 0) return false;
         sleep_ms(2);
     }
-    r->waited_ms = now_ms() - t0;
+    r->waited_ms = hk_test_now_ms() - t0;
     r->end = rss_bytes();
     return true;
 }
