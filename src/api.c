@@ -154,9 +154,40 @@ static HK_SLOW_PATH void free_not_block_start(void *p) {
     report_bad_free(p, "free of a pointer that is not the start of a block");
 }
 
-/* Checks before anything is written: the chunk is ours (the segment map,
- * or the segment this heap owned a page of at its last local free) and p
- * starts a block of its page (free_other checks that for the other paths). */
+/* p lies in seg, which is ours: the owner pushes it on its page's local
+ * list, anyone else goes to free_other.  slot: NULL, or the entry of the
+ * heap's owned-segment cache that names seg from now on if one of the
+ * heap's pages holds p (then owned_seg names it too). */
+static inline void free_in_segment(hk_heap *heap, hk_segment *seg, uintptr_t off,
+                                   void *p, hk_segment **slot) {
+    uintptr_t slice = off >> HK_SLICE_SHIFT;
+    uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
+    hk_page *page = &seg->pages[head];
+    if (hk_unlikely(hk_load_relaxed(&page->heap) != heap)) {
+        free_other(seg, page, p);
+        return;
+    }
+    if (slot != NULL) {
+        heap->owned_seg = seg;
+        *slot = seg;
+    }
+    size_t cls = page->cls;
+    uint64_t in_page = off - (head << HK_SLICE_SHIFT);
+    if (HK_CHECK_BOUNDARY && hk_unlikely(in_page * heap->divmagic[cls] > heap->divlimit[cls])) {
+        free_not_block_start(p);
+        return;
+    }
+    hk_block *b = p;
+    hk_block_set_next(b, page->local_free);
+    page->local_free = b;
+    if (hk_config_stats) hk_counter_inc(&heap->counters.ndalloc[cls]);
+    if (hk_unlikely(--page->used == 0 || page->in_full)) hk_heap_free_local_slow(heap, page);
+}
+
+/* Checks before anything is written: the chunk is ours (a segment in the
+ * heap's owned-segment cache, else the segment map) and p starts a block of
+ * its page (free_other checks that for the other paths).  A free into the
+ * segment of the last local free does neither the map lookup nor a store. */
 HK_FAST_PATH void free_block(void *p) {
     uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
     if (hk_unlikely(off == 0)) {
@@ -165,28 +196,13 @@ HK_FAST_PATH void free_block(void *p) {
     }
     hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
     hk_heap *heap = hk_tls_heap;
-    if (HK_CHECK_OWNER && seg != heap->owned_seg && hk_unlikely(!hk_segmap_has(seg))) {
-        free_not_ours(p);
+    if (!HK_CHECK_OWNER || hk_likely(seg == heap->owned_seg)) {
+        free_in_segment(heap, seg, off, p, NULL);
         return;
     }
-    uintptr_t slice = off >> HK_SLICE_SHIFT;
-    uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
-    hk_page *page = &seg->pages[head];
-    if (hk_likely(hk_load_relaxed(&page->heap) == heap)) {
-        if (HK_CHECK_OWNER) heap->owned_seg = seg;
-        uint64_t in_page = off - (head << HK_SLICE_SHIFT);
-        if (HK_CHECK_BOUNDARY && hk_unlikely(!divides_offset(page->cls, in_page))) {
-            free_not_block_start(p);
-            return;
-        }
-        hk_block *b = p;
-        hk_block_set_next(b, page->local_free);
-        page->local_free = b;
-        if (hk_config_stats) hk_counter_inc(&heap->counters.ndalloc[page->cls]);
-        if (hk_unlikely(--page->used == 0 || page->in_full)) hk_heap_free_local_slow(heap, page);
-        return;
-    }
-    free_other(seg, page, p);
+    hk_segment **slot = hk_heap_owned_slot(heap, seg);
+    if (hk_likely(*slot == seg || hk_segmap_has(seg))) free_in_segment(heap, seg, off, p, slot);
+    else free_not_ours(p);
 }
 
 void hk_free_impl(void *p) { free_block(p); }

@@ -17,7 +17,23 @@
 
 #define HK_EMPTY_DIRECT_INIT [0 ... HK_NCLASSES - 1] = &hk_page_empty
 
-hk_heap hk_heap_empty = {.owned_seg = HK_NO_SEGMENT, .direct = {HK_EMPTY_DIRECT_INIT}};
+hk_heap hk_heap_empty = {.owned_seg = HK_NO_SEGMENT,
+                         .owned_segs = {[0 ... HK_OWNED_SEGS - 1] = HK_NO_SEGMENT},
+                         .direct = {HK_EMPTY_DIRECT_INIT}};
+
+/* The heap is about to hand its pages back: their segments may be unmapped. */
+void hk_heap_forget_segments(hk_heap *heap) {
+    heap->owned_seg = HK_NO_SEGMENT;
+    for (unsigned i = 0; i < HK_OWNED_SEGS; i++) heap->owned_segs[i] = HK_NO_SEGMENT;
+}
+
+/* The heap is about to hand back a page of seg: seg may be unmapped.  The
+ * other segments it names keep the page each was named for. */
+static void forget_segment(hk_heap *heap, hk_segment *seg) {
+    if (heap->owned_seg == seg) heap->owned_seg = HK_NO_SEGMENT;
+    hk_segment **slot = hk_heap_owned_slot(heap, seg);
+    if (*slot == seg) *slot = HK_NO_SEGMENT;
+}
 
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
@@ -27,7 +43,11 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     }
     heap->full.first = heap->full.last = NULL;
     heap->full.count = 0;
-    heap->owned_seg = HK_NO_SEGMENT;
+    hk_heap_forget_segments(heap);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        heap->divmagic[c] = hk_class_divmagic[c];
+        heap->divlimit[c] = hk_class_divmagic[c] - 1;
+    }
     hk_store_relaxed(&heap->delayed, 0);
     heap->arena = arena;
     heap->shared = shared;
@@ -73,7 +93,7 @@ static void page_release(hk_heap *heap, hk_page *page) {
     hk_page_queue_remove(&heap->queue[page->cls], page);
     if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
     if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
-    heap->owned_seg = HK_NO_SEGMENT; /* its segment may be unmapped now */
+    forget_segment(heap, hk_segment_of(page));
     hk_arena_page_free(hk_segment_of(page)->arena, page);
 }
 
@@ -263,7 +283,7 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
 /* The thread is exiting: empty pages go back to the arena, the others are
  * abandoned to it for adoption.  No remote freer touches this heap after. */
 void hk_heap_abandon(hk_heap *heap) {
-    heap->owned_seg = HK_NO_SEGMENT;
+    hk_heap_forget_segments(heap);
     for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
     hk_heap_collect_delayed(heap);
     for (unsigned c = 0; c < HK_NCLASSES; c++) {

@@ -253,6 +253,11 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls);
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
 void hk_free_remote(hk_page *page, hk_block *b);
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
+void hk_heap_forget_segments(hk_heap *heap);
+/* The entry of heap's owned-segment cache that may name seg. */
+static inline hk_segment **hk_heap_owned_slot(hk_heap *heap, const hk_segment *seg) {
+    return &heap->owned_segs[((uintptr_t)seg >> HK_SEG_SHIFT) % HK_OWNED_SEGS];
+}
 void hk_heap_abandon(hk_heap *heap);
 void hk_heap_flush(hk_heap *heap);
 void hk_heap_trim(hk_heap *heap);

@@ -150,22 +150,33 @@ typedef struct hk_class_counters {
  * hk_page_empty until the heap has a page of class c.  Every page with
  * heap == this sits in exactly one of queue[cls] or full.
  */
-/* hk_heap.owned_seg when it names no segment (never 2 MiB aligned). */
+/* An entry of hk_heap's owned-segment cache that names no segment (never
+ * 2 MiB aligned, so no pointer's segment equals it). */
 #define HK_NO_SEGMENT ((struct hk_segment *)1)
+#define HK_OWNED_SEGS 8 /* the cache's second level, by segment address */
 
 typedef struct hk_heap {
-    /* A segment this heap owned a page of at its last local free, or
-     * HK_NO_SEGMENT: free skips the segment-map lookup for it.  Invariant:
-     * it stays mapped while named here, because a segment is unmapped only
-     * once every page is back in the arena and this heap clears the field
-     * whenever it hands a page back (page_release, hk_heap_abandon). */
+    /* Segments this heap owned a page of at a local free, so free skips
+     * the segment-map lookup for them: owned_seg (the last one, compared
+     * first) and owned_segs[(seg >> HK_SEG_SHIFT) % HK_OWNED_SEGS]; unused
+     * entries hold HK_NO_SEGMENT.  Invariant: a segment named here stays
+     * mapped, because this heap has owned a page of it since it was named
+     * (a segment is unmapped only once every page is back in the arena)
+     * and forgets it before handing back any of its pages (page_release;
+     * hk_heap_abandon forgets them all). */
     struct hk_segment *owned_seg;
     hk_page *direct[HK_NCLASSES];      /* current page per class */
     hk_page_queue queue[HK_NCLASSES];  /* pages that may have free blocks */
     hk_page_queue full;                /* pages detached with no free block */
     _Atomic uintptr_t delayed;         /* blocks remotely freed to full pages */
     struct hk_arena *arena;
+    struct hk_segment *owned_segs[HK_OWNED_SEGS];
     hk_class_counters counters;
+    /* The owner's block-boundary test, in_page * divmagic[c] <= divlimit[c]
+     * (hk_class_divmagic and it minus one): copied into the heap it already
+     * holds, two tables so that each is read straight into an instruction. */
+    uint64_t divmagic[HK_NCLASSES];
+    uint64_t divlimit[HK_NCLASSES];
     _Atomic uint64_t allocated_bytes, deallocated_bytes;
     struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
     struct hk_heap *next_free;         /* heap pool */
