@@ -2,8 +2,8 @@
  * Crash reports.  When opt.crash_report is on (the default), init installs
  * handlers for SIGSEGV, SIGBUS and SIGABRT -- only for those whose
  * disposition is still SIG_DFL, so a program's or a sanitizer's own handler
- * wins -- running on an alternate stack mapped at install time (so the
- * initializing thread's stack overflow reports too).  The handler writes a
+ * wins -- running on an alternate stack (altstack.c: the initializing
+ * thread's and every thread's with a heap), so a stack overflow reports too.  The handler writes a
  * short report to stderr:
  *
  *   hakmem: crash: SIGSEGV (address not mapped) at 0x7f3a5c000010, pid 4242, thread 4242
@@ -23,7 +23,6 @@
  */
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -31,7 +30,6 @@
 
 #include "hk_internal.h"
 
-#define ALTSTACK_SIZE ((size_t)64 << 10)
 #define HUGE_SEARCH_CHUNKS 4096 /* look this far below for a huge header (8 GiB) */
 
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT};
@@ -405,24 +403,6 @@ static void crash_handler(int sig, siginfo_t *si, void *uctx) {
     raise(sig);
 }
 
-/* An alternate signal stack for the calling thread, unless it has one. */
-static void install_altstack(void) {
-    stack_t cur;
-    if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE)) return;
-    size_t size = ALTSTACK_SIZE;
-    if ((size_t)SIGSTKSZ > size) size = (size_t)SIGSTKSZ;
-    /* one guard page below the stack */
-    uint8_t *m = mmap(NULL, size + HK_OS_PAGE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) return;
-    mprotect(m, HK_OS_PAGE, PROT_NONE);
-    stack_t ss;
-    ss.ss_sp = m + HK_OS_PAGE;
-    ss.ss_size = size;
-    ss.ss_flags = 0;
-    if (sigaltstack(&ss, NULL) != 0) munmap(m, size + HK_OS_PAGE);
-}
-
 void hk_crash_install(void) {
     if (!hk_opt.crash_report) return;
     int saved = errno;
@@ -439,6 +419,10 @@ void hk_crash_install(void) {
         for (size_t j = 0; j < NSIGNALS; j++) sigaddset(&sa.sa_mask, crash_signals[j]);
         if (sigaction(crash_signals[i], &sa, NULL) == 0) any = true;
     }
-    if (any) install_altstack();
+    if (any) { /* every thread with a heap gets one too (altstack.c) */
+        static void *init_thread_stack;
+        hk_altstack_enable();
+        hk_altstack_thread_start(&init_thread_stack);
+    }
     errno = saved;
 }

@@ -337,6 +337,10 @@ uint64_t hk_learn_changes(void);
  * (where the disposition is still the default) that write a short report
  * and re-raise. */
 void hk_crash_install(void);
+/* altstack.c: alternate signal stacks for the crash handlers */
+void hk_altstack_enable(void);               /* the handlers are installed */
+void hk_altstack_thread_start(void **stack); /* *stack: the heap's, mapped if NULL */
+void hk_altstack_thread_exit(void);          /* before the thread's heap is pooled */
 
 /* ---- statspage.c ---- */
 /* Called from slow paths, never with an allocator lock held: refreshes the

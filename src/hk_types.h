@@ -181,6 +181,8 @@ typedef struct hk_heap {
     struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
     struct hk_heap *next_free;         /* heap pool */
     uint64_t slow_count;               /* slow paths taken (owner) */
+    void *altstack;                    /* signal stack of its thread (altstack.c);
+                                          kept across reuse from the pool */
     bool shared;                       /* an arena's heap, used under its lock */
     bool debug;                        /* the arena's debug heap (debug.c) */
     bool live;                         /* owned by a running thread */

@@ -96,6 +96,7 @@ hk_heap *hk_thread_heap_slow(void) {
     pthread_mutex_unlock(&hk_heaps_lock);
     hk_tls_heap = h;
     pthread_setspecific(heap_key, h);
+    hk_altstack_thread_start(&h->altstack);
     return h;
 }
 
@@ -150,6 +151,7 @@ hk_arena *hk_thread_arena(void) {
 static void thread_exit(void *arg) {
     hk_heap *h = arg;
     tls_exiting = true;
+    hk_altstack_thread_exit(); /* before the heap (and its stack) is pooled */
     hk_tls_heap = &hk_heap_empty;
     tls_parked = NULL;
     if (h == NULL) return;

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -169,7 +170,60 @@ static void crash_stack_overflow(void) {
     depth_sink = recurse(0);
 }
 
+/* A thread other than the initializing one: its first allocation gives it
+ * a heap and, with it, an alternate stack of hakmem's. */
+static void *overflowing_thread(void *arg) {
+    (void)arg;
+    hak_free(hak_malloc(16));
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) != 0 || (ss.ss_flags & SS_DISABLE)) _exit(5);
+    depth_sink = recurse(0);
+    return NULL;
+}
+
+static void crash_thread_stack_overflow(void) {
+    CHECK_OWNER(SIGSEGV);
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    if (pthread_create(&t, &attr, overflowing_thread, NULL) != 0) _exit(3);
+    pthread_join(t, NULL);
+}
+
+/* A thread that exits hands its heap's stack back: the next thread to
+ * take the heap gets the same stack, and never two threads at once. */
+static void *stack_of_thread(void *arg) {
+    hak_free(hak_malloc(16));
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) != 0 || (ss.ss_flags & SS_DISABLE)) return NULL;
+    *(void **)arg = ss.ss_sp;
+    return NULL;
+}
+
 /* ---- the tests ---- */
+
+TEST(crash_threads_get_an_alternate_stack_of_their_heap) {
+    void *first = NULL, *second = NULL;
+    pthread_t t;
+    REQUIRE_TRUE(pthread_create(&t, NULL, stack_of_thread, &first) == 0, "thread");
+    pthread_join(t, NULL);
+    REQUIRE_TRUE(pthread_create(&t, NULL, stack_of_thread, &second) == 0, "thread");
+    pthread_join(t, NULL);
+    SKIP_IF(!hakmem_owns(SIGSEGV), "another handler owns SIGSEGV (sanitizer runtime?)");
+    EXPECT_TRUE(first != NULL && second != NULL, "each thread has an alternate stack");
+    EXPECT_TRUE(first == second, "the pooled heap's stack is reused");
+}
+
+TEST(crash_stack_overflow_in_a_thread_reports) {
+    outcome o;
+    REQUIRE_TRUE(run_child(crash_thread_stack_overflow, &o), "fork");
+    SKIP_IF_NOT_OURS(o);
+    log_report(&o);
+    EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
+    EXPECT_TRUE(strstr(o.err, "hakmem: crash: SIGSEGV") != NULL, "report written");
+    EXPECT_TRUE(strstr(o.err, "stack overflow?") != NULL, "overflow recognised");
+}
 
 TEST(crash_use_after_free_of_unmapped_huge_block) {
     outcome o;
