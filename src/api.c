@@ -181,7 +181,10 @@ static inline void free_in_segment(hk_heap *heap, hk_segment *seg, uintptr_t off
     hk_block_set_next(b, page->local_free);
     page->local_free = b;
     if (hk_config_stats) hk_counter_inc(&heap->counters.ndalloc[cls]);
-    if (hk_unlikely(--page->used == 0 || page->in_full)) hk_heap_free_local_slow(heap, page);
+    /* An emptied page that is the class's current one stays as it is:
+     * only another emptied page, or one in the full list, needs work. */
+    if (hk_unlikely((--page->used == 0 && heap->direct[cls] != page) || page->in_full))
+        hk_heap_free_local_slow(heap, page);
 }
 
 /* Checks before anything is written: the chunk is ours (a segment in the

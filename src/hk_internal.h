@@ -195,6 +195,19 @@ void hk_meta_lock(void);
 void hk_meta_unlock(void);
 void hk_meta_reinit_child(void);
 
+/* Bits set in x.  Without -mpopcnt, __builtin_popcount is a call into
+ * libgcc; the masks counted here are 32 bits. */
+static inline unsigned hk_popcount32(uint32_t x) {
+#ifdef __POPCNT__
+    return (unsigned)__builtin_popcount(x);
+#else
+    x = x - ((x >> 1) & 0x55555555u);
+    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+    x = (x + (x >> 4)) & 0x0f0f0f0fu;
+    return (x * 0x01010101u) >> 24;
+#endif
+}
+
 /* ---- segment.c (callers hold seg->arena->lock) ---- */
 hk_segment *hk_segment_alloc(struct hk_arena *arena);
 void hk_segment_free(hk_segment *seg);

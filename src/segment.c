@@ -26,7 +26,7 @@ hk_segment *hk_segment_alloc(hk_arena *arena) {
 
 void hk_segment_free(hk_segment *seg) {
     hk_fetch_sub_relaxed(&seg->arena->mapped, HK_SEG_SIZE);
-    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(seg->dirty_mask));
+    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)hk_popcount32(seg->dirty_mask));
     hk_segmap_clear(seg);
     seg->magic = 0;
     hk_os_unmap(seg, HK_SEG_SIZE);
@@ -56,8 +56,8 @@ int hk_segment_span_alloc(hk_segment *seg, unsigned n, bool *is_zero) {
     seg->free_mask &= ~bits;
     seg->dirty_mask &= ~bits;
     seg->purged_mask &= ~bits;
-    if (dirty) hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(dirty));
-    if (purged) hk_fetch_add_relaxed(&seg->arena->nrefaults, (uint64_t)__builtin_popcount(purged));
+    if (dirty) hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)hk_popcount32(dirty));
+    if (purged) hk_fetch_add_relaxed(&seg->arena->nrefaults, (uint64_t)hk_popcount32(purged));
     return (int)idx;
 }
 
@@ -65,8 +65,8 @@ void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned n, uint64_t no
     uint32_t bits = span_bits(idx, n);
     if (seg->dirty_mask == 0) seg->dirty_since_ms = now;
     hk_arena *a = seg->arena;
-    size_t dirty = hk_fetch_add_relaxed(&a->ndirty, (size_t)__builtin_popcount(bits & ~seg->dirty_mask)) +
-                   (size_t)__builtin_popcount(bits & ~seg->dirty_mask);
+    size_t dirty = hk_fetch_add_relaxed(&a->ndirty, (size_t)hk_popcount32(bits & ~seg->dirty_mask)) +
+                   (size_t)hk_popcount32(bits & ~seg->dirty_mask);
     if (dirty > hk_load_relaxed(&a->ndirty_peak)) hk_store_relaxed(&a->ndirty_peak, dirty);
     seg->free_mask |= bits;
     seg->dirty_mask |= bits;
@@ -88,7 +88,7 @@ size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms) {
         bytes += (size_t)len * HK_SLICE_SIZE;
         dirty &= ~span_bits(start, len);
     }
-    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)__builtin_popcount(seg->dirty_mask));
+    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)hk_popcount32(seg->dirty_mask));
     seg->purged_mask |= seg->dirty_mask;
     seg->dirty_mask = 0;
     hk_fetch_add_relaxed(&seg->arena->npurged, 1);
