@@ -3,8 +3,8 @@
  * handlers for SIGSEGV, SIGBUS and SIGABRT -- only for those whose
  * disposition is still SIG_DFL, so a program's or a sanitizer's own handler
  * wins -- running on an alternate stack (altstack.c: the initializing
- * thread's and every thread's with a heap), so a stack overflow reports too.  The handler writes a
- * short report to stderr:
+ * thread's and every thread's with a heap), so a stack overflow reports
+ * too.  The handler writes a short report to stderr:
  *
  *   hakmem: crash: SIGSEGV (address not mapped) at 0x7f3a5c000010, pid 4242, thread 4242
  *   hakmem:   address: was in a hakmem mapping 0x7f3a5be00000-0x7f3a5c401000 that was unmapped (use after free?)

@@ -143,7 +143,6 @@ static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
 
 /* A local free left the page empty or found it in the full list. */
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
-    if (hk_likely(!page->in_full && heap->direct[page->cls] == page)) return;
     if (page->in_full) page_unfull(heap, page);
     if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
         page_release(heap, page);

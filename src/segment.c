@@ -65,8 +65,8 @@ void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned n, uint64_t no
     uint32_t bits = span_bits(idx, n);
     if (seg->dirty_mask == 0) seg->dirty_since_ms = now;
     hk_arena *a = seg->arena;
-    size_t dirty = hk_fetch_add_relaxed(&a->ndirty, (size_t)hk_popcount32(bits & ~seg->dirty_mask)) +
-                   (size_t)hk_popcount32(bits & ~seg->dirty_mask);
+    size_t newly_dirty = hk_popcount32(bits & ~seg->dirty_mask);
+    size_t dirty = hk_fetch_add_relaxed(&a->ndirty, newly_dirty) + newly_dirty;
     if (dirty > hk_load_relaxed(&a->ndirty_peak)) hk_store_relaxed(&a->ndirty_peak, dirty);
     seg->free_mask |= bits;
     seg->dirty_mask |= bits;

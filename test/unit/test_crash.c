@@ -215,14 +215,19 @@ TEST(crash_threads_get_an_alternate_stack_of_their_heap) {
     EXPECT_TRUE(first == second, "the pooled heap's stack is reused");
 }
 
+/* The child overflowed its stack: it was reported, then died of it. */
+static void expect_overflow_report(const outcome *o) {
+    log_report(o);
+    EXPECT_TRUE(died_of(o, SIGSEGV), "the child died of SIGSEGV");
+    EXPECT_TRUE(strstr(o->err, "hakmem: crash: SIGSEGV") != NULL, "report written");
+    EXPECT_TRUE(strstr(o->err, "stack overflow?") != NULL, "overflow recognised");
+}
+
 TEST(crash_stack_overflow_in_a_thread_reports) {
     outcome o;
     REQUIRE_TRUE(run_child(crash_thread_stack_overflow, &o), "fork");
     SKIP_IF_NOT_OURS(o);
-    log_report(&o);
-    EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, "hakmem: crash: SIGSEGV") != NULL, "report written");
-    EXPECT_TRUE(strstr(o.err, "stack overflow?") != NULL, "overflow recognised");
+    expect_overflow_report(&o);
 }
 
 TEST(crash_use_after_free_of_unmapped_huge_block) {
@@ -297,10 +302,7 @@ TEST(crash_stack_overflow_reports_on_alternate_stack) {
     REQUIRE_TRUE(run_child(crash_stack_overflow, &o), "fork");
     SKIP_IF(WIFEXITED(o.status) && WEXITSTATUS(o.status) == SKIP_CODE,
             "no hakmem handler or alternate stack on this thread");
-    log_report(&o);
-    EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, "hakmem: crash: SIGSEGV") != NULL, "report written");
-    EXPECT_TRUE(strstr(o.err, "stack overflow?") != NULL, "overflow recognised");
+    expect_overflow_report(&o);
 }
 
 /* With a handler of the program's own installed first, hakmem keeps out:
