@@ -90,6 +90,8 @@ void cf_skip(const char *reason) {
 
 int cf_failures(void) { return cur_failed; }
 
+void cf_set_name(const char *name) { cur_name = name; }
+
 static unsigned env_unsigned(const char *name, unsigned dflt) {
     const char *v = getenv(name);
     if (v == NULL || *v == '\0') return dflt;

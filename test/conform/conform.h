@@ -34,7 +34,10 @@ void cf_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cf_skip(const char *reason);
 void cf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int cf_failures(void);   /* failures recorded so far in this test */
+int cf_failures(void);
+/* The test name failures are reported under, for a program that checks
+ * things outside cf_main (a helper the test re-runs). */
+void cf_set_name(const char *name);   /* failures recorded so far in this test */
 
 unsigned cf_scale(void);           /* HAKMEM_TEST_SCALE, default 1 */
 uint64_t cf_now_ms(void);          /* CLOCK_MONOTONIC */
