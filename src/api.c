@@ -233,12 +233,16 @@ HAK_EXPORT size_t hak_malloc_usable_size(const void *p) { return hk_usable_size_
 
 /* ---- calloc, realloc ---- */
 
+/* n * size into *total; false (errno ENOMEM) when the product wraps. */
+static bool request_product(size_t n, size_t size, size_t *total) {
+    if (hk_likely(!__builtin_mul_overflow(n, size, total))) return true;
+    errno = ENOMEM;
+    return false;
+}
+
 HAK_EXPORT void *hak_calloc(size_t n, size_t size) {
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!request_product(n, size, &total)) return NULL;
     if (total > HK_LARGE_MAX) return hk_huge_alloc(total, 0, true);
     void *p = malloc_small(total);
     if (p != NULL) memset(p, 0, total);
@@ -280,25 +284,24 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size) {
 
 HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
     size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!request_product(n, size, &total)) return NULL; /* p intact */
     return hak_realloc(p, total);
 }
 
 /* ---- aligned allocation ---- */
 
+static void *fail_nomem(void) {
+    errno = ENOMEM;
+    return NULL;
+}
+
 /* align is a power of two. */
 static void *aligned_impl(size_t align, size_t size) {
-    if (align <= 16) return hk_malloc_impl(size < 16 && align == 16 ? 16 : size);
+    if (align <= 16) return hk_malloc_impl(size); /* every block is 16-aligned */
     /* Checked blocks carry a canary and come from other classes: under
      * debug checks an aligned block gets a mapping of its own. */
     if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_huge_alloc(size, align, false);
-    if (size > SIZE_MAX - align) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!hk_request_fits(size, align)) return fail_nomem();
     if (align <= HK_SLICE_SIZE) {
         size_t s = hk_align_up(size == 0 ? 1 : size, align);
         if (s <= HK_LARGE_MAX) {
@@ -317,12 +320,8 @@ static void *aligned_impl(size_t align, size_t size) {
 
 HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size) {
     if (!hk_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
-    int saved = errno;
     void *p = aligned_impl(align, size);
-    if (p == NULL) {
-        errno = saved;
-        return ENOMEM;
-    }
+    if (p == NULL) return ENOMEM; /* errno is ENOMEM too, as glibc leaves it */
     *out = p;
     return 0;
 }
@@ -352,10 +351,7 @@ HAK_EXPORT void *hak_valloc(size_t size) {
 
 HAK_EXPORT void *hak_pvalloc(size_t size) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    if (size > SIZE_MAX - page) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!hk_request_fits(size, page)) return fail_nomem();
     size_t rounded = hk_align_up(size == 0 ? 1 : size, page);
     return aligned_impl(page, rounded);
 }

@@ -57,7 +57,7 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
     bool is_zero = false;
     int idx = -1;
     uint64_t now = hk_os_now_ms();
-    pthread_mutex_lock(&a->lock);
+    hk_lock(&a->lock);
     hk_arena_maybe_purge_locked(a, now);
     hk_segment *seg = a->segs;
     for (; seg != NULL && seg->free_mask != 0; seg = seg->next) {
@@ -67,7 +67,7 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
     if (idx < 0) {
         seg = hk_segment_alloc(a);
         if (seg == NULL) {
-            pthread_mutex_unlock(&a->lock);
+            hk_unlock(&a->lock);
             return NULL;
         }
         seg_push_front(a, seg);
@@ -81,7 +81,7 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
     hk_page_init(seg, (unsigned)idx, n, cls, is_zero);
     hk_fetch_add_relaxed(&a->pages[cls], 1);
     hk_fetch_add_relaxed(&a->npage_allocs, 1);
-    pthread_mutex_unlock(&a->lock);
+    hk_unlock(&a->lock);
     hk_page *page = &seg->pages[idx];
     hk_store_release(&page->heap, heap);
     return page;
@@ -103,30 +103,30 @@ static void page_free_locked(hk_arena *a, hk_page *page, uint64_t now) {
 
 void hk_arena_page_free(hk_arena *a, hk_page *page) {
     uint64_t now = hk_os_now_ms();
-    pthread_mutex_lock(&a->lock);
+    hk_lock(&a->lock);
     page_free_locked(a, page, now);
     hk_arena_maybe_purge_locked(a, now);
-    pthread_mutex_unlock(&a->lock);
+    hk_unlock(&a->lock);
 }
 
 void hk_arena_abandon_page(hk_arena *a, hk_page *page) {
     hk_store_release(&page->heap, NULL);
-    pthread_mutex_lock(&a->lock);
+    hk_lock(&a->lock);
     hk_page_queue_push(&a->abandoned[page->cls], page);
     hk_fetch_add_relaxed(&a->nabandoned, 1);
-    pthread_mutex_unlock(&a->lock);
+    hk_unlock(&a->lock);
 }
 
 /* Takes an abandoned page of class cls for heap, or NULL. */
 hk_page *hk_arena_adopt_page(hk_arena *a, hk_heap *heap, unsigned cls) {
     if (hk_load_relaxed(&a->nabandoned) == 0) return NULL;
-    pthread_mutex_lock(&a->lock);
+    hk_lock(&a->lock);
     hk_page *page = a->abandoned[cls].first;
     if (page != NULL) {
         hk_page_queue_remove(&a->abandoned[cls], page);
         hk_fetch_sub_relaxed(&a->nabandoned, 1);
     }
-    pthread_mutex_unlock(&a->lock);
+    hk_unlock(&a->lock);
     if (page != NULL) hk_store_release(&page->heap, heap);
     return page;
 }
@@ -179,19 +179,25 @@ void hk_arena_maybe_purge_locked(hk_arena *a, uint64_t now) {
 
 void hk_arena_purge(hk_arena *a, bool all) {
     uint64_t now = hk_os_now_ms();
-    pthread_mutex_lock(&a->lock);
+    hk_lock(&a->lock);
     purge_locked(a, now, hk_load_relaxed(&a->decay_ms), all);
-    pthread_mutex_unlock(&a->lock);
+    hk_unlock(&a->lock);
 }
 
+/* For fork.c: the shared locks come before hk_heaps_lock (a shared heap
+ * is linked into the heap list under its arena's shared lock), the arena
+ * locks after it. */
+void hk_arenas_lock_shared_all(void) {
+    for (unsigned i = 0; i < hk_opt.narenas; i++) hk_lock(&hk_arenas[i].shared_lock);
+}
+void hk_arenas_unlock_shared_all(void) {
+    for (unsigned i = 0; i < hk_opt.narenas; i++) hk_unlock(&hk_arenas[i].shared_lock);
+}
 void hk_arenas_lock_all(void) {
-    for (unsigned i = 0; i < hk_opt.narenas; i++) pthread_mutex_lock(&hk_arenas[i].shared_lock);
-    for (unsigned i = 0; i < hk_opt.narenas; i++) pthread_mutex_lock(&hk_arenas[i].lock);
+    for (unsigned i = 0; i < hk_opt.narenas; i++) hk_lock(&hk_arenas[i].lock);
 }
-
 void hk_arenas_unlock_all(void) {
-    for (unsigned i = 0; i < hk_opt.narenas; i++) pthread_mutex_unlock(&hk_arenas[i].lock);
-    for (unsigned i = 0; i < hk_opt.narenas; i++) pthread_mutex_unlock(&hk_arenas[i].shared_lock);
+    for (unsigned i = 0; i < hk_opt.narenas; i++) hk_unlock(&hk_arenas[i].lock);
 }
 
 void hk_arenas_reinit_child(void) {

@@ -165,10 +165,10 @@ static int get_st_retained(const hk_ctl_row *row, const size_t *v, hk_ctl_value 
 static int get_narenas(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.narenas; return 0; }
 static int act_arena_purge(const hk_ctl_row *row, const size_t *v) {
     hk_arena *a = &hk_arenas[v[0]];
-    pthread_mutex_lock(&a->shared_lock);
+    hk_lock(&a->shared_lock);
     if (a->shared_heap != NULL) hk_heap_flush(a->shared_heap);
     if (a->debug_heap != NULL) hk_heap_flush(a->debug_heap);
-    pthread_mutex_unlock(&a->shared_lock);
+    hk_unlock(&a->shared_lock);
     hk_arena_purge(a, true);
     if (v[0] == 0) hk_bigcache_purge();
     return 0;

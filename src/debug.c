@@ -180,11 +180,11 @@ static void check_canary(hk_page *page, uint8_t *p) {
 bool hk_debug_free(hk_page *page, void *p) {
     hk_heap *heap = hk_load_acquire(&page->heap);
     hk_arena *a = heap->arena;
-    pthread_mutex_lock(&a->shared_lock);
+    hk_lock(&a->shared_lock);
     hk_block *b = p;
     if (!take_live(page, b)) {
         hk_report("double free", p, page, "ignored"); /* page stays valid under the lock */
-        pthread_mutex_unlock(&a->shared_lock);
+        hk_unlock(&a->shared_lock);
         return true;
     }
     check_canary(page, p);
@@ -196,7 +196,7 @@ bool hk_debug_free(hk_page *page, void *p) {
     page->used--;
     if (hk_config_stats) hk_counter_add(&heap->counters.ndalloc[page->cls], 1);
     if (page->used == 0 || page->in_full) hk_heap_free_local_slow(heap, page);
-    pthread_mutex_unlock(&a->shared_lock);
+    hk_unlock(&a->shared_lock);
     event("free", p, size, cls);
     return true;
 }

@@ -34,7 +34,33 @@
 static inline uintptr_t hk_align_up(uintptr_t x, uintptr_t a) {
     return (x + a - 1) & ~(a - 1);
 }
+/* ---- locks (fork.c keeps them across fork) ----
+ * Every allocator lock is taken with hk_lock.  From fork's prepare handler
+ * to its parent or child handler the forking thread holds all of them and
+ * no other thread can be inside one: that thread's own allocations then
+ * (another atfork handler that mallocs) skip them instead of waiting for
+ * themselves. */
+extern _Thread_local bool hk_tls_holds_all_locks;
+static inline void hk_lock(pthread_mutex_t *m) {
+    if (hk_likely(!hk_tls_holds_all_locks)) pthread_mutex_lock(m);
+}
+static inline void hk_unlock(pthread_mutex_t *m) {
+    if (hk_likely(!hk_tls_holds_all_locks)) pthread_mutex_unlock(m);
+}
+
 static inline bool hk_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* The one bound on what a request may ask for: a size or an alignment
+ * beyond 2^56 bytes (the x86-64 user address space, even with 5-level
+ * paging) can never be served, so it fails with ENOMEM before any
+ * arithmetic; below it, every sum of a size, an alignment and a few 2 MiB
+ * headers that the tiers compute fits in a size_t.  Every entry point
+ * that can ask for more than HK_LARGE_MAX goes through hk_huge_alloc,
+ * which tests it first; the aligned entry points test it before rounding. */
+#define HK_REQUEST_MAX ((size_t)1 << 56)
+static inline bool hk_request_fits(size_t size, size_t align) {
+    return size <= HK_REQUEST_MAX && align <= HK_REQUEST_MAX;
+}
 
 static inline hk_segment *hk_segment_of(const void *p) {
     return (hk_segment *)((uintptr_t)p & ~HK_SEG_MASK);
@@ -256,6 +282,8 @@ void hk_arena_abandon_page(hk_arena *arena, hk_page *page);
 hk_page *hk_arena_adopt_page(hk_arena *arena, hk_heap *heap, unsigned cls);
 void hk_arena_purge(hk_arena *arena, bool all);
 void hk_arena_maybe_purge_locked(hk_arena *arena, uint64_t now);
+void hk_arenas_lock_shared_all(void);
+void hk_arenas_unlock_shared_all(void);
 void hk_arenas_lock_all(void);
 void hk_arenas_unlock_all(void);
 void hk_arenas_reinit_child(void);
@@ -321,6 +349,12 @@ extern _Atomic uint64_t hk_dead_allocated, hk_dead_deallocated;
 static inline void hk_ensure_init(void) {
     if (hk_unlikely(!hk_load_acquire(&hk_initialized))) hk_init_slow();
 }
+void hk_init_lock_for_fork(void);
+void hk_init_unlock_for_fork(void);
+void hk_init_reinit_child(void);
+
+/* ---- fork.c ---- */
+void hk_fork_install(void);
 
 /* ---- api.c ---- */
 void *hk_malloc_impl(size_t size);

@@ -109,7 +109,7 @@ static void unmap_list(hk_segment *h) {
 static hk_segment *cache_take(size_t map_size) {
     if (!hk_feature_on(HK_FEAT_BIGCACHE)) return NULL;
     if (hk_load_relaxed(&cache_max_set) && hk_load_relaxed(&cache_max) == 0) return NULL;
-    pthread_mutex_lock(&huge_lock);
+    hk_lock(&huge_lock);
     hk_segment *h = cache_first;
     while (h != NULL && h->map_size != map_size) h = h->next;
     if (h != NULL) {
@@ -118,7 +118,7 @@ static hk_segment *cache_take(size_t map_size) {
     } else {
         ghost_check_locked(map_size);
     }
-    pthread_mutex_unlock(&huge_lock);
+    hk_unlock(&huge_lock);
     return h;
 }
 
@@ -146,11 +146,7 @@ static hk_segment *init_header(void *hdr, void *base, size_t mapped) {
 
 /* Alignment 2 MiB or more: [header chunk][block aligned to align]. */
 static void *alloc_over_aligned(size_t size, size_t align) {
-    size_t body = hk_align_up(size, HK_OS_PAGE);
-    if (body < size || body > SIZE_MAX - 2 * align - HK_SEG_SIZE) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    size_t body = hk_align_up(size, HK_OS_PAGE); /* hk_request_fits: no wrap below */
     size_t over = HK_SEG_SIZE + body + align;
     uint8_t *raw = hk_os_map(over);
     if (raw == NULL) return NULL;
@@ -166,15 +162,15 @@ static void *alloc_over_aligned(size_t size, size_t align) {
 
 void *hk_huge_alloc(size_t size, size_t align, bool zero) {
     hk_ensure_init();
+    if (hk_unlikely(!hk_request_fits(size, align))) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (size == 0) size = 1; /* a block has at least one usable byte */
     hk_statspage_tick();
     if (hk_unlikely(hk_feature_on(HK_FEAT_LEARNER))) hk_learn_tick(NULL);
     if (align >= HK_SEG_SIZE) return alloc_over_aligned(size, align);
     size_t offset = align > HK_HUGE_OFFSET ? align : HK_HUGE_OFFSET;
-    if (size > SIZE_MAX / 2 - offset) {
-        errno = ENOMEM;
-        return NULL;
-    }
     size_t map_size = bucket_size(offset + size);
     if (offset == HK_HUGE_OFFSET) {
         hk_segment *h = cache_take(map_size);
@@ -208,16 +204,16 @@ void hk_huge_free(hk_segment *h) {
     if (!cacheable) {
         if (h->map_size > max && max > 0 && h->map_base == h && !h->guarded &&
             h->user == (uint8_t *)h + HK_HUGE_OFFSET && hk_feature_on(HK_FEAT_BIGCACHE)) {
-            pthread_mutex_lock(&huge_lock);
+            hk_lock(&huge_lock);
             ghost_add_locked(h->map_size); /* too big for the cache as it is */
-            pthread_mutex_unlock(&huge_lock);
+            hk_unlock(&huge_lock);
         }
         unmap_block(h);
         return;
     }
     uint64_t now = hk_os_now_ms();
     h->cached_at_ms = now;
-    pthread_mutex_lock(&huge_lock);
+    hk_lock(&huge_lock);
     h->cached = 1;
     h->prev = NULL;
     h->next = cache_first;
@@ -228,7 +224,7 @@ void hk_huge_free(hk_segment *h) {
     cache_count++;
     hk_segment *evict = cache_trim_locked(now, max);
     if (cache_bytes > cache_peak) cache_peak = cache_bytes;
-    pthread_mutex_unlock(&huge_lock);
+    hk_unlock(&huge_lock);
     unmap_list(evict);
 }
 
@@ -266,7 +262,7 @@ hk_segment *hk_huge_header_aligned(const void *p) {
  * them.  Returns NULL (block intact) when that is not possible. */
 void *hk_huge_realloc(hk_segment *h, size_t size) {
     if (h->map_base != h || h->user != (uint8_t *)h + HK_HUGE_OFFSET) return NULL;
-    if (size > SIZE_MAX / 2) return NULL;
+    if (!hk_request_fits(size, 0)) return NULL; /* hk_huge_alloc says ENOMEM */
     size_t map_size = bucket_size(HK_HUGE_OFFSET + size);
     size_t old_size = h->map_size;
     if (map_size <= old_size) return NULL;
@@ -297,16 +293,16 @@ void *hk_huge_realloc(hk_segment *h, size_t size) {
 }
 
 void hk_bigcache_purge(void) {
-    pthread_mutex_lock(&huge_lock);
+    hk_lock(&huge_lock);
     hk_segment *evict = cache_trim_locked(hk_os_now_ms(), 0);
-    pthread_mutex_unlock(&huge_lock);
+    hk_unlock(&huge_lock);
     unmap_list(evict);
 }
 
 void hk_bigcache_purge_over(void) {
-    pthread_mutex_lock(&huge_lock);
+    hk_lock(&huge_lock);
     hk_segment *evict = cache_trim_locked(hk_os_now_ms(), max_bytes());
-    pthread_mutex_unlock(&huge_lock);
+    hk_unlock(&huge_lock);
     unmap_list(evict);
 }
 
@@ -320,10 +316,10 @@ void hk_huge_get_stats(hk_huge_stats *o) {
     o->ghost_hits = hk_load_relaxed(&st_ghost_hits);
     o->ghost_bytes = hk_load_relaxed(&st_ghost_bytes);
     o->cache_max = max_bytes();
-    pthread_mutex_lock(&huge_lock);
+    hk_lock(&huge_lock);
     o->cache_bytes = cache_bytes;
     o->ncached = cache_count;
-    pthread_mutex_unlock(&huge_lock);
+    hk_unlock(&huge_lock);
 }
 
 /* The atomic counters only (no lock, so callable from a signal handler);
@@ -340,13 +336,13 @@ void hk_huge_get_stats_lockless(hk_huge_stats *o) {
 
 /* The most the cache held since the last call (then it starts from now). */
 size_t hk_bigcache_peak_reset(void) {
-    pthread_mutex_lock(&huge_lock);
+    hk_lock(&huge_lock);
     size_t peak = cache_peak > cache_bytes ? cache_peak : cache_bytes;
     cache_peak = cache_bytes;
-    pthread_mutex_unlock(&huge_lock);
+    hk_unlock(&huge_lock);
     return peak;
 }
 
-void hk_huge_lock(void) { pthread_mutex_lock(&huge_lock); }
-void hk_huge_unlock(void) { pthread_mutex_unlock(&huge_lock); }
+void hk_huge_lock(void) { hk_lock(&huge_lock); }
+void hk_huge_unlock(void) { hk_unlock(&huge_lock); }
 void hk_huge_reinit_child(void) { pthread_mutex_init(&huge_lock, NULL); }

@@ -9,8 +9,7 @@
  *
  * A thread gets its heap on its first allocation; a pthread key destructor
  * returns the heap's pages when the thread exits, and the heap itself goes
- * to a pool for the next thread.  fork() takes every allocator lock in the
- * prepare handler so the child starts with consistent structures.
+ * to a pool for the next thread.  fork.c keeps the locks across fork().
  */
 #include <stdlib.h>
 
@@ -32,9 +31,6 @@ static hk_heap *heap_pool;      /* heaps of exited threads (hk_heaps_lock) */
 hk_class_counters hk_dead_counters;
 
 static void thread_exit(void *arg);
-static void fork_prepare(void);
-static void fork_parent(void);
-static void fork_child(void);
 
 static unsigned default_narenas(void) {
     unsigned n = 4 * hk_os_ncpus();
@@ -43,7 +39,7 @@ static unsigned default_narenas(void) {
 
 void hk_init_slow(void) {
     if (tls_in_init) return;
-    pthread_mutex_lock(&init_lock);
+    hk_lock(&init_lock);
     if (!hk_load_relaxed(&hk_initialized)) {
         tls_in_init = true;
         hk_assert(hk_sizeclass_check() < 0);
@@ -60,17 +56,17 @@ void hk_init_slow(void) {
         hk_crash_install();
         if (pthread_key_create(&heap_key, thread_exit) == 0)
             hk_store_release(&heap_key_ok, true);
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        hk_fork_install();
         tls_in_init = false;
     }
-    pthread_mutex_unlock(&init_lock);
+    hk_unlock(&init_lock);
 }
 
 static hk_heap *heap_from_pool(void) {
-    pthread_mutex_lock(&hk_heaps_lock);
+    hk_lock(&hk_heaps_lock);
     hk_heap *h = heap_pool;
     if (h != NULL) heap_pool = h->next_free;
-    pthread_mutex_unlock(&hk_heaps_lock);
+    hk_unlock(&hk_heaps_lock);
     return h != NULL ? h : hk_meta_alloc(sizeof(hk_heap));
 }
 
@@ -90,10 +86,10 @@ hk_heap *hk_thread_heap_slow(void) {
     hk_heap *h = heap_from_pool();
     if (h == NULL) return NULL;
     hk_heap_init(h, tls_arena != NULL ? tls_arena : hk_arena_next_for_thread(), false);
-    pthread_mutex_lock(&hk_heaps_lock);
+    hk_lock(&hk_heaps_lock);
     h->next_all = hk_heaps_all;
     hk_heaps_all = h;
-    pthread_mutex_unlock(&hk_heaps_lock);
+    hk_unlock(&hk_heaps_lock);
     hk_tls_heap = h;
     pthread_setspecific(heap_key, h);
     hk_altstack_thread_start(&h->altstack);
@@ -161,44 +157,20 @@ static void thread_exit(void *arg) {
     }
     hk_heap_abandon(h);
     hk_fetch_sub_relaxed(&h->arena->nthreads, 1);
-    pthread_mutex_lock(&hk_heaps_lock);
+    hk_lock(&hk_heaps_lock);
     hk_heap **pp = &hk_heaps_all;
     while (*pp != NULL && *pp != h) pp = &(*pp)->next_all;
     if (*pp == h) *pp = h->next_all;
     hk_stats_fold_heap(h);
     h->next_free = heap_pool;
     heap_pool = h;
-    pthread_mutex_unlock(&hk_heaps_lock);
+    hk_unlock(&hk_heaps_lock);
 }
 
-static void fork_prepare(void) {
-    pthread_mutex_lock(&init_lock);
-    pthread_mutex_lock(&hk_heaps_lock);
-    hk_arenas_lock_all();
-    hk_huge_lock();
-    hk_meta_lock();
-}
-
-static void fork_parent(void) {
-    hk_meta_unlock();
-    hk_huge_unlock();
-    hk_arenas_unlock_all();
-    pthread_mutex_unlock(&hk_heaps_lock);
-    pthread_mutex_unlock(&init_lock);
-}
-
-/* The child has only the forking thread: locks are re-created.  The heaps
- * of the other threads stay allocated but unused (their blocks still free
- * correctly, through the remote path). */
-static void fork_child(void) {
-    hk_meta_reinit_child();
-    hk_huge_reinit_child();
-    hk_arenas_reinit_child();
-    pthread_mutex_init(&hk_heaps_lock, NULL);
-    pthread_mutex_init(&init_lock, NULL);
-    hk_statspage_fork_child();
-    hk_debug_fork_child();
-}
+/* fork.c's protocol: init_lock comes first in the lock order. */
+void hk_init_lock_for_fork(void) { hk_lock(&init_lock); }
+void hk_init_unlock_for_fork(void) { hk_unlock(&init_lock); }
+void hk_init_reinit_child(void) { pthread_mutex_init(&init_lock, NULL); }
 
 __attribute__((destructor)) static void hk_fini(void) {
     if (hk_load_acquire(&hk_initialized) && hk_opt.stats_print) hk_stats_print_at_exit();

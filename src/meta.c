@@ -13,13 +13,13 @@ _Atomic size_t hk_meta_bytes;
 
 void *hk_meta_alloc(size_t size) {
     size = hk_align_up(size, 64);
-    pthread_mutex_lock(&meta_lock);
+    hk_lock(&meta_lock);
     if (meta_cur == NULL || (size_t)(meta_end - meta_cur) < size) {
         size_t chunk = size > HK_META_CHUNK ? hk_align_up(size, HK_OS_PAGE)
                                             : HK_META_CHUNK;
         uint8_t *m = hk_os_map(chunk);
         if (m == NULL) {
-            pthread_mutex_unlock(&meta_lock);
+            hk_unlock(&meta_lock);
             return NULL;
         }
         hk_fetch_add_relaxed(&hk_meta_bytes, chunk);
@@ -28,10 +28,10 @@ void *hk_meta_alloc(size_t size) {
     }
     void *p = meta_cur;
     meta_cur += size;
-    pthread_mutex_unlock(&meta_lock);
+    hk_unlock(&meta_lock);
     return p;
 }
 
-void hk_meta_lock(void) { pthread_mutex_lock(&meta_lock); }
-void hk_meta_unlock(void) { pthread_mutex_unlock(&meta_lock); }
+void hk_meta_lock(void) { hk_lock(&meta_lock); }
+void hk_meta_unlock(void) { hk_unlock(&meta_lock); }
 void hk_meta_reinit_child(void) { pthread_mutex_init(&meta_lock, NULL); }

@@ -14,10 +14,10 @@ hk_heap *hk_shared_heap_locked(hk_arena *a, bool debug) {
         if (h == NULL) return NULL;
         hk_heap_init(h, a, true);
         h->debug = debug;
-        pthread_mutex_lock(&hk_heaps_lock);
+        hk_lock(&hk_heaps_lock);
         h->next_all = hk_heaps_all;
         hk_heaps_all = h;
-        pthread_mutex_unlock(&hk_heaps_lock);
+        hk_unlock(&hk_heaps_lock);
         *slot = h;
     }
     return *slot;
@@ -45,11 +45,11 @@ void *hk_shared_malloc(unsigned cls, bool debug) {
     hk_arena *a = hk_thread_arena();
     bool slow = false;
     void *p = NULL;
-    pthread_mutex_lock(&a->shared_lock);
+    hk_lock(&a->shared_lock);
     hk_heap *h = hk_shared_heap_locked(a, debug);
     if (h != NULL) p = hk_shared_pop_locked(h, cls, &slow);
     else errno = ENOMEM;
-    pthread_mutex_unlock(&a->shared_lock);
+    hk_unlock(&a->shared_lock);
     if (slow) hk_statspage_tick(); /* never under the lock */
     return p;
 }

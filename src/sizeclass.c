@@ -1,5 +1,7 @@
 /*
- * Size classes: 8 B, then 16..128 by 16, then four per doubling up to 1 MiB
+ * Size classes: 8 B (class 0, kept so that class numbers stay stable but
+ * never handed out: every block is 16-byte aligned, glibc's guarantee on
+ * x86-64, so requests of 0..16 bytes get class 1), then 16..128 by 16, then four per doubling up to 1 MiB
  * (class size (4 + k) << (b - 2) for the doubling [2^b, 2^(b+1)]), so the
  * internal fragmentation is at most 25% and every class from 16 B up is a
  * multiple of 16.  Classes 0..20 are tiny, 21..40 mid, 41..60 large.
@@ -13,7 +15,7 @@
 /* hk_class_small[(size + 7) >> 3] for size <= 1024 (generated, checked by
  * test_sizeclass against the formula). */
 const uint8_t hk_class_small[129] = {
-    0, 0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8,
+    1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8,
     8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12,
     12, 13, 13, 13, 13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14,
     14, 15, 15, 15, 15, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16,
@@ -132,7 +134,8 @@ int hk_sizeclass_check(void) {
                       : s <= HK_MID_MAX   ? (8 * (size_t)s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE
                                           : (s + HK_SLICE_SIZE - 1) / HK_SLICE_SIZE;
         if (hk_class_size[c] != s || hk_class_slices[c] != slices) return (int)c;
-        if (hk_size_class_slow(s) != c || (c > 0 && hk_size_class_slow(s - 1) > c)) return (int)c;
+        unsigned want = c == 0 ? 1 : c; /* class 0 is never handed out */
+        if (hk_size_class_slow(s) != want || hk_size_class_slow(s - 1) > want) return (int)c;
         if (hk_class_divmagic[c] != UINT64_MAX / s + 1) return (int)c;
     }
     return -1;

@@ -18,11 +18,11 @@ static void add_counters(hk_class_totals *t, hk_class_counters *c, unsigned i) {
 
 void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]) {
     memset(out, 0, sizeof(hk_class_totals) * HK_NCLASSES);
-    pthread_mutex_lock(&hk_heaps_lock);
+    hk_lock(&hk_heaps_lock);
     for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &hk_dead_counters, c);
     for (hk_heap *h = hk_heaps_all; h != NULL; h = h->next_all)
         for (unsigned c = 0; c < HK_NCLASSES; c++) add_counters(&out[c], &h->counters, c);
-    pthread_mutex_unlock(&hk_heaps_lock);
+    hk_unlock(&hk_heaps_lock);
     for (unsigned a = 0; a < hk_opt.narenas; a++)
         for (unsigned c = 0; c < HK_NCLASSES; c++)
             out[c].pages += hk_load_relaxed(&hk_arenas[a].pages[c]);
