@@ -70,11 +70,24 @@ static int role_aligned(void) {
     return 0;
 }
 
+/* A guarded block's start is rounded down to 16: the slack bytes between
+ * its end and the guard page are a canary, so a small overrun that does not
+ * reach the guard page is still reported at free. */
+static int role_guard_slack(void) {
+    for (int i = 0; i < 8; i++) {
+        char *p = hak_malloc(33);
+        p[33] = 'X';
+        hak_free(p);
+    }
+    return 0;
+}
+
 static int run_role(const char *role) {
     if (strcmp(role, "--double-free") == 0) return role_double_free();
     if (strcmp(role, "--overrun") == 0) return role_overrun();
     if (strcmp(role, "--remote-double-free") == 0) return role_remote_double_free();
     if (strcmp(role, "--aligned") == 0) return role_aligned();
+    if (strcmp(role, "--guard-slack") == 0) return role_guard_slack();
     return -1;
 }
 
@@ -199,6 +212,14 @@ TEST(research_every_block_is_16_byte_aligned) {
     REQUIRE_TRUE(run_child("--aligned", "research", "guard_sample:2", &c), "child runs");
     EXPECT_TRUE(exited_0(&c), c.err);
     EXPECT_EQ_U(strlen(c.err), 0, c.err);
+}
+
+TEST(research_guarded_block_slack_is_a_canary) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--guard-slack", "research", "guard_sample:1,abort_on_error:0", &c),
+                 "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
 }
 
 TEST_MAIN()
