@@ -7,7 +7,7 @@
  *
  * so a free can check the canary (an overrun), test the block's live bit
  * (a double free), and junk-fill the user bytes (0xDE; allocation fills
- * 0xA5) so a use after free shows.  The canary is the first HK_CANARY_MAX
+ * 0xA5; both the first HK_JUNK_MAX bytes) so a use after free shows.  The canary is the first HK_CANARY_MAX
  * bytes past the requested size (all of them up to the trailer in a block
  * with less slack), so a large class does not pay a fill of its whole
  * slack.  One small block in guard_sample instead ends right before a
@@ -29,6 +29,11 @@
 #define HK_TRAILER sizeof(uint32_t)
 #define HK_DEBUG_EXTRA 8 /* at least 4 canary bytes and the trailer */
 #define HK_CANARY_MAX 256 /* canary bytes filled and checked past the size */
+/* Junk fills cover the first HK_JUNK_MAX bytes of a block, as ASan's
+ * max_malloc_fill_size (4 KiB) does: an uninitialized or stale pointer or
+ * length, the usual victim, sits in a block's first bytes, and a 64 KiB
+ * block no longer pays two 64 KiB memsets a malloc/free pair. */
+#define HK_JUNK_MAX 4096
 
 /* ---- the ring of recent events ---- */
 
@@ -227,7 +232,7 @@ void *hk_debug_malloc(size_t size) {
     uint8_t *p = pop_checked_block(cls);
     if (p == NULL) return NULL;
     hk_page *page = hk_page_of(hk_segment_of(p), p);
-    memset(p, HK_JUNK_ALLOC, size);
+    memset(p, HK_JUNK_ALLOC, size < HK_JUNK_MAX ? size : HK_JUNK_MAX);
     uint8_t *end = canary_end(page, p, size);
     memset(p + size, HK_CANARY, (size_t)(end - (p + size)));
     *trailer_of(page, p) = (uint32_t)size;
@@ -279,7 +284,8 @@ static bool check_and_junk(hk_page *page, uint8_t *p, uint32_t *size) {
     check_canary(page, p);
     *size = *trailer_of(page, p);
     if (*size > page->block_size - HK_DEBUG_EXTRA) *size = page->block_size - HK_TRAILER;
-    memset(p, HK_JUNK_FREE, *size); /* the canary past it stays: 0xCA */
+    /* the canary past the size stays: 0xCA */
+    memset(p, HK_JUNK_FREE, *size < HK_JUNK_MAX ? *size : HK_JUNK_MAX);
     return true;
 }
 
