@@ -155,7 +155,24 @@ static void debug_pool_push(hk_heap *h) {
 static void debug_heap_exit(void *arg) {
     tls_debug_heap = NULL;
     tls_debug_exited = true;
+    hk_heap_flush(arg); /* its empty pages back to the arena */
     debug_pool_push(arg);
+}
+
+/* Hands the empty pages of the pooled heaps back (arena.<i>.purge): the
+ * blocks their threads left behind may have been freed since.  Each heap is
+ * taken out of the pool meanwhile, so it has one user. */
+void hk_debug_flush_pooled(void) {
+    pthread_mutex_lock(&hk_heaps_lock);
+    hk_heap *list = debug_pool;
+    debug_pool = NULL;
+    pthread_mutex_unlock(&hk_heaps_lock);
+    while (list != NULL) {
+        hk_heap *h = list;
+        list = h->next_free;
+        hk_heap_flush(h);
+        debug_pool_push(h);
+    }
 }
 
 static void debug_key_create(void) {

@@ -97,6 +97,7 @@ bool hk_debug_free(hk_page *page, void *p); /* true: handled */
 void hk_debug_page_fresh(hk_page *page);     /* the debug heap took a page */
 void hk_debug_fork_child(void);              /* the events' cached thread id */
 void *hk_debug_malloc(size_t size);
+void hk_debug_flush_pooled(void);          /* exited threads' debug heaps */
 size_t hk_debug_usable(hk_page *page, const void *p);
 uint8_t *hk_canary_first_bad(uint8_t *c, uint8_t *end, uint8_t canary);
 

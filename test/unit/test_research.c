@@ -82,7 +82,47 @@ static int role_guard_slack(void) {
     return 0;
 }
 
+static size_t mapped_after_purge(void) {
+    unsigned n = 0;
+    size_t len = sizeof n, m = 0;
+    if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) == 0)
+        for (unsigned i = 0; i < n; i++) {
+            char name[48];
+            snprintf(name, sizeof name, "arena.%u.purge", i);
+            hak_ctl(name, NULL, NULL, NULL, 0);
+        }
+    len = sizeof m;
+    hak_ctl("stats.mapped", &m, &len, NULL, 0);
+    return m;
+}
+
+enum { LEAVERS = 32, LEAVER_BLOCKS = 40 };
+static void *leaver_blocks[LEAVERS][LEAVER_BLOCKS];
+
+/* Allocates a block of many classes and exits, leaving them behind. */
+static void *leaver(void *arg) {
+    void **mine = arg;
+    for (int i = 0; i < LEAVER_BLOCKS; i++) mine[i] = hak_malloc((size_t)(i + 1) * 700);
+    return NULL;
+}
+
+/* Threads that exit leave their debug heaps' pages behind: once their
+ * blocks are freed, a purge hands those pages back. */
+static int role_leavers(void) {
+    size_t before = mapped_after_purge();
+    pthread_t t[LEAVERS];
+    for (int i = 0; i < LEAVERS; i++)
+        if (pthread_create(&t[i], NULL, leaver, leaver_blocks[i]) != 0) return 5;
+    for (int i = 0; i < LEAVERS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < LEAVERS; i++)
+        for (int j = 0; j < LEAVER_BLOCKS; j++) hak_free(leaver_blocks[i][j]);
+    size_t after = mapped_after_purge();
+    fprintf(stderr, "mapped %zu KiB before, %zu KiB after\n", before >> 10, after >> 10);
+    return after <= before + ((size_t)8 << 20) ? 0 : 3;
+}
+
 static int run_role(const char *role) {
+    if (strcmp(role, "--leavers") == 0) return role_leavers();
     if (strcmp(role, "--double-free") == 0) return role_double_free();
     if (strcmp(role, "--overrun") == 0) return role_overrun();
     if (strcmp(role, "--remote-double-free") == 0) return role_remote_double_free();
@@ -220,6 +260,12 @@ TEST(research_guarded_block_slack_is_a_canary) {
                  "child runs");
     EXPECT_TRUE(exited_0(&c), c.err);
     EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+}
+
+TEST(research_exited_threads_pages_go_back) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--leavers", "research", NULL, &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
 }
 
 TEST_MAIN()
