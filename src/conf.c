@@ -77,9 +77,15 @@ int hk_mode_parse(const char *s, size_t n) {
 
 const bool *hk_mode_preset(unsigned mode) { return mode_features[mode]; }
 
+/* A preset sets the features and abort_on_error (on in research only, as
+ * a sanitizer would: a checker that finds heap corruption stops there).
+ * Like any key it takes effect where it appears: an abort_on_error key
+ * after it (or HAKMEM_CONF after HAKMEM_MODE) overrides it, one before it
+ * is overridden. */
 static void set_mode(hk_options *o, unsigned mode) {
     o->mode = mode;
     memcpy(o->features, mode_features[mode], sizeof o->features);
+    o->abort_on_error = mode == HK_MODE_RESEARCH;
 }
 
 void hk_conf_defaults(hk_options *o) {
@@ -94,7 +100,6 @@ void hk_conf_defaults(hk_options *o) {
     o->stats_page_delay_ms = 1000;
     o->background_thread = false;
     o->crash_report = true;
-    o->abort_on_error = false;
     o->guard_sample = 64;
     o->fail_mmap_after = 0;
 }

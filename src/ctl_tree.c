@@ -169,6 +169,7 @@ static int act_arena_purge(const hk_ctl_row *row, const size_t *v) {
     if (a->shared_heap != NULL) hk_heap_flush(a->shared_heap);
     if (a->debug_heap != NULL) hk_heap_flush(a->debug_heap);
     hk_unlock(&a->shared_lock);
+    if (v[0] == 0) hk_debug_flush_pooled();
     hk_arena_purge(a, true);
     if (v[0] == 0) hk_bigcache_purge();
     return 0;

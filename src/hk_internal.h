@@ -123,7 +123,13 @@ bool hk_debug_free(hk_page *page, void *p); /* true: handled */
 void hk_debug_page_fresh(hk_page *page);     /* the debug heap took a page */
 void hk_debug_fork_child(void);              /* the events' cached thread id */
 void *hk_debug_malloc(size_t size);
+void hk_debug_flush_pooled(void);          /* exited threads' debug heaps */
 size_t hk_debug_usable(hk_page *page, const void *p);
+uint8_t *hk_canary_first_bad(uint8_t *c, uint8_t *end, uint8_t canary);
+
+/* guard.c: debug checks' guarded blocks, their mappings kept for reuse */
+void *hk_guard_alloc(size_t size);
+bool hk_guard_free(hk_segment *h); /* huge.c's free: true when kept */
 #define HK_DEBUG_EVENTS 16
 typedef struct hk_debug_event_view {
     const char *what;
@@ -136,6 +142,9 @@ bool hk_debug_event(unsigned i, hk_debug_event_view *out);
 /* shared.c: the arena's shared heaps (tcache off; debug checks) */
 hk_heap *hk_shared_heap_locked(hk_arena *a, bool debug);
 void *hk_shared_malloc(unsigned cls, bool debug);
+/* Pops a block of class cls from h, which the caller holds alone (its lock,
+ * or a thread's own heap); *slow: it took the heap's slow path. */
+void *hk_shared_pop_locked(hk_heap *h, unsigned cls, bool *slow);
 
 /* First block of a page: its span starts at its slice. */
 static inline uint8_t *hk_page_start(hk_page *page) {
@@ -313,6 +322,7 @@ void hk_huge_free(hk_segment *hdr);
 hk_segment *hk_huge_header_aligned(const void *p); /* p at offset 0, or NULL */
 void *hk_huge_realloc(hk_segment *hdr, size_t size);
 void *hk_huge_alloc_guarded(size_t size);
+void *hk_huge_guarded_reuse(hk_segment *h, uint8_t *user);
 void hk_bigcache_purge(void);
 void hk_bigcache_purge_over(void);
 void hk_huge_lock(void);

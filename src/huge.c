@@ -198,6 +198,7 @@ void hk_huge_free(hk_segment *h) {
     hk_heap *me = hk_thread_real_heap();
     if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);
     hk_fetch_sub_relaxed(&st_cur_bytes, h->map_size);
+    if (h->guarded && hk_guard_free(h)) return; /* kept for reuse (guard.c) */
     size_t max = max_bytes();
     bool cacheable = !h->guarded && h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
                      h->map_size <= max && hk_feature_on(HK_FEAT_BIGCACHE);
@@ -246,6 +247,13 @@ void *hk_huge_alloc_guarded(size_t size) {
     void *user = finish(h, size, guard - body);
     h->usable = body;
     return user;
+}
+
+/* A guarded block's mapping that guard.c kept after its free, handed out
+ * again with the block starting at user (its guard page unchanged). */
+void *hk_huge_guarded_reuse(hk_segment *h, uint8_t *user) {
+    h->cached = 0;
+    return finish(h, 0, user);
 }
 
 /* The header of a block at offset 0 of its chunk (aligned to 2 MiB or more),

@@ -276,9 +276,10 @@ static void debug_guard(void) {
     hak_ctl("opt.guard_sample", &every, &len, NULL, 0);
     if (every == 0) _exit(7);
     /* One of the next `every` small blocks ends at a guard page: writing one
-     * byte past each must crash on that one. */
+     * byte past each must crash on that one.  A multiple of 16, so the
+     * guarded block has no slack (a canary) before its guard page. */
     for (unsigned i = 0; i < every + 1; i++) {
-        char *p = hak_malloc(100);
+        char *p = hak_malloc(96);
         size_t u = hak_malloc_usable_size(p);
         p[u] = 1; /* overrun: a canary byte, or the guard page */
     }

@@ -1,0 +1,271 @@
+/*
+ * Research mode at start-up: a detected heap corruption aborts by default
+ * (abort_on_error is part of the research preset), abort_on_error:0 turns
+ * that back into report-and-continue, the other modes report and continue.
+ * Every block research mode hands out is 16-byte aligned, guarded ones too.
+ *
+ * The mode is chosen before the allocator initializes, so each case runs in
+ * a child: this binary re-executes itself (/proc/self/exe) with HAKMEM_MODE
+ * and HAKMEM_CONF set and argv[1] naming a role; a constructor runs the
+ * role and exits before the tests start.
+ */
+#include "harness.h"
+#include <hakmem/hakmem.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---------------- the child roles ---------------- */
+
+static int role_double_free(void) {
+    void *p = hak_malloc(40);
+    hak_free(p);
+    hak_free(p);
+    return 0;
+}
+
+static int role_overrun(void) {
+    char *p = hak_malloc(40);
+    p[40] = 'X';
+    hak_free(p);
+    return 0;
+}
+
+static void *free_it(void *p) {
+    hak_free(p);
+    return NULL;
+}
+
+/* A double free where the second free comes from another thread (the
+ * remote path of a thread's debug heap). */
+static int role_remote_double_free(void) {
+    void *p = hak_malloc(72);
+    hak_free(p);
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_it, p) != 0) return 5;
+    pthread_join(t, NULL);
+    return 0;
+}
+
+/* Every block 16-byte aligned, over enough allocations of every small size
+ * to pass many guarded ones (guard_sample:2 makes every other one guarded);
+ * each is written whole (its usable size) and freed. */
+static int role_aligned(void) {
+    for (size_t size = 1; size <= 1100; size += (size < 64 ? 1 : 13)) {
+        for (int i = 0; i < 4; i++) {
+            unsigned char *p = hak_malloc(size);
+            if (p == NULL) return 4;
+            if ((uintptr_t)p % 16 != 0) return 3;
+            memset(p, 7, hak_malloc_usable_size(p));
+            hak_free(p);
+        }
+    }
+    return 0;
+}
+
+/* A guarded block's start is rounded down to 16: the slack bytes between
+ * its end and the guard page are a canary, so a small overrun that does not
+ * reach the guard page is still reported at free. */
+static int role_guard_slack(void) {
+    for (int i = 0; i < 8; i++) {
+        char *p = hak_malloc(33);
+        p[33] = 'X';
+        hak_free(p);
+    }
+    return 0;
+}
+
+static size_t mapped_after_purge(void) {
+    unsigned n = 0;
+    size_t len = sizeof n, m = 0;
+    if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) == 0)
+        for (unsigned i = 0; i < n; i++) {
+            char name[48];
+            snprintf(name, sizeof name, "arena.%u.purge", i);
+            hak_ctl(name, NULL, NULL, NULL, 0);
+        }
+    len = sizeof m;
+    hak_ctl("stats.mapped", &m, &len, NULL, 0);
+    return m;
+}
+
+enum { LEAVERS = 32, LEAVER_BLOCKS = 40 };
+static void *leaver_blocks[LEAVERS][LEAVER_BLOCKS];
+
+/* Allocates a block of many classes and exits, leaving them behind. */
+static void *leaver(void *arg) {
+    void **mine = arg;
+    for (int i = 0; i < LEAVER_BLOCKS; i++) mine[i] = hak_malloc((size_t)(i + 1) * 700);
+    return NULL;
+}
+
+/* Threads that exit leave their debug heaps' pages behind: once their
+ * blocks are freed, a purge hands those pages back. */
+static int role_leavers(void) {
+    size_t before = mapped_after_purge();
+    pthread_t t[LEAVERS];
+    for (int i = 0; i < LEAVERS; i++)
+        if (pthread_create(&t[i], NULL, leaver, leaver_blocks[i]) != 0) return 5;
+    for (int i = 0; i < LEAVERS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < LEAVERS; i++)
+        for (int j = 0; j < LEAVER_BLOCKS; j++) hak_free(leaver_blocks[i][j]);
+    size_t after = mapped_after_purge();
+    fprintf(stderr, "mapped %zu KiB before, %zu KiB after\n", before >> 10, after >> 10);
+    return after <= before + ((size_t)8 << 20) ? 0 : 3;
+}
+
+static int run_role(const char *role) {
+    if (strcmp(role, "--leavers") == 0) return role_leavers();
+    if (strcmp(role, "--double-free") == 0) return role_double_free();
+    if (strcmp(role, "--overrun") == 0) return role_overrun();
+    if (strcmp(role, "--remote-double-free") == 0) return role_remote_double_free();
+    if (strcmp(role, "--aligned") == 0) return role_aligned();
+    if (strcmp(role, "--guard-slack") == 0) return role_guard_slack();
+    return -1;
+}
+
+__attribute__((constructor)) static void child_dispatch(void) {
+    char buf[4096];
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = 0, r;
+    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+        n += r;
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    size_t a0 = strlen(buf);
+    if ((ssize_t)a0 + 1 >= n) return;
+    int rc = run_role(buf + a0 + 1);
+    if (rc >= 0) exit(rc);
+}
+
+/* ---------------- the parent side ---------------- */
+
+struct child {
+    int status;
+    char err[8192];
+};
+
+/* Runs this binary as role with HAKMEM_MODE and HAKMEM_CONF (unset when
+ * NULL); stderr captured.  False when it could not run. */
+static bool run_child(const char *role, const char *mode, const char *conf, struct child *c) {
+    char exe[4096];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    memset(c, 0, sizeof *c);
+    if (el <= 0) return false;
+    exe[el] = '\0';
+    int pe[2];
+    if (pipe(pe) != 0) return false;
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+        dup2(pe[1], 2);
+        close(pe[0]);
+        close(pe[1]);
+        if (mode) setenv("HAKMEM_MODE", mode, 1);
+        else unsetenv("HAKMEM_MODE");
+        if (conf) setenv("HAKMEM_CONF", conf, 1);
+        else unsetenv("HAKMEM_CONF");
+        alarm(30);
+        execl(exe, exe, role, (char *)NULL);
+        _exit(127);
+    }
+    close(pe[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < sizeof c->err && (r = read(pe[0], c->err + n, sizeof c->err - 1 - n)) > 0)
+        n += (size_t)r;
+    c->err[n] = '\0';
+    close(pe[0]);
+    waitpid(pid, &c->status, 0);
+    return true;
+}
+
+static bool died_of_abort(const struct child *c) {
+    return WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGABRT;
+}
+
+static bool exited_0(const struct child *c) {
+    return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
+}
+
+TEST(research_double_free_aborts_by_default) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--double-free", "research", NULL, &c), "child runs");
+    EXPECT_TRUE(died_of_abort(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+    REQUIRE_TRUE(run_child("--double-free", NULL, "mode:research", &c), "child runs");
+    EXPECT_TRUE(died_of_abort(&c), "mode:research in HAKMEM_CONF aborts too");
+}
+
+TEST(research_overrun_aborts_by_default) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--overrun", "research", NULL, &c), "child runs");
+    EXPECT_TRUE(died_of_abort(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+}
+
+TEST(research_remote_double_free_aborts) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--remote-double-free", "research", NULL, &c), "child runs");
+    EXPECT_TRUE(died_of_abort(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+}
+
+TEST(research_abort_on_error_0_reports_and_continues) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--double-free", "research", "abort_on_error:0", &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+    /* Later keys win: the key after the preset overrides it... */
+    REQUIRE_TRUE(run_child("--overrun", NULL, "mode:research,abort_on_error:0", &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+    /* ...and the preset overrides a key before it, as it does features. */
+    REQUIRE_TRUE(run_child("--overrun", NULL, "abort_on_error:0,mode:research", &c), "child runs");
+    EXPECT_TRUE(died_of_abort(&c), c.err);
+}
+
+TEST(research_other_modes_report_and_continue) {
+    static const char *const modes[] = {NULL, "minimal", "fast", "balanced", "learning"};
+    for (unsigned m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        struct child c;
+        REQUIRE_TRUE(run_child("--double-free", modes[m], NULL, &c), "child runs");
+        EXPECT_TRUE(exited_0(&c), modes[m] ? modes[m] : "default mode");
+    }
+    struct child c;
+    REQUIRE_TRUE(run_child("--double-free", "balanced", "debug_checks:1", &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), "debug_checks alone keeps abort_on_error off");
+    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+}
+
+TEST(research_every_block_is_16_byte_aligned) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--aligned", "research", "guard_sample:2", &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_EQ_U(strlen(c.err), 0, c.err);
+}
+
+TEST(research_guarded_block_slack_is_a_canary) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--guard-slack", "research", "guard_sample:1,abort_on_error:0", &c),
+                 "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+}
+
+TEST(research_exited_threads_pages_go_back) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--leavers", "research", NULL, &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
+}
+
+TEST_MAIN()
