@@ -168,8 +168,6 @@ static void aligned_range(const void *arg) {
                        al, n, strerror(errno));
             CF_EXPECT(aligned(p[i], al), "%s(%zu, %zu) = %p", afn_name[f],
                       al, n, p[i]);
-            CF_EXPECT(aligned(p[i], MIN_ALIGN), "%s(%zu, %zu) = %p not 16-aligned",
-                      afn_name[f], al, n, p[i]);
             CF_EXPECT(usable(p[i], n, (int)sh), "%s(%zu, %zu): usable %zu",
                       afn_name[f], al, n, malloc_usable_size(p[i]));
         }

@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHILD_HANG_MS 10000
+#define CHILD_HANG_MS 5000
 
 static atomic_bool stop;
 
@@ -78,7 +78,7 @@ static bool child_ok_within(pid_t pid, const char *what, long i, unsigned ms) {
     char b[80];
     if (!cf_wait_timeout(pid, &st, ms)) {
         cf_fail(__FILE__, __LINE__, "%s #%ld: the child hung (no exit after %ds; "
-                "killed)", what, i, CHILD_HANG_MS / 1000);
+                "killed)", what, i, ms / 1000);
         return false;
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -252,7 +252,7 @@ static void fork_stdio_threads(const void *arg) {
     cf_log("%ld forks in %llu ms", n, (unsigned long long)(cf_now_ms() - start));
     atomic_store(&stop, true);
     for (int i = 0; i < NT; i++)
-        CF_EXPECT(join_within(t[i], 10000), "thread %d of the parent is stuck "
+        CF_EXPECT(join_within(t[i], 5000), "thread %d of the parent is stuck "
                   "after the forks", i);
     remove_files();
 }
@@ -365,7 +365,7 @@ static bool alloc_step(void **keep, size_t *ksz, uint64_t *seed) {
 /* Single-threaded: a timer whose handler forks, while the program itself
  * loops on fork + waitpid and malloc/free; the signal lands inside fork
  * (and inside malloc) often. */
-CF_TEST(fork_in_signal_handler_single_thread, 60) {
+CF_TEST(fork_in_signal_handler_single_thread, 15) {
     void *keep[64] = { 0 };
     size_t ksz[64];
     uint64_t seed = 77;
@@ -400,7 +400,7 @@ CF_TEST(fork_in_signal_handler_single_thread, 60) {
 
 /* Single-threaded: the handler forks while the program is inside
  * malloc, calloc, realloc or free (glibc takes no lock then). */
-CF_TEST(fork_in_signal_handler_during_malloc, 60) {
+CF_TEST(fork_in_signal_handler_during_malloc, 15) {
     void *keep[64] = { 0 };
     size_t ksz[64];
     uint64_t seed = 99;
@@ -451,7 +451,7 @@ static void *sender(void *arg) {
 /* Multi-threaded: a thread's handler forks at a high rate while the main
  * thread loops on fork + waitpid and malloc/free and two more threads
  * allocate. */
-CF_TEST(fork_in_signal_handler_multi_thread, 60) {
+CF_TEST(fork_in_signal_handler_multi_thread, 15) {
     sigset_t s;
     sigemptyset(&s);
     sigaddset(&s, SIGUSR1);
@@ -489,10 +489,10 @@ CF_TEST(fork_in_signal_handler_multi_thread, 60) {
         n++;
     }
     atomic_store(&stop, true);
-    CF_EXPECT(join_within(snd, 10000), "the signal sender is stuck");
-    CF_EXPECT(join_within(v, 10000), "the forking thread is stuck");
+    CF_EXPECT(join_within(snd, 5000), "the signal sender is stuck");
+    CF_EXPECT(join_within(v, 5000), "the forking thread is stuck");
     for (int i = 0; i < 2; i++)
-        CF_EXPECT(join_within(w[i], 10000), "allocating thread %d is stuck", i);
+        CF_EXPECT(join_within(w[i], 5000), "allocating thread %d is stuck", i);
     finish_signal_test(start, n, a);
     for (int i = 0; i < 64; i++) free(keep[i]);
 }
@@ -586,7 +586,7 @@ static bool atfork_forks(int count, const char *what) {
     return true;
 }
 
-CF_TEST(atfork_handlers_allocate, 60) {
+CF_TEST(atfork_handlers_allocate, 30) {
     CF_REQUIRE(make_files(), "temporary files");
     CF_REQUIRE(pthread_atfork(prepare_a, parent_a, child_a) == 0, "pthread_atfork");
     CF_REQUIRE(pthread_atfork(prepare_b, parent_b, child_b) == 0, "pthread_atfork");
@@ -599,7 +599,7 @@ CF_TEST(atfork_handlers_allocate, 60) {
         atfork_forks(300, "multi-threaded");
         atomic_store(&stop, true);
         for (int i = 0; i < 3; i++)
-            CF_EXPECT(join_within(t[i], 10000), "thread %d stuck", i);
+            CF_EXPECT(join_within(t[i], 5000), "thread %d stuck", i);
     }
     remove_files();
 }
@@ -621,7 +621,7 @@ static void *fill_shared(void *arg) {
     return NULL;
 }
 
-CF_TEST(fork_child_frees_parent_blocks, 60) {
+CF_TEST(fork_child_frees_parent_blocks, 20) {
     pthread_t f[2], t[3];
     for (int i = 0; i < 2; i++)
         CF_REQUIRE(pthread_create(&f[i], NULL, fill_shared, (void *)(intptr_t)i) == 0, "create");
@@ -656,7 +656,7 @@ CF_TEST(fork_child_frees_parent_blocks, 60) {
     }
     atomic_store(&stop, true);
     for (int i = 0; i < 3; i++)
-        CF_EXPECT(join_within(t[i], 10000), "thread %d stuck", i);
+        CF_EXPECT(join_within(t[i], 5000), "thread %d stuck", i);
     cf_log("%ld children each freed the parent's %d blocks", n, SHARED);
     for (int i = 0; i < SHARED; i++) free(shared_blocks[i]);
 }
@@ -667,7 +667,7 @@ static void register_runs(void) {
     static const char *const names[] = { "fork_stdio_threads_run1",
         "fork_stdio_threads_run2", "fork_stdio_threads_run3",
         "fork_stdio_threads_run4", "fork_stdio_threads_run5" };
-    for (int i = 0; i < 5; i++) cf_add(names[i], fork_stdio_threads, NULL, 60);
+    for (int i = 0; i < 5; i++) cf_add(names[i], fork_stdio_threads, NULL, 20);
 }
 
 CF_MAIN()

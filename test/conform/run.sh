@@ -88,6 +88,9 @@ run() {
     s=$(echo "$last" | sed -nE 's/.*, ([0-9]+) skipped$/\1/p')
     [ -z "$s" ] && s=0
   fi
+  if [ -z "$last" ]; then # cut short: count what it reported
+    p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log"); s=$(grep -c '^SKIP ' "$log")
+  fi
   why=
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     why="hang: no end after ${limit}s"; f=$((f + 1))
