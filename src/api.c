@@ -68,6 +68,7 @@ HK_FAST_PATH void *malloc_class(size_t size, unsigned cls) {
 /* Out of line so that the tiny path makes no call (only tail jumps) and
  * saves no register. */
 static __attribute__((noinline)) void *malloc_mid_large(size_t size) {
+    if (hk_unlikely(size > HK_SEGMENT_BLOCK_MAX)) return hk_huge_alloc(size, 0, false);
     return malloc_class(size, hk_size_class_slow(size));
 }
 
@@ -243,14 +244,14 @@ static bool request_product(size_t n, size_t size, size_t *total) {
 HAK_EXPORT void *hak_calloc(size_t n, size_t size) {
     size_t total;
     if (!request_product(n, size, &total)) return NULL;
-    if (total > HK_LARGE_MAX) return hk_huge_alloc(total, 0, true);
+    if (total > HK_SEGMENT_BLOCK_MAX) return hk_huge_alloc(total, 0, true);
     void *p = malloc_small(total);
     if (p != NULL) memset(p, 0, total);
     return p;
 }
 
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
-    if (old_usable > HK_LARGE_MAX && size > HK_LARGE_MAX && hk_segment_of(p)->kind == HK_SEG_HUGE &&
+    if (old_usable > HK_SEGMENT_BLOCK_MAX && size > HK_SEGMENT_BLOCK_MAX && hk_segment_of(p)->kind == HK_SEG_HUGE &&
         ((uintptr_t)p & HK_SEG_MASK) != 0) {
         void *q = hk_huge_realloc(hk_segment_of(p), size);
         if (q != NULL) return q;
@@ -304,11 +305,11 @@ static void *aligned_impl(size_t align, size_t size) {
     if (!hk_request_fits(size, align)) return fail_nomem();
     if (align <= HK_SLICE_SIZE) {
         size_t s = hk_align_up(size == 0 ? 1 : size, align);
-        if (s <= HK_LARGE_MAX) {
+        if (s <= HK_SEGMENT_BLOCK_MAX) {
             unsigned cls = hk_size_class(s);
             if (hk_class_size[cls] % align != 0) {
                 s = (size_t)1 << (64 - __builtin_clzll((unsigned long long)s - 1));
-                cls = s <= HK_LARGE_MAX ? hk_size_class(s) : HK_NCLASSES;
+                cls = s <= HK_SEGMENT_BLOCK_MAX ? hk_size_class(s) : HK_NCLASSES;
             }
             /* Every page starts on a 64 KiB slice and blocks sit at multiples
              * of the class size, so the class size's alignment holds. */

@@ -42,6 +42,11 @@
 #define HK_TINY_MAX 1024
 #define HK_MID_MAX (32 * 1024)
 #define HK_LARGE_MAX (1024 * 1024)
+/* The largest block served from a segment: two pages of its class fit in
+ * the 31 free slices.  Larger requests (the 1 MiB class would leave half a
+ * segment unused, and its address space counts under RLIMIT_AS) get a
+ * mapping of their own; class 60 is then used by checked blocks only. */
+#define HK_SEGMENT_BLOCK_MAX (896 * 1024)
 #define HK_NCLASSES 61
 #define HK_TINY_NCLASSES 21  /* classes 0..20: 8 B .. 1 KiB */
 #define HK_MID_NCLASSES 20   /* classes 21..40: 1280 B .. 32 KiB */

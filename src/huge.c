@@ -25,6 +25,16 @@ static _Atomic size_t st_cur_bytes;
 
 #define CACHE_IDLE_MS 10000
 
+/* Four buckets per doubling: a cached mapping serves a request whose
+ * mapping size it covers and whose bucket it does not exceed (at most 25%
+ * more), and ghosts are kept by bucket. */
+static size_t bucket_size(size_t need) {
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)need);
+    size_t step = (size_t)1 << (b >= 2 ? b - 2 : 0);
+    if (step < HK_OS_PAGE) step = HK_OS_PAGE;
+    return (need + step - 1) & ~(step - 1);
+}
+
 /* Ghosts: the sizes of the last mappings the cache dropped or refused for
  * capacity.  A later miss of a ghost's size is one a bigger cache would
  * have served (a reuse distance beyond the capacity): the learner's signal
@@ -35,11 +45,12 @@ static unsigned ghost_next;
 static _Atomic uint64_t st_ghost_hits, st_ghost_bytes;
 
 static void ghost_add_locked(size_t map_size) {
-    ghosts[ghost_next] = map_size;
+    ghosts[ghost_next] = bucket_size(map_size);
     ghost_next = (ghost_next + 1) % GHOSTS;
 }
 
 static void ghost_check_locked(size_t map_size) {
+    map_size = bucket_size(map_size);
     for (unsigned i = 0; i < GHOSTS; i++)
         if (ghosts[i] == map_size) {
             ghosts[i] = 0;
@@ -47,14 +58,6 @@ static void ghost_check_locked(size_t map_size) {
             hk_fetch_add_relaxed(&st_ghost_bytes, map_size);
             return;
         }
-}
-
-/* Mapping size for a request: four buckets per doubling. */
-static size_t bucket_size(size_t need) {
-    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)need);
-    size_t step = (size_t)1 << (b >= 2 ? b - 2 : 0);
-    if (step < HK_OS_PAGE) step = HK_OS_PAGE;
-    return (need + step - 1) & ~(step - 1);
 }
 
 static size_t max_bytes(void) {
@@ -110,8 +113,9 @@ static hk_segment *cache_take(size_t map_size) {
     if (!hk_feature_on(HK_FEAT_BIGCACHE)) return NULL;
     if (hk_load_relaxed(&cache_max_set) && hk_load_relaxed(&cache_max) == 0) return NULL;
     hk_lock(&huge_lock);
+    size_t most = bucket_size(map_size);
     hk_segment *h = cache_first;
-    while (h != NULL && h->map_size != map_size) h = h->next;
+    while (h != NULL && (h->map_size < map_size || h->map_size > most)) h = h->next;
     if (h != NULL) {
         cache_unlink(h);
         h->cached = 0;
@@ -160,6 +164,17 @@ static void *alloc_over_aligned(size_t size, size_t align) {
     return finish(h, size, user);
 }
 
+/* A new 2 MiB-aligned mapping.  When the address space runs short
+ * (RLIMIT_AS, mmap failing), what is retained goes back first: the
+ * BigCache's mappings and the arenas' empty segments, then one more try. */
+static uint8_t *map_block(size_t size, void **base, size_t *mapped) {
+    uint8_t *p = hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
+    if (hk_likely(p != NULL)) return p;
+    hk_bigcache_purge();
+    for (unsigned i = 0; i < hk_opt.narenas; i++) hk_arena_purge(&hk_arenas[i], true);
+    return hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
+}
+
 void *hk_huge_alloc(size_t size, size_t align, bool zero) {
     hk_ensure_init();
     if (hk_unlikely(!hk_request_fits(size, align))) {
@@ -171,7 +186,9 @@ void *hk_huge_alloc(size_t size, size_t align, bool zero) {
     if (hk_unlikely(hk_feature_on(HK_FEAT_LEARNER))) hk_learn_tick(NULL);
     if (align >= HK_SEG_SIZE) return alloc_over_aligned(size, align);
     size_t offset = align > HK_HUGE_OFFSET ? align : HK_HUGE_OFFSET;
-    size_t map_size = bucket_size(offset + size);
+    /* Mapped exactly (page-rounded): under RLIMIT_AS, address space is
+     * what runs out; the cache reuses a mapping up to a bucket larger. */
+    size_t map_size = hk_align_up(offset + size, HK_OS_PAGE);
     if (offset == HK_HUGE_OFFSET) {
         hk_segment *h = cache_take(map_size);
         if (h != NULL) {
@@ -183,7 +200,7 @@ void *hk_huge_alloc(size_t size, size_t align, bool zero) {
     }
     void *base;
     size_t mapped;
-    uint8_t *p = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    uint8_t *p = map_block(map_size, &base, &mapped);
     if (p == NULL) return NULL;
     hk_segment *h = init_header(p, base, mapped);
     return finish(h, size, p + offset);

@@ -4,8 +4,11 @@
  *                                 multiple), or NULL; never sets errno for
  *                                 the caller to see other than ENOMEM.
  *   hk_os_map_aligned(s, a)    -> like hk_os_map, start aligned to a (a
- *                                 power of two >= 4 KiB); the ends of the
- *                                 over-allocation are unmapped.
+ *                                 power of two >= 4 KiB); exactly s bytes
+ *                                 stay mapped.
+ * Mappings are committed like glibc's (no MAP_NORESERVE): under the
+ * kernel's overcommit heuristic an absurd size fails at once, with ENOMEM,
+ * instead of succeeding and faulting later.
  *   hk_os_purge(p, s)          -> the pages read back as zero afterwards
  *                                 and are no longer resident.
  *   hk_os_unmap(p, s)          -> the range is gone; it is remembered in a
@@ -65,7 +68,8 @@ bool hk_os_unmapped_find(const void *p, uintptr_t *start, size_t *size) {
     return false;
 }
 
-void *hk_os_map(size_t size) {
+/* mmap near hint (NULL: anywhere), counted; NULL with errno ENOMEM. */
+static void *map_near(void *hint, size_t size) {
 #if HK_DEBUG
     uint64_t fail_after = hk_opt.fail_mmap_after;
     if (hk_unlikely(fail_after != 0) &&
@@ -75,8 +79,7 @@ void *hk_os_map(size_t size) {
     }
 #endif
     int saved = errno;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -85,6 +88,8 @@ void *hk_os_map(size_t size) {
     hk_fetch_add_relaxed(&hk_os_nmmap, 1);
     return p;
 }
+
+void *hk_os_map(size_t size) { return map_near(NULL, size); }
 
 void hk_os_unmap(void *p, size_t size) {
     if (p == NULL || size == 0) return;
@@ -95,13 +100,25 @@ void hk_os_unmap(void *p, size_t size) {
     hk_fetch_add_relaxed(&hk_os_nmunmap, 1);
 }
 
-void *hk_os_map_aligned(size_t size, size_t align, void **base, size_t *mapped) {
-    if (size > SIZE_MAX - align) {
-        errno = ENOMEM;
-        return NULL;
+/* Where the next aligned mapping is likely to fit: the kernel hands out
+ * addresses downwards, so just below the last one. */
+static _Atomic uintptr_t aligned_hint;
+
+/* Exactly size bytes at an aligned address, or NULL (nothing mapped). */
+static uint8_t *map_exact_aligned(size_t size, size_t align) {
+    int saved = errno;
+    uint8_t *p = map_near((void *)hk_load_relaxed(&aligned_hint), size);
+    if (p == NULL || ((uintptr_t)p & (align - 1)) == 0) {
+        errno = saved;
+        return p;
     }
-    /* Over-map by the alignment and trim both ends. */
-    size_t over = size + align;
+    hk_os_unmap(p, size);
+    return NULL;
+}
+
+/* Over-map by the alignment and trim both ends. */
+static uint8_t *map_trimmed_aligned(size_t size, size_t align) {
+    size_t over = size + align - HK_OS_PAGE;
     uint8_t *raw = hk_os_map(over);
     if (raw == NULL) return NULL;
     uint8_t *p = (uint8_t *)hk_align_up((uintptr_t)raw, align);
@@ -111,6 +128,22 @@ void *hk_os_map_aligned(size_t size, size_t align, void **base, size_t *mapped) 
     if (front) munmap(raw, front);
     if (back) munmap(p + size, back);
     errno = saved;
+    return p;
+}
+
+/* An exact mapping at the hint first: no over-mapping (a transient 2x of
+ * address space, which fails first under RLIMIT_AS) and one system call
+ * when the hint holds, as it mostly does. */
+void *hk_os_map_aligned(size_t size, size_t align, void **base, size_t *mapped) {
+    if (size > SIZE_MAX - align) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *p = map_exact_aligned(size, align);
+    if (p == NULL) p = map_trimmed_aligned(size, align);
+    if (p == NULL) return NULL;
+    uintptr_t below = (uintptr_t)p - hk_align_up(size, align);
+    hk_store_relaxed(&aligned_hint, below < (uintptr_t)p ? below : 0);
     *base = p;
     *mapped = size;
     return p;
