@@ -31,6 +31,13 @@ static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
     return b;
 }
 
+/* No heap ever has a page of a class beyond HK_SEGMENT_BLOCK_MAX: its
+ * requests all reach malloc_slow (the fast path pays nothing for them)
+ * and get a mapping of their own. */
+static inline bool wants_own_mapping(unsigned cls) {
+    return hk_class_size[cls] > HK_SEGMENT_BLOCK_MAX;
+}
+
 /* The current page's head was NULL or failed its check (then it is reported
  * and dropped, and the page looks exhausted). */
 static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
@@ -38,13 +45,16 @@ static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) 
         hk_page_check_head(heap->direct[cls]);
         if (hk_likely(hk_thread_tcache_wanted())) {
             void *p = malloc_from_local_free(heap, cls);
-            return p != NULL ? p : hk_heap_malloc_slow(heap, cls);
+            if (p != NULL) return p;
+            if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
+            return hk_heap_malloc_slow(heap, cls);
         }
         hk_thread_detach_heap();
     } else {
         hk_ensure_init();
     }
     if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_debug_malloc(size);
+    if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
     heap = hk_thread_heap_slow();
     if (heap == NULL) return hk_shared_malloc(cls, false);
     return hk_malloc_impl(hk_class_size[cls]);
@@ -68,7 +78,6 @@ HK_FAST_PATH void *malloc_class(size_t size, unsigned cls) {
 /* Out of line so that the tiny path makes no call (only tail jumps) and
  * saves no register. */
 static __attribute__((noinline)) void *malloc_mid_large(size_t size) {
-    if (hk_unlikely(size > HK_SEGMENT_BLOCK_MAX)) return hk_huge_alloc(size, 0, false);
     return malloc_class(size, hk_size_class_slow(size));
 }
 
