@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hk_statspage.h"
+#include "statspage/hk_statspage.h"
 
 enum hkp_err {
     HKP_OK,

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hk_internal.h"
+#include "base/base.h"
 
 static void check(const hk_options *o) {
     if (o->mode >= HK_MODE_COUNT) abort();

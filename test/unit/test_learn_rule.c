@@ -5,7 +5,7 @@
  * put when frozen or without pressure, and drift home when idle; the cost
  * functions must rise with what they charge for. */
 #include "harness.h"
-#include "learn_rule.h"
+#include "learn/learn_rule.h"
 
 #include <stdio.h>
 #include <string.h>

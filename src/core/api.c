@@ -1,0 +1,383 @@
+/*
+ * The public allocation API and the size-tier dispatch.  malloc and free of
+ * a small block are the fast paths: a pop from / push onto the current
+ * page's list, no atomics, no locks, no syscalls.  Everything rare goes to
+ * one noinline function.  The standard names are aliases of the hak_ ones
+ * (prefixed when configured --with-malloc-prefix).
+ */
+#include <unistd.h>
+
+#include "core/core_internal.h"
+
+#define HK_CAT2(a, b) a##b
+#define HK_CAT(a, b) HK_CAT2(a, b)
+#define HK_STD(name) HK_CAT(HK_MALLOC_PREFIX, name)
+
+/* ---- malloc ---- */
+
+/* The current page ran out but its owner freed blocks into it: take them
+ * without the full slow path (pages of one large block live here). */
+static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->direct[cls];
+    hk_block *b = page->local_free;
+    if (b == NULL) return NULL;
+    page->local_free = NULL;
+    page->free = hk_block_next(b); /* checked when popped */
+    page->used++;
+    if (hk_config_stats) {
+        hk_counter_add(&heap->counters.nmalloc[cls], 1);
+        hk_counter_add(&heap->counters.nslow[cls], 1);
+    }
+    return b;
+}
+
+static void *malloc_any_out_of_line(size_t size);
+
+/* No heap ever has a page of a class beyond HK_SEGMENT_BLOCK_MAX: its
+ * requests all reach malloc_slow (the fast path pays nothing for them)
+ * and get a mapping of their own. */
+static inline bool wants_own_mapping(unsigned cls) {
+    return hk_class_size[cls] > HK_SEGMENT_BLOCK_MAX;
+}
+
+/* The current page's head was NULL or failed its check (then it is reported
+ * and dropped, and the page looks exhausted). */
+static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
+    if (hk_likely(heap != &hk_heap_empty)) {
+        hk_page_check_head(heap->direct[cls]);
+        if (hk_likely(hk_thread_tcache_wanted())) {
+            void *p = malloc_from_local_free(heap, cls);
+            if (p != NULL) return p;
+            if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
+            return hk_heap_malloc_slow(heap, cls);
+        }
+        hk_thread_detach_heap();
+    } else {
+        hk_ensure_init();
+    }
+    if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_debug_malloc(size);
+    if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
+    heap = hk_thread_heap_slow();
+    if (heap == NULL) return hk_shared_malloc(cls, false);
+    return malloc_any_out_of_line(hk_class_size[cls]);
+}
+
+/* One test covers both an exhausted page (NULL) and a corrupted link: the
+ * head is in the page's segment or it goes to malloc_slow. */
+HK_FAST_PATH void *malloc_class(size_t size, unsigned cls) {
+    hk_heap *heap = hk_tls_heap;
+    hk_page *page = heap->direct[cls];
+    hk_block *b = page->free;
+    if (hk_unlikely(!hk_block_in_page_segment(page, b))) return malloc_slow(heap, cls, size);
+    hk_block *next = hk_block_next(b);
+    page->free = next;
+    __builtin_prefetch(next); /* the next pop reads next->next; cannot fault */
+    page->used++;
+    if (hk_config_stats) hk_counter_inc(&heap->counters.nmalloc[cls]);
+    return b;
+}
+
+/* Out of line so that the tiny path makes no call (only tail jumps) and
+ * saves no register. */
+static __attribute__((noinline)) void *malloc_mid_large(size_t size) {
+    return malloc_class(size, hk_size_class_slow(size));
+}
+
+/* size <= HK_LARGE_MAX */
+HK_FAST_PATH void *malloc_small(size_t size) {
+    if (hk_likely(size <= HK_TINY_MAX)) return malloc_class(size, hk_class_small[(size + 7) >> 3]);
+    return malloc_mid_large(size);
+}
+
+HK_FAST_PATH void *malloc_any(size_t size) {
+    if (hk_likely(size <= HK_LARGE_MAX)) return malloc_small(size);
+    return hk_huge_alloc(size, 0, false);
+}
+
+HAK_EXPORT void *hak_malloc(size_t size) { return malloc_any(size); }
+
+/* For the slow paths: a call, so that they keep their own code small. */
+static __attribute__((noinline)) void *malloc_any_out_of_line(size_t size) { return malloc_any(size); }
+
+/* ---- free ---- */
+
+static void report_bad_free(const void *p, const char *why) {
+    hk_report(why, p, NULL, "ignored");
+}
+
+/* p lies at offset 0 of a 2 MiB chunk: NULL, or a block aligned to 2 MiB
+ * or more whose header is one chunk below. */
+static HK_SLOW_PATH void free_chunk_start(void *p) {
+    if (p == NULL) return;
+    hk_segment *h = hk_huge_header_aligned(p);
+    if (h != NULL) hk_huge_free(h);
+    else report_bad_free(p, "free of a pointer not from hakmem");
+}
+
+/* p is at a block boundary of its page: one multiplication instead of a
+ * division (hk_class_divmagic). */
+static inline bool divides_offset(unsigned cls, uint64_t in_page) {
+    uint64_t magic = hk_class_divmagic[cls];
+    return in_page * magic < magic;
+}
+static inline bool at_block_start(hk_page *page, const void *p) {
+    return divides_offset(page->cls, (uint64_t)((const uint8_t *)p - hk_page_start(page)));
+}
+
+static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
+    if (seg->kind == HK_SEG_HUGE) {
+        if (hk_likely(seg->user == p)) hk_huge_free(seg);
+        else report_bad_free(p, "free of a pointer inside a huge block");
+        return;
+    }
+    if (hk_unlikely(page->reserved == 0)) {
+        report_bad_free(p, "free of a block in a free page (double free?)");
+        return;
+    }
+    if (hk_unlikely(!at_block_start(page, p))) {
+        report_bad_free(p, "free of a pointer that is not the start of a block");
+        return;
+    }
+    hk_heap *owner = hk_load_acquire(&page->heap);
+    if (hk_unlikely(owner != NULL && owner->debug)) {
+        hk_debug_free(page, p);
+        return;
+    }
+    /* Once the block is pushed the page may be emptied and reused by its
+     * owner: read what the counters need first. */
+    unsigned cls = page->cls;
+    hk_free_remote(page, (hk_block *)p);
+    if (hk_config_stats) {
+        hk_heap *me = hk_thread_real_heap();
+        if (me != NULL) {
+            hk_counter_add(&me->counters.ndalloc[cls], 1);
+            hk_counter_add(&me->counters.nremote_frees[cls], 1);
+        } else {
+            hk_fetch_add_relaxed(&hk_dead_counters.ndalloc[cls], 1);
+            hk_fetch_add_relaxed(&hk_dead_counters.nremote_frees[cls], 1);
+        }
+    }
+}
+
+static HK_SLOW_PATH void free_not_ours(void *p) {
+    report_bad_free(p, "free of a pointer not from hakmem");
+}
+static HK_SLOW_PATH void free_not_block_start(void *p) {
+    report_bad_free(p, "free of a pointer that is not the start of a block");
+}
+
+/* p lies in seg, which is ours: the owner pushes it on its page's local
+ * list, anyone else goes to free_other.  slot: NULL, or the entry of the
+ * heap's owned-segment cache that names seg from now on if one of the
+ * heap's pages holds p (then owned_seg names it too). */
+static inline void free_in_segment(hk_heap *heap, hk_segment *seg, uintptr_t off,
+                                   void *p, hk_segment **slot) {
+    uintptr_t slice = off >> HK_SLICE_SHIFT;
+    uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
+    hk_page *page = &seg->pages[head];
+    if (hk_unlikely(hk_load_relaxed(&page->heap) != heap)) {
+        free_other(seg, page, p);
+        return;
+    }
+    if (slot != NULL) {
+        heap->owned_seg = seg;
+        *slot = seg;
+    }
+    size_t cls = page->cls;
+    uint64_t in_page = off - (head << HK_SLICE_SHIFT);
+    if (HK_CHECK_BOUNDARY && hk_unlikely(in_page * heap->divmagic[cls] > heap->divlimit[cls])) {
+        free_not_block_start(p);
+        return;
+    }
+    hk_block *b = p;
+    hk_block_set_next(b, page->local_free);
+    page->local_free = b;
+    if (hk_config_stats) hk_counter_inc(&heap->counters.ndalloc[cls]);
+    /* An emptied page that is the class's current one stays as it is:
+     * only another emptied page, or one in the full list, needs work. */
+    if (hk_unlikely((--page->used == 0 && heap->direct[cls] != page) || page->in_full))
+        hk_heap_free_local_slow(heap, page);
+}
+
+/* Checks before anything is written: the chunk is ours (a segment in the
+ * heap's owned-segment cache, else the segment map) and p starts a block of
+ * its page (free_other checks that for the other paths).  A free into the
+ * segment of the last local free does neither the map lookup nor a store. */
+HK_FAST_PATH void free_block(void *p) {
+    uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
+    if (hk_unlikely(off == 0)) {
+        free_chunk_start(p);
+        return;
+    }
+    hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
+    hk_heap *heap = hk_tls_heap;
+    if (!HK_CHECK_OWNER || hk_likely(seg == heap->owned_seg)) {
+        free_in_segment(heap, seg, off, p, NULL);
+        return;
+    }
+    hk_segment **slot = hk_heap_owned_slot(heap, seg);
+    if (hk_likely(*slot == seg || hk_segmap_has(seg))) free_in_segment(heap, seg, off, p, slot);
+    else free_not_ours(p);
+}
+
+HAK_EXPORT void hak_free(void *p) { free_block(p); }
+
+/* ---- usable size ---- */
+
+size_t hk_usable_size_impl(const void *p) {
+    uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
+    if (off == 0) {
+        hk_segment *h = hk_huge_header_aligned(p);
+        return h != NULL ? h->usable : 0;
+    }
+    hk_segment *seg = hk_segment_of(p);
+    if (!hk_segmap_has(seg)) return 0;
+    if (seg->kind == HK_SEG_HUGE) return seg->usable;
+    hk_page *page = hk_page_of(seg, p);
+    hk_heap *owner = hk_load_relaxed(&page->heap);
+    if (hk_unlikely(owner != NULL && owner->debug)) return hk_debug_usable(page, p);
+    return page->block_size;
+}
+
+HAK_EXPORT size_t hak_malloc_usable_size(const void *p) { return hk_usable_size_impl(p); }
+
+/* ---- calloc, realloc ---- */
+
+/* n * size into *total; false (errno ENOMEM) when the product wraps. */
+static bool request_product(size_t n, size_t size, size_t *total) {
+    if (hk_likely(!__builtin_mul_overflow(n, size, total))) return true;
+    errno = ENOMEM;
+    return false;
+}
+
+HAK_EXPORT void *hak_calloc(size_t n, size_t size) {
+    size_t total;
+    if (!request_product(n, size, &total)) return NULL;
+    if (total > HK_SEGMENT_BLOCK_MAX) return hk_huge_alloc(total, 0, true);
+    void *p = malloc_small(total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+}
+
+static void *realloc_move(void *p, size_t old_usable, size_t size) {
+    if (old_usable > HK_SEGMENT_BLOCK_MAX && size > HK_SEGMENT_BLOCK_MAX && hk_segment_of(p)->kind == HK_SEG_HUGE &&
+        ((uintptr_t)p & HK_SEG_MASK) != 0) {
+        void *q = hk_huge_realloc(hk_segment_of(p), size);
+        if (q != NULL) return q;
+    }
+    void *q = malloc_any_out_of_line(size);
+    if (q == NULL) return NULL; /* errno ENOMEM, p intact */
+    memcpy(q, p, old_usable < size ? old_usable : size);
+    free_block(p);
+    return q;
+}
+
+HAK_EXPORT void *hak_realloc(void *p, size_t size) {
+    if (p == NULL) return hak_malloc(size);
+    if (size == 0) {
+        free_block(p);
+        return NULL;
+    }
+    bool ours = ((uintptr_t)p & HK_SEG_MASK) != 0 ? hk_segmap_has(hk_segment_of(p))
+                                                   : hk_huge_header_aligned(p) != NULL;
+    if (!ours) {
+        report_bad_free(p, "realloc of a pointer not from hakmem");
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t usable = hk_usable_size_impl(p);
+    /* In place while it fits and does not waste more than half. */
+    if (size <= usable && size >= usable / 2) return p;
+    if (size <= usable && usable <= 64) return p;
+    return realloc_move(p, usable, size);
+}
+
+HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (!request_product(n, size, &total)) return NULL; /* p intact */
+    return hak_realloc(p, total);
+}
+
+/* ---- aligned allocation ---- */
+
+static void *fail_nomem(void) {
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* align is a power of two. */
+static void *aligned_impl(size_t align, size_t size) {
+    if (align <= 16) return malloc_any_out_of_line(size); /* every block is 16-aligned */
+    /* Checked blocks carry a canary and come from other classes: under
+     * debug checks an aligned block gets a mapping of its own. */
+    if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_huge_alloc(size, align, false);
+    if (!hk_request_fits(size, align)) return fail_nomem();
+    if (align <= HK_SLICE_SIZE) {
+        size_t s = hk_align_up(size == 0 ? 1 : size, align);
+        if (s <= HK_SEGMENT_BLOCK_MAX) {
+            unsigned cls = hk_size_class(s);
+            if (hk_class_size[cls] % align != 0) {
+                s = (size_t)1 << (64 - __builtin_clzll((unsigned long long)s - 1));
+                cls = s <= HK_SEGMENT_BLOCK_MAX ? hk_size_class(s) : HK_NCLASSES;
+            }
+            /* Every page starts on a 64 KiB slice and blocks sit at multiples
+             * of the class size, so the class size's alignment holds. */
+            if (cls < HK_NCLASSES) return malloc_any_out_of_line(hk_class_size[cls]);
+        }
+    }
+    return hk_huge_alloc(size, align, false);
+}
+
+HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size) {
+    if (!hk_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+    void *p = aligned_impl(align, size);
+    if (p == NULL) return ENOMEM; /* errno is ENOMEM too, as glibc leaves it */
+    *out = p;
+    return 0;
+}
+
+HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t size) {
+    if (!hk_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned_impl(align, size);
+}
+
+HAK_EXPORT void *hak_memalign(size_t align, size_t size) {
+    /* glibc: a non-power-of-two alignment is rounded up. */
+    if (align > (SIZE_MAX >> 1) + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align < 2) align = 1;
+    if (!hk_is_pow2(align)) align = (size_t)1 << (64 - __builtin_clzll((unsigned long long)align));
+    return aligned_impl(align, size);
+}
+
+HAK_EXPORT void *hak_valloc(size_t size) {
+    return aligned_impl((size_t)sysconf(_SC_PAGESIZE), size);
+}
+
+HAK_EXPORT void *hak_pvalloc(size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!hk_request_fits(size, page)) return fail_nomem();
+    size_t rounded = hk_align_up(size == 0 ? 1 : size, page);
+    return aligned_impl(page, rounded);
+}
+
+/* ---- the standard names ---- */
+
+#define HK_ALIAS(target) __attribute__((alias(#target), visibility("default")))
+#define HK_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+HK_MALLOC_LIKE void *HK_STD(malloc)(size_t) HK_ALIAS(hak_malloc);
+void HK_STD(free)(void *) HK_ALIAS(hak_free);
+HK_MALLOC_LIKE void *HK_STD(calloc)(size_t, size_t) HK_ALIAS(hak_calloc);
+void *HK_STD(realloc)(void *, size_t) HK_ALIAS(hak_realloc);
+void *HK_STD(reallocarray)(void *, size_t, size_t) HK_ALIAS(hak_reallocarray);
+int HK_STD(posix_memalign)(void **, size_t, size_t) HK_ALIAS(hak_posix_memalign);
+HK_MALLOC_LIKE void *HK_STD(aligned_alloc)(size_t, size_t) HK_ALIAS(hak_aligned_alloc);
+HK_MALLOC_LIKE void *HK_STD(memalign)(size_t, size_t) HK_ALIAS(hak_memalign);
+HK_MALLOC_LIKE void *HK_STD(valloc)(size_t) HK_ALIAS(hak_valloc);
+HK_MALLOC_LIKE void *HK_STD(pvalloc)(size_t) HK_ALIAS(hak_pvalloc);
+size_t HK_STD(malloc_usable_size)(void *) HK_ALIAS(hak_malloc_usable_size);

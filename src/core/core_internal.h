@@ -1,0 +1,196 @@
+/*
+ * The core's private declarations, shared by its files only (check-layers
+ * refuses this header outside src/core/): the data structures' helpers,
+ * the encoded free lists, segments, pages, arenas, heaps, huge blocks, the
+ * checked heap, bootstrap and fork.  What the core offers the layers above
+ * is in core/core.h.
+ */
+#ifndef HK_CORE_INTERNAL_H
+#define HK_CORE_INTERNAL_H
+
+#include "core/core.h"
+
+#pragma GCC visibility push(hidden)
+static inline hk_segment *hk_segment_of(const void *p) {
+    return (hk_segment *)((uintptr_t)p & ~HK_SEG_MASK);
+}
+
+/* The page owning p (p inside a small segment). */
+static inline hk_page *hk_page_of(hk_segment *seg, const void *p) {
+    hk_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HK_SLICE_SHIFT];
+    return page - page->slice_offset;
+}
+
+/* ---- encoded free lists (init.c sets the key once, before any page) ----
+ *
+ * Invariant: a page's free list head (page->free) is the decoded link of
+ * the last block popped and is NOT trusted until checked: every pop first
+ * tests that the head lies in the page's own segment (NULL fails the same
+ * test, so the fast path pays one branch for both).  A forged or corrupted
+ * link is reported and the rest of the list dropped; it is never read.
+ * local_free and the remote list hold pointers free() checked. */
+extern uintptr_t hk_list_key;
+
+static inline hk_block *hk_block_next(const hk_block *b) {
+#if HK_CHECK_LIST
+    return (hk_block *)(b->enc_next ^ hk_list_key);
+#else
+    return (hk_block *)b->enc_next;
+#endif
+}
+static inline void hk_block_set_next(hk_block *b, const hk_block *next) {
+#if HK_CHECK_LIST
+    b->enc_next = (uintptr_t)next ^ hk_list_key;
+#else
+    b->enc_next = (uintptr_t)next;
+#endif
+}
+/* b may be popped from page's list: it lies in the page's segment. */
+static inline bool hk_block_in_page_segment(const hk_page *page, const hk_block *b) {
+#if HK_CHECK_LIST
+    return (((uintptr_t)b ^ (uintptr_t)page) >> HK_SEG_SHIFT) == 0;
+#else
+    return b != NULL;
+#endif
+}
+/* A page's blocks all lie in one segment: a link leaving it was corrupted
+ * (or forged).  NULL also "leaves": callers test it second, off the hot
+ * path. */
+static inline bool hk_next_leaves_segment(const hk_block *b, const hk_block *next) {
+    return HK_CHECK_LIST && (((uintptr_t)b ^ (uintptr_t)next) >> HK_SEG_SHIFT) != 0;
+}
+/* report.c: one line on stderr (what, pointer, class, thread); aborts when
+ * abort_on_error is set.  page may be NULL. */
+void hk_report_corrupt_list(hk_page *page, const hk_block *b, const hk_block *next);
+void hk_report_corrupt_head(hk_page *page, const hk_block *head);
+void hk_report(const char *what, const void *p, const hk_page *page, const char *detail);
+void hk_list_key_init(void);
+/* debug.c: the recent-events ring */
+void hk_debug_event_report(const char *what, const void *p, unsigned cls);
+bool hk_debug_free(hk_page *page, void *p); /* true: handled */
+void hk_debug_page_fresh(hk_page *page);     /* the debug heap took a page */
+void hk_debug_fork_child(void);              /* the events' cached thread id */
+void *hk_debug_malloc(size_t size);
+size_t hk_debug_usable(hk_page *page, const void *p);
+uint8_t *hk_canary_first_bad(uint8_t *c, uint8_t *end, uint8_t canary);
+
+/* guard.c: debug checks' guarded blocks, their mappings kept for reuse */
+void *hk_guard_alloc(size_t size);
+bool hk_guard_free(hk_segment *h); /* huge.c's free: true when kept */
+
+/* shared.c: the arena's shared heaps (tcache off; debug checks) */
+hk_heap *hk_shared_heap_locked(hk_arena *a, bool debug);
+void *hk_shared_malloc(unsigned cls, bool debug);
+/* Pops a block of class cls from h, which the caller holds alone (its lock,
+ * or a thread's own heap); *slow: it took the heap's slow path. */
+void *hk_shared_pop_locked(hk_heap *h, unsigned cls, bool *slow);
+
+/* First block of a page: its span starts at its slice. */
+static inline uint8_t *hk_page_start(hk_page *page) {
+    hk_segment *seg = hk_segment_of(page);
+    return (uint8_t *)seg + (size_t)(page - seg->pages) * HK_SLICE_SIZE;
+}
+
+/* ---- mode.c: the features in force now ---- */
+void hk_mode_init(void);
+
+/* ---- segment.c (callers hold seg->arena->lock) ---- */
+hk_segment *hk_segment_alloc(struct hk_arena *arena);
+void hk_segment_free(hk_segment *seg);
+int hk_segment_span_alloc(hk_segment *seg, unsigned nslices, bool *is_zero);
+void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned nslices,
+                          uint64_t now);
+size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms);
+static inline bool hk_segment_is_empty(const hk_segment *seg) {
+    return seg->free_mask == (((uint32_t)-1) & ~1u);
+}
+
+/* ---- page.c ---- */
+extern hk_page hk_page_empty;
+void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
+                  unsigned cls, bool is_zero);
+void hk_page_extend(hk_page *page);
+void hk_page_collect(hk_page *page);
+void hk_page_drop_bad_head(hk_page *page);
+/* Slow paths, before trusting page->free (see "encoded free lists"): a
+ * head that fails the check is reported and dropped. */
+static inline void hk_page_check_head(hk_page *page) {
+    if (hk_unlikely(page->free != NULL && !hk_block_in_page_segment(page, page->free)))
+        hk_page_drop_bad_head(page);
+}
+/* Pops the head of a page whose head was checked (hk_page_check_head, or
+ * just set by collect or extend). */
+static inline hk_block *hk_page_pop_checked(hk_page *page) {
+    hk_block *b = page->free;
+    page->free = hk_block_next(b);
+    page->used++;
+    return b;
+}
+void hk_page_queue_push(hk_page_queue *q, hk_page *page);
+void hk_page_queue_remove(hk_page_queue *q, hk_page *page);
+
+/* ---- arena.c ---- */
+void hk_arenas_init(unsigned n);
+hk_arena *hk_arena_next_for_thread(void);
+hk_page *hk_arena_page_alloc(hk_arena *arena, hk_heap *heap, unsigned cls);
+void hk_arena_page_free(hk_arena *arena, hk_page *page);
+void hk_arena_abandon_page(hk_arena *arena, hk_page *page);
+hk_page *hk_arena_adopt_page(hk_arena *arena, hk_heap *heap, unsigned cls);
+void hk_arena_maybe_purge_locked(hk_arena *arena, uint64_t now);
+void hk_arenas_lock_shared_all(void);
+void hk_arenas_unlock_shared_all(void);
+void hk_arenas_lock_all(void);
+void hk_arenas_unlock_all(void);
+void hk_arenas_reinit_child(void);
+
+/* ---- heap.c ---- */
+extern hk_heap hk_heap_empty;
+void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls);
+void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
+void hk_free_remote(hk_page *page, hk_block *b);
+void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
+void hk_heap_forget_segments(hk_heap *heap);
+/* The entry of heap's owned-segment cache that may name seg. */
+static inline hk_segment **hk_heap_owned_slot(hk_heap *heap, const hk_segment *seg) {
+    return &heap->owned_segs[((uintptr_t)seg >> HK_SEG_SHIFT) % HK_OWNED_SEGS];
+}
+void hk_heap_abandon(hk_heap *heap);
+void hk_heap_trim(hk_heap *heap);
+void hk_heap_collect_delayed(hk_heap *heap);
+
+/* ---- huge.c ---- */
+void *hk_huge_alloc(size_t size, size_t align, bool zero);
+void hk_huge_free(hk_segment *hdr);
+hk_segment *hk_huge_header_aligned(const void *p); /* p at offset 0, or NULL */
+void *hk_huge_realloc(hk_segment *hdr, size_t size);
+void *hk_huge_alloc_guarded(size_t size);
+void *hk_huge_guarded_reuse(hk_segment *h, uint8_t *user);
+void hk_huge_lock(void);
+void hk_huge_unlock(void);
+void hk_huge_reinit_child(void);
+
+/* ---- init.c ---- */
+extern _Thread_local hk_heap *hk_tls_heap;   /* fast path heap */
+hk_heap *hk_thread_heap_slow(void);
+bool hk_thread_tcache_wanted(void);
+extern pthread_mutex_t hk_heaps_lock;
+extern hk_heap *hk_heaps_all;
+extern hk_class_counters hk_dead_counters;
+extern _Atomic uint64_t hk_dead_allocated, hk_dead_deallocated;
+void hk_init_lock_for_fork(void);
+void hk_init_unlock_for_fork(void);
+void hk_init_reinit_child(void);
+
+/* ---- fork.c ---- */
+void hk_fork_install(void);
+
+/* ---- api.c ---- */
+size_t hk_usable_size_impl(const void *p);
+
+/* ---- stats.c ---- */
+void hk_stats_fold_heap(hk_heap *heap);
+
+
+#pragma GCC visibility pop
+
+#endif

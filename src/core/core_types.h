@@ -1,0 +1,193 @@
+/*
+ * The core data structures and the invariants the fast paths rely on.
+ *
+ *   segment (2 MiB, aligned to 2 MiB)
+ *   +--------+---------+---------+-----------------------+---------+
+ *   | header | slice 1 | slice 2 |  ...  (64 KiB slices) | slice31 |
+ *   +--------+---------+---------+-----------------------+---------+
+ *     slice 0 holds the header: struct hk_segment with one hk_page entry
+ *     per slice.  A page (slab) is a span of 1..31 slices holding blocks of
+ *     one size class; its metadata is the entry of its first slice, and the
+ *     other entries of the span point back with slice_offset.
+ *
+ *   ptr -> segment:  seg  = ptr & ~(HK_SEG_SIZE - 1)
+ *   ptr -> page:     page = &seg->pages[(ptr - seg) >> HK_SLICE_SHIFT];
+ *                    page -= page->slice_offset
+ *
+ * Huge blocks carry the same header (kind HK_SEG_HUGE, every page entry
+ * zero so no heap owns it) at the 2 MiB-aligned base of their mapping, with
+ * the user pointer inside the first 2 MiB.  A block aligned to 2 MiB or more
+ * starts at offset 0 of its chunk: its header sits one chunk below, and free
+ * recognises it by offset 0 (which no other block has).
+ */
+#ifndef HK_CORE_TYPES_H
+#define HK_CORE_TYPES_H
+
+#include "base/base_types.h"
+
+#define HK_SEG_MAGIC 0x68616b6d /* "hakm" */
+enum hk_seg_kind { HK_SEG_SMALL = 1, HK_SEG_HUGE = 2 };
+
+/* A free block's link, stored encoded (next ^ hk_list_key) so a stray
+ * write or a forged pointer is caught when popped (core/core.h). */
+typedef struct hk_block { uintptr_t enc_next; } hk_block;
+
+struct hk_heap;
+struct hk_arena;
+
+/* Low bits of hk_page.xthread_free: what a remote free must do. */
+enum hk_tf_state {
+    HK_TF_NORMAL = 0,  /* push onto the page's list */
+    HK_TF_FULL = 1,    /* page detached in its owner's full list: hand the
+                          block to the owner heap's delayed list instead */
+    HK_TF_FREEING = 2  /* a remote freer is doing that right now */
+};
+#define HK_TF_MASK ((uintptr_t)3)
+/* The top 16 bits of xthread_free count the blocks on the list (a page holds
+ * at most 8192; user addresses have 47 bits), so the owner takes the list
+ * without walking it. */
+#define HK_TF_COUNT_SHIFT 48
+#define HK_TF_COUNT_ONE ((uintptr_t)1 << HK_TF_COUNT_SHIFT)
+#define HK_TF_PTR_MASK ((HK_TF_COUNT_ONE - 1) & ~HK_TF_MASK)
+
+static inline uintptr_t hk_tf_ptr(uintptr_t tf) { return tf & HK_TF_PTR_MASK; }
+static inline uint32_t hk_tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK_TF_COUNT_SHIFT); }
+
+/*
+ * A page: a span of slices cut into blocks of one size class, owned by one
+ * heap.  Block counts (|x| is a list's length):
+ *   used == capacity - |free| - |local_free|
+ *   live blocks == used - |thread_free| - (blocks of this page in the owner's
+ *                  delayed list)
+ *   capacity <= reserved; blocks past capacity are untouched memory
+ * free and local_free are touched only by the owner heap; thread_free is an
+ * MPSC list (any thread pushes with one CAS, the owner takes it whole).
+ */
+typedef struct hk_page {
+    hk_block *free;                  /* owner: ready to hand out */
+    hk_block *local_free;            /* owner: freed since the last collect */
+    _Atomic(struct hk_heap *) heap;  /* owner; NULL when free or abandoned */
+    _Atomic uintptr_t xthread_free;  /* count << 48 | remote frees | state */
+    uint16_t used;                   /* see above */
+    uint16_t capacity;               /* blocks carved so far */
+    uint16_t reserved;               /* blocks the span holds (<= 8192) */
+    uint16_t cls;                    /* size class */
+    uint8_t slice_offset;            /* entries back to the span's head */
+    uint8_t in_full;                 /* owner: sits in heap->full */
+    uint8_t slice_count;             /* slices in the span (head entry) */
+    uint8_t is_zero;                 /* uncarved memory is known zero */
+    uint32_t block_size;
+    struct hk_page *next, *prev;     /* heap queue / full / abandoned list */
+} hk_page;                           /* 64 bytes: indexing is a shift */
+
+typedef struct hk_page_queue {
+    hk_page *first, *last;
+    size_t count;                    /* pages in the queue */
+} hk_page_queue;
+
+/* Segment header; also the header of a huge block (kind HK_SEG_HUGE). */
+typedef struct hk_segment {
+    uint32_t magic;
+    uint32_t kind;
+    struct hk_arena *arena;
+    struct hk_segment *next, *prev; /* arena's segment list / BigCache LRU */
+    /* small segments, under arena->lock: bit i set = slice i not in a page */
+    uint32_t free_mask;
+    uint32_t dirty_mask;            /* free slices that may be resident */
+    uint32_t purged_mask;           /* free slices purged since last used (learner) */
+    uint64_t dirty_since_ms;        /* when the oldest dirty slice was freed */
+    /* huge blocks */
+    void *map_base;                 /* mapping start (== segment unless aligned) */
+    size_t map_size;
+    size_t usable;                  /* bytes usable from user */
+    uint8_t *user;
+    uint64_t cached_at_ms;          /* BigCache: when it was parked */
+    uint8_t cached;                 /* BigCache: parked (a free now is a double free) */
+    uint8_t guarded;                /* debug: ends right before a PROT_NONE page */
+    hk_page pages[HK_SLICES];
+} hk_segment;
+
+/* Per-class counters of one heap, one array per counter so the fast paths
+ * index them directly: written only by the owner thread (hk_counter_inc),
+ * read by anyone.  tcache_hits == nmalloc - nslow. */
+typedef struct hk_class_counters {
+    _Atomic uint64_t nmalloc[HK_NCLASSES];
+    _Atomic uint64_t ndalloc[HK_NCLASSES];
+    _Atomic uint64_t nslow[HK_NCLASSES];         /* took the slow path */
+    _Atomic uint64_t nrefills[HK_NCLASSES];      /* page found or made by the slow path */
+    _Atomic uint64_t nflushes[HK_NCLASSES];      /* pages handed back to the arena */
+    _Atomic uint64_t nremote_frees[HK_NCLASSES]; /* frees this thread made to others' pages */
+} hk_class_counters;
+
+/*
+ * A heap: one per thread (or one per arena, shared under the arena lock,
+ * when thread caches are off).  direct[c] is never NULL: it points to
+ * hk_page_empty until the heap has a page of class c.  Every page with
+ * heap == this sits in exactly one of queue[cls] or full.
+ */
+/* An entry of hk_heap's owned-segment cache that names no segment (never
+ * 2 MiB aligned, so no pointer's segment equals it). */
+#define HK_NO_SEGMENT ((struct hk_segment *)1)
+#define HK_OWNED_SEGS 8 /* the cache's second level, by segment address */
+
+typedef struct hk_heap {
+    /* Segments this heap owned a page of at a local free, so free skips
+     * the segment-map lookup for them: owned_seg (the last one, compared
+     * first) and owned_segs[(seg >> HK_SEG_SHIFT) % HK_OWNED_SEGS]; unused
+     * entries hold HK_NO_SEGMENT.  Invariant: a segment named here stays
+     * mapped, because this heap has owned a page of it since it was named
+     * (a segment is unmapped only once every page is back in the arena)
+     * and forgets it before handing back any of its pages (page_release;
+     * hk_heap_abandon forgets them all). */
+    struct hk_segment *owned_seg;
+    hk_page *direct[HK_NCLASSES];      /* current page per class */
+    hk_page_queue queue[HK_NCLASSES];  /* pages that may have free blocks */
+    hk_page_queue full;                /* pages detached with no free block */
+    _Atomic uintptr_t delayed;         /* blocks remotely freed to full pages */
+    struct hk_arena *arena;
+    struct hk_segment *owned_segs[HK_OWNED_SEGS];
+    hk_class_counters counters;
+    /* The owner's block-boundary test, in_page * divmagic[c] <= divlimit[c]
+     * (hk_class_divmagic and it minus one): copied into the heap it already
+     * holds, two tables so that each is read straight into an instruction. */
+    uint64_t divmagic[HK_NCLASSES];
+    uint64_t divlimit[HK_NCLASSES];
+    _Atomic uint64_t allocated_bytes, deallocated_bytes;
+    struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
+    struct hk_heap *next_free;         /* heap pool */
+    uint64_t slow_count;               /* slow paths taken (owner) */
+    void *altstack;                    /* signal stack of its thread (altstack.c);
+                                          kept across reuse from the pool */
+    bool shared;                       /* an arena's heap, used under its lock */
+    bool debug;                        /* the arena's debug heap (debug.c) */
+    bool live;                         /* owned by a running thread */
+} hk_heap;
+
+/* An arena: segments, the page allocator, abandoned pages, one lock. */
+typedef struct hk_arena {
+    pthread_mutex_t lock;
+    pthread_mutex_t shared_lock;      /* guards shared_heap; taken before lock */
+    unsigned index;
+    hk_segment *segs, *segs_tail;     /* small segments (lock) */
+    unsigned nsegs;
+    hk_page_queue abandoned[HK_NCLASSES]; /* pages of exited threads (lock) */
+    _Atomic unsigned nabandoned;
+    uint64_t next_purge_ms;           /* (lock) */
+    _Atomic int64_t decay_ms;
+    hk_heap *shared_heap;             /* tcache off: the arena's heap */
+    hk_heap *debug_heap;              /* debug checks: the arena's checked heap */
+    _Atomic unsigned nthreads;
+    _Atomic size_t mapped;            /* bytes of small segments mapped */
+    _Atomic size_t npurged;           /* madvise calls made */
+    _Atomic uint64_t npage_allocs;    /* pages handed to heaps */
+    _Atomic uint64_t nrefaults;       /* slices of them that had been purged */
+    _Atomic size_t ndirty;            /* free slices that may be resident (|dirty_mask| summed) */
+    _Atomic size_t ndirty_peak;       /* its high-water mark since the learner last looked */
+    _Atomic uint64_t pages[HK_NCLASSES]; /* pages in use per class */
+} hk_arena;
+
+
+_Static_assert(sizeof(hk_page) == 64, "hk_page is 64 bytes");
+
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * Heaps: the malloc slow path (find or make a page with a free block), the
+ * local free slow path (page emptied or leaving the full list), remote
+ * frees, and what a heap does when its thread exits.
+ *
+ * Full pages: a page with no free block is detached into heap->full and
+ * its thread-free word is set to HK_TF_FULL.  The first remote free after
+ * that flips the word to HK_TF_FREEING, pushes its block on the owner's
+ * delayed list (so the owner learns the page has room again), and sets
+ * HK_TF_NORMAL; later remote frees go to the page's own list.  The owner
+ * waits out HK_TF_FREEING before it abandons a page, so a freer never
+ * touches a heap that no longer owns the page.
+ */
+#include <sched.h>
+
+#include "core/core_internal.h"
+
+#define HK_EMPTY_DIRECT_INIT [0 ... HK_NCLASSES - 1] = &hk_page_empty
+
+hk_heap hk_heap_empty = {.owned_seg = HK_NO_SEGMENT,
+                         .owned_segs = {[0 ... HK_OWNED_SEGS - 1] = HK_NO_SEGMENT},
+                         .direct = {HK_EMPTY_DIRECT_INIT}};
+
+/* The heap is about to hand its pages back: their segments may be unmapped. */
+void hk_heap_forget_segments(hk_heap *heap) {
+    heap->owned_seg = HK_NO_SEGMENT;
+    for (unsigned i = 0; i < HK_OWNED_SEGS; i++) heap->owned_segs[i] = HK_NO_SEGMENT;
+}
+
+/* The heap is about to hand back a page of seg: seg may be unmapped.  The
+ * other segments it names keep the page each was named for. */
+static void forget_segment(hk_heap *heap, hk_segment *seg) {
+    if (heap->owned_seg == seg) heap->owned_seg = HK_NO_SEGMENT;
+    hk_segment **slot = hk_heap_owned_slot(heap, seg);
+    if (*slot == seg) *slot = HK_NO_SEGMENT;
+}
+
+void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        heap->direct[c] = &hk_page_empty;
+        heap->queue[c].first = heap->queue[c].last = NULL;
+        heap->queue[c].count = 0;
+    }
+    heap->full.first = heap->full.last = NULL;
+    heap->full.count = 0;
+    hk_heap_forget_segments(heap);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        heap->divmagic[c] = hk_class_divmagic[c];
+        heap->divlimit[c] = hk_class_divmagic[c] - 1;
+    }
+    hk_store_relaxed(&heap->delayed, 0);
+    heap->arena = arena;
+    heap->shared = shared;
+    heap->live = true;
+}
+
+static void page_to_full(hk_heap *heap, hk_page *page) {
+    uintptr_t expected = HK_TF_NORMAL;
+    if (!hk_cas_strong_acq_rel(&page->xthread_free, &expected, HK_TF_FULL))
+        return; /* a remote free just arrived: it stays in the queue */
+    hk_page_queue_remove(&heap->queue[page->cls], page);
+    hk_page_queue_push(&heap->full, page);
+    page->in_full = 1;
+    if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
+}
+
+/* Sets the thread-free state back to NORMAL, waiting out a freer that is
+ * handing a block over (HK_TF_FREEING lasts a few instructions). */
+static void page_clear_full_state(hk_page *page) {
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    for (;;) {
+        uintptr_t state = tf & HK_TF_MASK;
+        if (state == HK_TF_NORMAL) return;
+        if (state == HK_TF_FREEING) {
+            sched_yield();
+            tf = hk_load_relaxed(&page->xthread_free);
+            continue;
+        }
+        if (hk_cas_strong_acq_rel(&page->xthread_free, &tf,
+                                  (tf & ~HK_TF_MASK) | HK_TF_NORMAL))
+            return;
+    }
+}
+
+static void page_unfull(hk_heap *heap, hk_page *page) {
+    page_clear_full_state(page);
+    hk_page_queue_remove(&heap->full, page);
+    hk_page_queue_push(&heap->queue[page->cls], page);
+    page->in_full = 0;
+}
+
+static void page_release(hk_heap *heap, hk_page *page) {
+    hk_page_queue_remove(&heap->queue[page->cls], page);
+    if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
+    if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
+    forget_segment(heap, hk_segment_of(page));
+    hk_arena_page_free(hk_segment_of(page)->arena, page);
+}
+
+/* tcache_max[c]: free blocks a heap keeps in empty pages of class c before
+ * it hands further empty pages back to the arena (the current page is kept
+ * regardless).  0 stored means "default": one page of at most 64 KiB,
+ * enough to absorb a working set swinging across a page boundary without
+ * holding megabytes per thread in the large classes (or HAKMEM_CONF's
+ * tcache_max:CLASS=N; the learner moves it in learning mode). */
+static _Atomic uint64_t tcache_max[HK_NCLASSES]; /* value + 1; 0: default */
+
+#define HK_KEEP_EMPTY_BYTES (64u << 10)
+
+static unsigned blocks_per_page(unsigned cls) {
+    return (unsigned)(hk_class_slices[cls] * HK_SLICE_SIZE / hk_class_size[cls]);
+}
+
+unsigned hk_tcache_max_default(unsigned cls) {
+    size_t page_bytes = hk_class_slices[cls] * HK_SLICE_SIZE;
+    size_t pages = HK_KEEP_EMPTY_BYTES / page_bytes;
+    return blocks_per_page(cls) * (unsigned)(pages > 2 ? 2 : pages);
+}
+
+unsigned hk_tcache_max_get(unsigned cls) {
+    uint64_t m = hk_load_relaxed(&tcache_max[cls]);
+    if (m != 0) return (unsigned)(m - 1);
+    if (hk_opt.tcache_max[cls] != 0) return hk_opt.tcache_max[cls] - 1; /* HAKMEM_CONF */
+    return hk_tcache_max_default(cls);
+}
+
+void hk_tcache_max_set(unsigned cls, unsigned blocks) {
+    hk_store_relaxed(&tcache_max[cls], (uint64_t)blocks + 1);
+}
+
+static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
+    unsigned kept = 0, max = hk_tcache_max_get(page->cls);
+    /* Even if every page of the queue were empty it would not be too many:
+     * no walk (a large tcache_max, as the learner sets, keeps many). */
+    if (heap->queue[page->cls].count * page->reserved <= max) return false;
+    for (hk_page *p = heap->queue[page->cls].first; p != NULL; p = p->next) {
+        if (p == page || p->used != 0) continue;
+        kept += p->reserved;
+        if (kept + page->reserved > max) return true;
+    }
+    return page->reserved > max;
+}
+
+/* A local free left the page empty or found it in the full list. */
+void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+    if (page->in_full) page_unfull(heap, page);
+    if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
+        page_release(heap, page);
+}
+
+static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
+    hk_block_set_next(b, page->local_free);
+    page->local_free = b;
+    page->used--;
+    if (page->in_full) page_unfull(heap, page);
+}
+
+/* Takes the blocks that remote frees handed over for full pages. */
+void hk_heap_collect_delayed(hk_heap *heap) {
+    uintptr_t list = hk_exchange_acq_rel(&heap->delayed, 0);
+    hk_block *b = (hk_block *)list;
+    while (b != NULL) {
+        hk_block *next = hk_block_next(b); /* blocks of many pages */
+        if (hk_unlikely(next != NULL && !hk_segmap_has(next))) {
+            hk_report_corrupt_list(NULL, b, next);
+            next = NULL;
+        }
+        hk_segment *seg = hk_segment_of(b);
+        hk_page *page = hk_page_of(seg, b);
+        hk_assert(hk_load_relaxed(&page->heap) == heap);
+        local_free_block(heap, page, b);
+        b = next;
+    }
+}
+
+static hk_page *page_ready(hk_heap *heap, hk_page *page) {
+    hk_page_check_head(page);
+    if (page->free == NULL) hk_page_collect(page);
+    if (page->free == NULL) hk_page_extend(page);
+    return page->free != NULL ? page : NULL;
+}
+
+/* Walks the class queue for a page with a free block, detaching full ones. */
+static hk_page *find_in_queue(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->queue[cls].first;
+    while (page != NULL) {
+        hk_page *next = page->next;
+        if (page_ready(heap, page) != NULL) return page;
+        page_to_full(heap, page);
+        if (!page->in_full && page_ready(heap, page) != NULL) return page;
+        page = next;
+    }
+    return NULL;
+}
+
+static hk_page *find_page(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->direct[cls];
+    if (page != &hk_page_empty && page_ready(heap, page) != NULL) return page;
+    if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
+    page = find_in_queue(heap, cls);
+    if (page != NULL) return page;
+    /* The debug heap adopts nothing: its pages hold checked blocks only. */
+    while (!heap->debug && (page = hk_arena_adopt_page(heap->arena, heap, cls)) != NULL) {
+        hk_page_queue_push(&heap->queue[cls], page);
+        if (page_ready(heap, page) != NULL) return page;
+        page_to_full(heap, page);
+    }
+    page = hk_arena_page_alloc(heap->arena, heap, cls);
+    if (page == NULL) return NULL;
+    if (heap->debug) hk_debug_page_fresh(page);
+    hk_page_queue_push(&heap->queue[cls], page);
+    hk_page_extend(page);
+    return page;
+}
+
+
+void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
+    if (!heap->shared) hk_periodic_tick(heap); /* shared: after the lock (shared.c) */
+    if (hk_unlikely(++heap->slow_count % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
+    hk_page *page = find_page(heap, cls);
+    if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    heap->direct[cls] = page;
+    hk_block *b = hk_page_pop_checked(page); /* page_ready checked the head */
+    if (hk_config_stats) {
+        hk_counter_add(&heap->counters.nmalloc[cls], 1);
+        hk_counter_add(&heap->counters.nslow[cls], 1);
+        hk_counter_add(&heap->counters.nrefills[cls], 1);
+    }
+    return b;
+}
+
+static void delayed_push(hk_heap *owner, hk_block *b) {
+    uintptr_t head = hk_load_relaxed(&owner->delayed);
+    do {
+        hk_block_set_next(b, (hk_block *)head);
+    } while (!hk_cas_weak_release(&owner->delayed, &head, (uintptr_t)b));
+}
+
+/* A free into a page this thread does not own: one CAS in the usual case. */
+void hk_free_remote(hk_page *page, hk_block *b) {
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    for (;;) {
+        uintptr_t state = tf & HK_TF_MASK;
+        if (state != HK_TF_FULL) {
+            hk_block_set_next(b, (hk_block *)hk_tf_ptr(tf));
+            uintptr_t count = (tf & ~(HK_TF_COUNT_ONE - 1)) + HK_TF_COUNT_ONE;
+            if (hk_cas_weak_release(&page->xthread_free, &tf, count | (uintptr_t)b | state))
+                return;
+            continue;
+        }
+        uintptr_t freeing = (tf & ~HK_TF_MASK) | HK_TF_FREEING;
+        if (!hk_cas_strong_acq_rel(&page->xthread_free, &tf, freeing)) continue;
+        delayed_push(hk_load_acquire(&page->heap), b);
+        tf = freeing;
+        while (!hk_cas_strong_acq_rel(&page->xthread_free, &tf,
+                                      (tf & ~HK_TF_MASK) | HK_TF_NORMAL)) {
+        }
+        return;
+    }
+}
+
+static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
+    hk_page *page;
+    while ((page = q->first) != NULL) {
+        hk_page_queue_remove(q, page);
+        page->in_full = 0;
+        hk_page_collect(page);
+        if (page->used == 0) {
+            if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
+            hk_arena_page_free(hk_segment_of(page)->arena, page);
+        } else {
+            hk_arena_abandon_page(hk_segment_of(page)->arena, page);
+        }
+    }
+}
+
+/* The thread is exiting: empty pages go back to the arena, the others are
+ * abandoned to it for adoption.  No remote freer touches this heap after. */
+void hk_heap_abandon(hk_heap *heap) {
+    hk_heap_forget_segments(heap);
+    for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
+    hk_heap_collect_delayed(heap);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        abandon_queue(heap, &heap->queue[c]);
+        heap->direct[c] = &hk_page_empty;
+    }
+    abandon_queue(heap, &heap->full);
+    heap->live = false;
+}
+
+/* Takes in remote frees everywhere and hands empty pages back: all of them
+ * (thread.tcache.flush), or those beyond each class's tcache_max (a
+ * periodic trim, so classes the program stopped using give their pages
+ * back even when no local free ever empties them). */
+static void release_empty_pages(hk_heap *heap, bool all) {
+    if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        hk_page *page = heap->queue[c].first;
+        while (page != NULL) {
+            hk_page *next = page->next;
+            hk_page_collect(page);
+            if (page->used == 0 && (all || (heap->direct[c] != page && keeps_enough_empty(heap, page))))
+                page_release(heap, page);
+            page = next;
+        }
+    }
+}
+
+void hk_heap_flush(hk_heap *heap) { release_empty_pages(heap, true); }
+
+void hk_heap_trim(hk_heap *heap) { release_empty_pages(heap, false); }

@@ -1,0 +1,17 @@
+/*
+ * The core's hooks: work of the layers above that runs from the core's
+ * paths without the core naming any of them.  src/hakmem.c, the top of
+ * the library, defines the tables (hk_upper, hk_periodic_work); the core
+ * only calls through them.
+ */
+#include "core/core_internal.h"
+
+/* Runs each periodic job whose gate is on.  Called from slow paths (a
+ * fresh page, a huge block, a shared heap's refill), never under an
+ * allocator lock; each job is cheap when nothing is due. */
+void hk_periodic_tick(hk_heap *heap) {
+    for (unsigned i = 0; i < hk_periodic_count; i++) {
+        const hk_periodic *w = &hk_periodic_work[i];
+        if (w->gate == HK_FEAT_COUNT || hk_unlikely(hk_feature_on(w->gate))) w->run(heap);
+    }
+}

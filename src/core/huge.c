@@ -1,0 +1,372 @@
+/*
+ * Huge blocks (> 1 MiB, or alignment beyond what a page of slices gives):
+ * each has its own mapping whose 2 MiB-aligned base holds a segment-style
+ * header (kind HK_SEG_HUGE), so free() finds it by the same masking as any
+ * block.  Blocks aligned to 2 MiB or more have their header one chunk below.
+ *
+ * The BigCache keeps freed mappings of the plain kind (user pointer at
+ * HK_HUGE_OFFSET) for reuse without mmap or page faults: one LRU list, most
+ * recent first, bounded by bigcache max bytes; a request takes the most
+ * recent entry of its size bucket (mapping sizes are rounded to four
+ * buckets per doubling).  Entries idle for long are unmapped.
+ */
+#include <sys/mman.h>
+
+#include "core/core_internal.h"
+
+static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static hk_segment *cache_first, *cache_last; /* LRU, most recent first */
+static size_t cache_bytes, cache_count;
+static size_t cache_peak; /* high-water mark of cache_bytes (the learner resets it) */
+static _Atomic size_t cache_max;
+static _Atomic bool cache_max_set;
+static _Atomic uint64_t st_nmalloc, st_ndalloc, st_hits, st_misses, st_nmmap;
+static _Atomic size_t st_cur_bytes;
+
+#define CACHE_IDLE_MS 10000
+
+/* Four buckets per doubling: a cached mapping serves a request whose
+ * mapping size it covers and whose bucket it does not exceed (at most 25%
+ * more), and ghosts are kept by bucket. */
+static size_t bucket_size(size_t need) {
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)need);
+    size_t step = (size_t)1 << (b >= 2 ? b - 2 : 0);
+    if (step < HK_OS_PAGE) step = HK_OS_PAGE;
+    return (need + step - 1) & ~(step - 1);
+}
+
+/* Ghosts: the sizes of the last mappings the cache dropped or refused for
+ * capacity.  A later miss of a ghost's size is one a bigger cache would
+ * have served (a reuse distance beyond the capacity): the learner's signal
+ * to grow it.  Under huge_lock; 0 is an empty slot. */
+#define GHOSTS 64
+static size_t ghosts[GHOSTS];
+static unsigned ghost_next;
+static _Atomic uint64_t st_ghost_hits, st_ghost_bytes;
+
+static void ghost_add_locked(size_t map_size) {
+    ghosts[ghost_next] = bucket_size(map_size);
+    ghost_next = (ghost_next + 1) % GHOSTS;
+}
+
+static void ghost_check_locked(size_t map_size) {
+    map_size = bucket_size(map_size);
+    for (unsigned i = 0; i < GHOSTS; i++)
+        if (ghosts[i] == map_size) {
+            ghosts[i] = 0;
+            hk_fetch_add_relaxed(&st_ghost_hits, 1);
+            hk_fetch_add_relaxed(&st_ghost_bytes, map_size);
+            return;
+        }
+}
+
+static size_t max_bytes(void) {
+    if (!hk_load_relaxed(&cache_max_set)) return hk_opt.bigcache_max_mb << 20;
+    return hk_load_relaxed(&cache_max);
+}
+
+void hk_bigcache_set_max(size_t bytes) {
+    hk_store_relaxed(&cache_max, bytes);
+    hk_store_relaxed(&cache_max_set, true);
+}
+
+static void cache_unlink(hk_segment *h) {
+    if (h->prev) h->prev->next = h->next;
+    else cache_first = h->next;
+    if (h->next) h->next->prev = h->prev;
+    else cache_last = h->prev;
+    h->next = h->prev = NULL;
+    cache_bytes -= h->map_size;
+    cache_count--;
+}
+
+static void unmap_block(hk_segment *h) {
+    hk_segmap_clear(h);
+    h->magic = 0;
+    hk_os_unmap(h->map_base, h->map_size);
+}
+
+/* Under huge_lock: returns the entries to unmap (linked by next) that are
+ * over capacity or idle too long. */
+static hk_segment *cache_trim_locked(uint64_t now, size_t max) {
+    hk_segment *out = NULL;
+    while (cache_last != NULL &&
+           (cache_bytes > max || now - cache_last->cached_at_ms > CACHE_IDLE_MS)) {
+        hk_segment *h = cache_last;
+        if (cache_bytes > max) ghost_add_locked(h->map_size);
+        cache_unlink(h);
+        h->next = out;
+        out = h;
+    }
+    return out;
+}
+
+static void unmap_list(hk_segment *h) {
+    while (h != NULL) {
+        hk_segment *next = h->next;
+        unmap_block(h);
+        h = next;
+    }
+}
+
+static hk_segment *cache_take(size_t map_size) {
+    if (!hk_feature_on(HK_FEAT_BIGCACHE)) return NULL;
+    if (hk_load_relaxed(&cache_max_set) && hk_load_relaxed(&cache_max) == 0) return NULL;
+    hk_lock(&huge_lock);
+    size_t most = bucket_size(map_size);
+    hk_segment *h = cache_first;
+    while (h != NULL && (h->map_size < map_size || h->map_size > most)) h = h->next;
+    if (h != NULL) {
+        cache_unlink(h);
+        h->cached = 0;
+    } else {
+        ghost_check_locked(map_size);
+    }
+    hk_unlock(&huge_lock);
+    return h;
+}
+
+static void *finish(hk_segment *h, size_t size, uint8_t *user) {
+    h->user = user;
+    h->usable = (size_t)((uint8_t *)h->map_base + h->map_size - user);
+    hk_heap *me = hk_thread_real_heap();
+    if (me != NULL) hk_counter_add(&me->allocated_bytes, h->usable);
+    hk_fetch_add_relaxed(&st_nmalloc, 1);
+    hk_fetch_add_relaxed(&st_cur_bytes, h->map_size);
+    return user;
+}
+
+static hk_segment *init_header(void *hdr, void *base, size_t mapped) {
+    hk_segment *h = hdr;
+    h->magic = HK_SEG_MAGIC;
+    h->kind = HK_SEG_HUGE;
+    h->map_base = base;
+    h->map_size = mapped;
+    hk_segmap_set(h);
+    if (hk_opt.thp) hk_os_hugepage(base, mapped);
+    hk_fetch_add_relaxed(&st_nmmap, 1);
+    return h;
+}
+
+/* Alignment 2 MiB or more: [header chunk][block aligned to align]. */
+static void *alloc_over_aligned(size_t size, size_t align) {
+    size_t body = hk_align_up(size, HK_OS_PAGE); /* hk_request_fits: no wrap below */
+    size_t over = HK_SEG_SIZE + body + align;
+    uint8_t *raw = hk_os_map(over);
+    if (raw == NULL) return NULL;
+    uint8_t *user = (uint8_t *)hk_align_up((uintptr_t)raw + HK_SEG_SIZE, align);
+    uint8_t *hdr = user - HK_SEG_SIZE;
+    size_t mapped = HK_SEG_SIZE + body;
+    if (hdr > raw) hk_os_unmap(raw, (size_t)(hdr - raw));
+    size_t tail = (size_t)(raw + over - (hdr + mapped));
+    if (tail) hk_os_unmap(hdr + mapped, tail);
+    hk_segment *h = init_header(hdr, hdr, mapped);
+    return finish(h, size, user);
+}
+
+/* A new 2 MiB-aligned mapping.  When the address space runs short
+ * (RLIMIT_AS, mmap failing), what is retained goes back first: the
+ * BigCache's mappings and the arenas' empty segments, then one more try. */
+static uint8_t *map_block(size_t size, void **base, size_t *mapped) {
+    uint8_t *p = hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
+    if (hk_likely(p != NULL)) return p;
+    hk_bigcache_purge();
+    for (unsigned i = 0; i < hk_opt.narenas; i++) hk_arena_purge(&hk_arenas[i], true);
+    return hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
+}
+
+void *hk_huge_alloc(size_t size, size_t align, bool zero) {
+    hk_ensure_init();
+    if (hk_unlikely(!hk_request_fits(size, align))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size == 0) size = 1; /* a block has at least one usable byte */
+    hk_periodic_tick(NULL);
+    if (align >= HK_SEG_SIZE) return alloc_over_aligned(size, align);
+    size_t offset = align > HK_HUGE_OFFSET ? align : HK_HUGE_OFFSET;
+    /* Mapped exactly (page-rounded): under RLIMIT_AS, address space is
+     * what runs out; the cache reuses a mapping up to a bucket larger. */
+    size_t map_size = hk_align_up(offset + size, HK_OS_PAGE);
+    if (offset == HK_HUGE_OFFSET) {
+        hk_segment *h = cache_take(map_size);
+        if (h != NULL) {
+            hk_fetch_add_relaxed(&st_hits, 1);
+            if (zero) memset((uint8_t *)h + offset, 0, size);
+            return finish(h, size, (uint8_t *)h + offset);
+        }
+        hk_fetch_add_relaxed(&st_misses, 1);
+    }
+    void *base;
+    size_t mapped;
+    uint8_t *p = map_block(map_size, &base, &mapped);
+    if (p == NULL) return NULL;
+    hk_segment *h = init_header(p, base, mapped);
+    return finish(h, size, p + offset);
+}
+
+void hk_huge_free(hk_segment *h) {
+    if (hk_unlikely(h->cached)) {
+        hk_report("double free of a huge block", h->user, NULL, "ignored");
+        return;
+    }
+    hk_fetch_add_relaxed(&st_ndalloc, 1);
+    hk_heap *me = hk_thread_real_heap();
+    if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);
+    hk_fetch_sub_relaxed(&st_cur_bytes, h->map_size);
+    if (h->guarded && hk_guard_free(h)) return; /* kept for reuse (guard.c) */
+    size_t max = max_bytes();
+    bool cacheable = !h->guarded && h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
+                     h->map_size <= max && hk_feature_on(HK_FEAT_BIGCACHE);
+    if (!cacheable) {
+        if (h->map_size > max && max > 0 && h->map_base == h && !h->guarded &&
+            h->user == (uint8_t *)h + HK_HUGE_OFFSET && hk_feature_on(HK_FEAT_BIGCACHE)) {
+            hk_lock(&huge_lock);
+            ghost_add_locked(h->map_size); /* too big for the cache as it is */
+            hk_unlock(&huge_lock);
+        }
+        unmap_block(h);
+        return;
+    }
+    uint64_t now = hk_os_now_ms();
+    h->cached_at_ms = now;
+    hk_lock(&huge_lock);
+    h->cached = 1;
+    h->prev = NULL;
+    h->next = cache_first;
+    if (cache_first) cache_first->prev = h;
+    else cache_last = h;
+    cache_first = h;
+    cache_bytes += h->map_size;
+    cache_count++;
+    hk_segment *evict = cache_trim_locked(now, max);
+    if (cache_bytes > cache_peak) cache_peak = cache_bytes;
+    hk_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+/* Debug checks' sampled guard: a small block that ends right before a
+ * PROT_NONE page, in a mapping of its own (never cached). */
+void *hk_huge_alloc_guarded(size_t size) {
+    size_t body = hk_align_up(size == 0 ? 1 : size, 16);
+    size_t map_size = HK_HUGE_OFFSET + hk_align_up(body, HK_OS_PAGE) + HK_OS_PAGE;
+    void *base;
+    size_t mapped;
+    uint8_t *p = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    if (p == NULL) return NULL;
+    uint8_t *guard = p + map_size - HK_OS_PAGE;
+    int saved = errno;
+    mprotect(guard, HK_OS_PAGE, PROT_NONE);
+    errno = saved;
+    hk_segment *h = init_header(p, base, mapped);
+    h->guarded = 1;
+    void *user = finish(h, size, guard - body);
+    h->usable = body;
+    return user;
+}
+
+/* A guarded block's mapping that guard.c kept after its free, handed out
+ * again with the block starting at user (its guard page unchanged). */
+void *hk_huge_guarded_reuse(hk_segment *h, uint8_t *user) {
+    h->cached = 0;
+    return finish(h, 0, user);
+}
+
+/* The header of a block at offset 0 of its chunk (aligned to 2 MiB or more),
+ * or NULL when p is not such a block of ours. */
+hk_segment *hk_huge_header_aligned(const void *p) {
+    if (p == NULL) return NULL;
+    hk_segment *h = (hk_segment *)((uintptr_t)p - HK_SEG_SIZE);
+    if ((uintptr_t)p < HK_SEG_SIZE || !hk_segmap_contains(h)) return NULL;
+    if (h->magic != HK_SEG_MAGIC || h->kind != HK_SEG_HUGE || h->user != p) return NULL;
+    return h;
+}
+
+/* Grows a plain huge block, moving its pages with mremap instead of copying
+ * them.  Returns NULL (block intact) when that is not possible. */
+void *hk_huge_realloc(hk_segment *h, size_t size) {
+    if (h->map_base != h || h->user != (uint8_t *)h + HK_HUGE_OFFSET) return NULL;
+    if (!hk_request_fits(size, 0)) return NULL; /* hk_huge_alloc says ENOMEM */
+    size_t map_size = bucket_size(HK_HUGE_OFFSET + size);
+    size_t old_size = h->map_size;
+    if (map_size <= old_size) return NULL;
+    void *base;
+    size_t mapped;
+    uint8_t *dst = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    if (dst == NULL) return NULL;
+    /* The old pages replace the head of the new mapping; its tail stays
+     * fresh zero memory.  The old chunk leaves the segment map first: once
+     * mremap frees its range, another thread's mmap may get it and set the
+     * same bit. */
+    hk_segmap_clear(h);
+    void *moved = mremap(h, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    if (moved == MAP_FAILED) {
+        hk_segmap_set(h);
+        hk_os_unmap(dst, map_size);
+        return NULL;
+    }
+    hk_os_note_unmapped(h, old_size); /* the old address is gone */
+    hk_segment *n = (hk_segment *)dst;
+    n->map_base = dst;
+    n->map_size = map_size;
+    n->user = dst + HK_HUGE_OFFSET;
+    n->usable = map_size - HK_HUGE_OFFSET;
+    hk_segmap_set(n);
+    hk_fetch_add_relaxed(&st_cur_bytes, map_size - old_size);
+    return n->user;
+}
+
+void hk_bigcache_purge(void) {
+    hk_lock(&huge_lock);
+    hk_segment *evict = cache_trim_locked(hk_os_now_ms(), 0);
+    hk_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+void hk_bigcache_purge_over(void) {
+    hk_lock(&huge_lock);
+    hk_segment *evict = cache_trim_locked(hk_os_now_ms(), max_bytes());
+    hk_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+void hk_huge_get_stats(hk_huge_stats *o) {
+    o->nmalloc = hk_load_relaxed(&st_nmalloc);
+    o->ndalloc = hk_load_relaxed(&st_ndalloc);
+    o->hits = hk_load_relaxed(&st_hits);
+    o->misses = hk_load_relaxed(&st_misses);
+    o->nmmap = hk_load_relaxed(&st_nmmap);
+    o->cur_bytes = hk_load_relaxed(&st_cur_bytes);
+    o->ghost_hits = hk_load_relaxed(&st_ghost_hits);
+    o->ghost_bytes = hk_load_relaxed(&st_ghost_bytes);
+    o->cache_max = max_bytes();
+    hk_lock(&huge_lock);
+    o->cache_bytes = cache_bytes;
+    o->ncached = cache_count;
+    hk_unlock(&huge_lock);
+}
+
+/* The atomic counters only (no lock, so callable from a signal handler);
+ * the BigCache fields are left zero. */
+void hk_huge_get_stats_lockless(hk_huge_stats *o) {
+    memset(o, 0, sizeof *o);
+    o->nmalloc = hk_load_relaxed(&st_nmalloc);
+    o->ndalloc = hk_load_relaxed(&st_ndalloc);
+    o->hits = hk_load_relaxed(&st_hits);
+    o->misses = hk_load_relaxed(&st_misses);
+    o->nmmap = hk_load_relaxed(&st_nmmap);
+    o->cur_bytes = hk_load_relaxed(&st_cur_bytes);
+}
+
+/* The most the cache held since the last call (then it starts from now). */
+size_t hk_bigcache_peak_reset(void) {
+    hk_lock(&huge_lock);
+    size_t peak = cache_peak > cache_bytes ? cache_peak : cache_bytes;
+    cache_peak = cache_bytes;
+    hk_unlock(&huge_lock);
+    return peak;
+}
+
+void hk_huge_lock(void) { hk_lock(&huge_lock); }
+void hk_huge_unlock(void) { hk_unlock(&huge_lock); }
+void hk_huge_reinit_child(void) { pthread_mutex_init(&huge_lock, NULL); }

@@ -1,0 +1,96 @@
+/*
+ * Segments: 2 MiB regions aligned to 2 MiB, cut into 32 slices of 64 KiB.
+ * Slice 0 holds the header.  free_mask has a bit per slice not in any page;
+ * dirty_mask marks the free slices that may still be resident (freed since
+ * the last purge).  Every function here runs under seg->arena->lock.
+ */
+#include "core/core_internal.h"
+
+#define ALL_SLICES_BUT_HEADER (((uint32_t)-1) & ~1u)
+
+hk_segment *hk_segment_alloc(hk_arena *arena) {
+    void *base;
+    size_t mapped;
+    hk_segment *seg = hk_os_map_aligned(HK_SEG_SIZE, HK_SEG_SIZE, &base, &mapped);
+    if (seg == NULL) return NULL;
+    seg->magic = HK_SEG_MAGIC;
+    seg->kind = HK_SEG_SMALL;
+    seg->arena = arena;
+    seg->free_mask = ALL_SLICES_BUT_HEADER;
+    seg->dirty_mask = 0;
+    seg->purged_mask = 0;
+    hk_segmap_set(seg);
+    hk_fetch_add_relaxed(&arena->mapped, HK_SEG_SIZE);
+    return seg;
+}
+
+void hk_segment_free(hk_segment *seg) {
+    hk_fetch_sub_relaxed(&seg->arena->mapped, HK_SEG_SIZE);
+    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)hk_popcount32(seg->dirty_mask));
+    hk_segmap_clear(seg);
+    seg->magic = 0;
+    hk_os_unmap(seg, HK_SEG_SIZE);
+}
+
+/* Bits i where slices i .. i+n-1 are all free. */
+static uint32_t runs_of(uint32_t mask, unsigned n) {
+    for (unsigned i = 1; i < n && mask; i++) mask &= mask >> 1;
+    return mask;
+}
+
+static uint32_t span_bits(unsigned idx, unsigned n) {
+    return (n >= 32 ? (uint32_t)-1 : ((uint32_t)1 << n) - 1) << idx;
+}
+
+/* Takes a span of n free slices; returns its first slice or -1.  *is_zero
+ * tells whether its memory is known to read as zero (never used, or purged).
+ * Purged slices taken again are counted (they fault back in: the learner's
+ * signal that the decay time is too short). */
+int hk_segment_span_alloc(hk_segment *seg, unsigned n, bool *is_zero) {
+    uint32_t starts = runs_of(seg->free_mask, n);
+    if (starts == 0) return -1;
+    unsigned idx = (unsigned)__builtin_ctz(starts);
+    uint32_t bits = span_bits(idx, n);
+    uint32_t dirty = seg->dirty_mask & bits, purged = seg->purged_mask & bits;
+    *is_zero = dirty == 0;
+    seg->free_mask &= ~bits;
+    seg->dirty_mask &= ~bits;
+    seg->purged_mask &= ~bits;
+    if (dirty) hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)hk_popcount32(dirty));
+    if (purged) hk_fetch_add_relaxed(&seg->arena->nrefaults, (uint64_t)hk_popcount32(purged));
+    return (int)idx;
+}
+
+void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned n, uint64_t now) {
+    uint32_t bits = span_bits(idx, n);
+    if (seg->dirty_mask == 0) seg->dirty_since_ms = now;
+    hk_arena *a = seg->arena;
+    size_t newly_dirty = hk_popcount32(bits & ~seg->dirty_mask);
+    size_t dirty = hk_fetch_add_relaxed(&a->ndirty, newly_dirty) + newly_dirty;
+    if (dirty > hk_load_relaxed(&a->ndirty_peak)) hk_store_relaxed(&a->ndirty_peak, dirty);
+    seg->free_mask |= bits;
+    seg->dirty_mask |= bits;
+}
+
+/* Gives the dirty slices back to the OS once the oldest has waited decay_ms
+ * (decay_ms 0: at once).  Returns the bytes purged. */
+size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms) {
+    uint32_t dirty = seg->dirty_mask;
+    if (dirty == 0 || decay_ms < 0) return 0;
+    if (now - seg->dirty_since_ms < (uint64_t)decay_ms) return 0;
+    size_t bytes = 0;
+    while (dirty) {
+        unsigned start = (unsigned)__builtin_ctz(dirty);
+        unsigned len = (unsigned)__builtin_ctz(~(dirty >> start));
+        if (start + len > 32) len = 32 - start;
+        hk_os_purge((uint8_t *)seg + (size_t)start * HK_SLICE_SIZE,
+                    (size_t)len * HK_SLICE_SIZE);
+        bytes += (size_t)len * HK_SLICE_SIZE;
+        dirty &= ~span_bits(start, len);
+    }
+    hk_fetch_sub_relaxed(&seg->arena->ndirty, (size_t)hk_popcount32(seg->dirty_mask));
+    seg->purged_mask |= seg->dirty_mask;
+    seg->dirty_mask = 0;
+    hk_fetch_add_relaxed(&seg->arena->npurged, 1);
+    return bytes;
+}
