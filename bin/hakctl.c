@@ -1,6 +1,6 @@
 /*
  * hakctl: look into running hakmem processes through their stats pages
- * (DESIGN.md section 5, hakctl(1)).  This file: option parsing, the
+ * (doc/DESIGN.md sections 10.3-10.4, hakctl(1)).  This file: option parsing, the
  * dispatch, and ps, get, dump, list, set, watch.
  */
 #include "hakctl.h"
@@ -366,7 +366,7 @@ typedef struct watch_key { hkp_entry e; hkp_value prev; uint64_t prev_ms; bool h
 
 /* Class-stats fields that count events (rates make sense). */
 static bool counting_field(size_t i) {
-    return i < hkp_nclass_fields && i != 0 && i != 3 && i != 4; /* not size, curblocks, curslabs */
+    return i < hkp_nclass_fields && hkp_class_field_grows[i];
 }
 
 static void rate_text(uint64_t now, uint64_t then, double dt, char *out, size_t cap) {

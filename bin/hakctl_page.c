@@ -20,10 +20,16 @@
 
 #include "hakmem/hakmem.h"
 
-const char *const hkp_class_fields[] = {
-    "size", "nmalloc", "ndalloc", "curblocks", "curslabs",
-    "nrefills", "nflushes", "nremote_frees", "tcache_hits",
-};
+/* The fields of struct hak_class_stats (HAK_CLASS_STATS_FIELDS), and
+ * which of them only grow (counters and what is derived from them). */
+#define HKP_FIELD_NAME_(name, kind, doc) #name,
+const char *const hkp_class_fields[] = {HAK_CLASS_STATS_FIELDS(HKP_FIELD_NAME_)};
+#define HKP_GROWS_counter 1
+#define HKP_GROWS_derived 1
+#define HKP_GROWS_gauge 0
+#define HKP_GROWS_constant 0
+#define HKP_FIELD_GROWS_(name, kind, doc) HKP_GROWS_##kind,
+const bool hkp_class_field_grows[] = {HAK_CLASS_STATS_FIELDS(HKP_FIELD_GROWS_)};
 const size_t hkp_nclass_fields = sizeof hkp_class_fields / sizeof hkp_class_fields[0];
 
 #define SNAP_MISMATCHES 3      /* stable copies with a wrong checksum: corrupt */

@@ -103,6 +103,7 @@ void hkp_printable(const char *s, size_t len, char *out, size_t cap); /* '?' for
 const char *hkp_type_name(int type);
 extern const char *const hkp_class_fields[];
 extern const size_t hkp_nclass_fields;
+extern const bool hkp_class_field_grows[]; /* counters, not gauges */
 
 uint64_t hkp_now_ms(void); /* ms since the Epoch */
 

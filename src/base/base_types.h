@@ -47,7 +47,7 @@
 #define HK_HUGE_OFFSET 4096 /* user pointer of an unaligned huge block */
 
 
-/* Runtime features (doc/DESIGN.md, "Modes"): a mode is a preset of these. */
+/* Runtime features (doc/DESIGN.md section 3): a mode is a preset of these. */
 enum hk_feature {
     HK_FEAT_TCACHE,     /* per-thread heaps (off: the arena's locked heap) */
     HK_FEAT_BIGCACHE,   /* keep freed huge mappings for reuse */
@@ -80,6 +80,7 @@ typedef struct hk_options {
     bool abort_on_error;           /* abort on a detected misuse */
     unsigned guard_sample;         /* debug checks: 1 in N small blocks guarded */
     uint64_t fail_mmap_after;      /* debug builds: mmap fails after N calls (0 off) */
+    unsigned validate;             /* debug builds: validity checks, 0 none, 1 cheap, 2 deep */
     uint32_t tcache_max[HK_NCLASSES]; /* conf tcache_max:CLASS=N: N + 1; 0 default */
 } hk_options;
 

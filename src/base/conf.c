@@ -42,10 +42,11 @@ static const opt_row opt_table[] = {
     OPT("abort_on_error", OPT_BOOL, abort_on_error, 0, 1),
     OPT("guard_sample", OPT_UNSIGNED, guard_sample, 0, 1000000),
     OPT("fail_mmap_after", OPT_I64, fail_mmap_after, 0, INT64_C(1) << 40),
+    OPT("validate", OPT_UNSIGNED, validate, 0, 2),
     OPT("tcache_max", OPT_CLASS, tcache_max, 0, 1 << 20), /* CLASS=N, per class */
 };
 
-/* The presets (DESIGN.md section 3). */
+/* The presets (doc/DESIGN.md section 3.1). */
 static const bool mode_features[HK_MODE_COUNT][HK_FEAT_COUNT] = {
     /*                 tcache bigcache decay stats_page learner debug_checks */
     [HK_MODE_MINIMAL] = {false, false, false, false, false, false},
@@ -102,6 +103,7 @@ void hk_conf_defaults(hk_options *o) {
     o->crash_report = true;
     o->guard_sample = 64;
     o->fail_mmap_after = 0;
+    o->validate = 1;
 }
 
 static bool parse_bool(const char *v, size_t n, int64_t *out) {

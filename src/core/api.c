@@ -33,7 +33,8 @@ static void *malloc_from_local_free(hk_heap *heap, unsigned cls) {
 
 static void *malloc_any_out_of_line(size_t size);
 
-/* No heap ever has a page of a class beyond HK_SEGMENT_BLOCK_MAX: its
+/* No thread heap ever has a page of a class beyond HK_SEGMENT_BLOCK_MAX
+ * (checked heaps do, for their own blocks): its
  * requests all reach malloc_slow (the fast path pays nothing for them)
  * and get a mapping of their own. */
 static inline bool wants_own_mapping(unsigned cls) {

@@ -83,6 +83,7 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
         seg_push_back(a, seg);
     }
     hk_page_init(seg, (unsigned)idx, n, cls, is_zero);
+    HK_VALIDATE(1, hk_segment_is_valid(seg));
     hk_fetch_add_relaxed(&a->pages[cls], 1);
     hk_fetch_add_relaxed(&a->npage_allocs, 1);
     hk_unlock(&a->lock);
@@ -99,6 +100,7 @@ static void page_free_locked(hk_arena *a, hk_page *page, uint64_t now) {
     page->reserved = 0; /* a free of a block here now reports, not corrupts */
     bool was_full = seg->free_mask == 0;
     hk_segment_span_free(seg, idx, page->slice_count, now);
+    HK_VALIDATE(1, hk_segment_is_valid(seg));
     if (was_full && seg != a->segs) {
         seg_unlink(a, seg);
         seg_push_front(a, seg);

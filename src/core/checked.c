@@ -159,7 +159,7 @@ static void debug_heap_exit(void *arg) {
     debug_pool_push(arg);
 }
 
-/* Hands the empty pages of the pooled heaps back (arena.<i>.purge): the
+/* Hands the empty pages of the pooled heaps back (arena.0.purge): the
  * blocks their threads left behind may have been freed since.  Each heap is
  * taken out of the pool meanwhile, so it has one user. */
 void hk_debug_flush_pooled(void) {

@@ -52,11 +52,17 @@ void hk_bigcache_set_max(size_t bytes);
 size_t hk_bigcache_peak_reset(void); /* the learner: most bytes cached since last call */
 
 /* ---- statistics (stats.c, huge.c) ---- */
+/* A class's counters summed over every heap, and its pages. */
 typedef struct hk_class_totals {
-    uint64_t nmalloc, ndalloc, nslow, nrefills, nflushes, nremote_frees;
+#define HK_TOTAL_FIELD_(name, kind, doc) HK_IF_COUNTER(kind, uint64_t name;)
+    HAK_CLASS_STATS_FIELDS(HK_TOTAL_FIELD_)
+#undef HK_TOTAL_FIELD_
+    uint64_t nslow;
     uint64_t pages;
 } hk_class_totals;
 void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]);
+/* The public view of class c from its totals. */
+void hk_stats_class_view(unsigned c, const hk_class_totals *t, struct hak_class_stats *out);
 size_t hk_stats_mapped(void);
 size_t hk_stats_allocated(void);
 size_t hk_stats_active(void);
@@ -70,6 +76,10 @@ typedef struct hk_huge_stats {
 } hk_huge_stats;
 void hk_huge_get_stats(hk_huge_stats *out);
 void hk_huge_get_stats_lockless(hk_huge_stats *out); /* atomics only (crash reports) */
+
+/* ---- validity checks (valid.c, debug builds): how many ran, by kind ---- */
+enum { HK_VALID_PAGE, HK_VALID_HEAP, HK_VALID_SEGMENT, HK_VALID_HUGE, HK_VALID_KINDS };
+extern _Atomic uint64_t hk_nvalidated[HK_VALID_KINDS];
 
 /* ---- the debug checks (checked.c): reports and the recent-events ring ---- */
 extern _Atomic uint64_t hk_nreports;

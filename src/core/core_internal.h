@@ -65,7 +65,7 @@ void hk_report_corrupt_list(hk_page *page, const hk_block *b, const hk_block *ne
 void hk_report_corrupt_head(hk_page *page, const hk_block *head);
 void hk_report(const char *what, const void *p, const hk_page *page, const char *detail);
 void hk_list_key_init(void);
-/* debug.c: the recent-events ring */
+/* checked.c: the debug checks' heap and the recent-events ring */
 void hk_debug_event_report(const char *what, const void *p, unsigned cls);
 bool hk_debug_free(hk_page *page, void *p); /* true: handled */
 void hk_debug_page_fresh(hk_page *page);     /* the debug heap took a page */
@@ -186,6 +186,21 @@ void hk_fork_install(void);
 
 /* ---- api.c ---- */
 size_t hk_usable_size_impl(const void *p);
+
+/* ---- valid.c: the invariants of core_types.h, checked ----
+ * HK_VALIDATE(level, check) asserts check in debug builds when the
+ * validate option is at least level (1 by default there); release builds
+ * compile it out.  hk_nvalidated counts the checks run (debug.validated.*). */
+bool hk_page_is_valid(const hk_page *page, int level);
+bool hk_heap_is_valid(const hk_heap *heap, int level);
+bool hk_segment_is_valid(const hk_segment *seg);
+bool hk_huge_is_valid(const hk_segment *h);
+#if HK_DEBUG
+#define HK_VALIDATE(level, check) \
+    do { if (hk_opt.validate >= (level)) hk_assert(check); } while (0)
+#else
+#define HK_VALIDATE(level, check) ((void)0)
+#endif
 
 /* ---- stats.c ---- */
 void hk_stats_fold_heap(hk_heap *heap);

@@ -6,7 +6,7 @@
  *   | header | slice 1 | slice 2 |  ...  (64 KiB slices) | slice31 |
  *   +--------+---------+---------+-----------------------+---------+
  *     slice 0 holds the header: struct hk_segment with one hk_page entry
- *     per slice.  A page (slab) is a span of 1..31 slices holding blocks of
+ *     per slice.  A page (slab) is a span of 1..16 slices holding blocks of
  *     one size class; its metadata is the entry of its first slice, and the
  *     other entries of the span point back with slice_offset.
  *
@@ -60,7 +60,8 @@ static inline uint32_t hk_tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK_TF
  *   live blocks == used - |thread_free| - (blocks of this page in the owner's
  *                  delayed list)
  *   capacity <= reserved; blocks past capacity are untouched memory
- * free and local_free are touched only by the owner heap; thread_free is an
+ * free and local_free are touched only by the owner heap (or, for an
+ * abandoned page, by the arena under its lock); thread_free is an
  * MPSC list (any thread pushes with one CAS, the owner takes it whole).
  */
 typedef struct hk_page {
@@ -97,7 +98,7 @@ typedef struct hk_segment {
     uint32_t purged_mask;           /* free slices purged since last used (learner) */
     uint64_t dirty_since_ms;        /* when the oldest dirty slice was freed */
     /* huge blocks */
-    void *map_base;                 /* mapping start (== segment unless aligned) */
+    void *map_base;                 /* mapping start (the header's own address) */
     size_t map_size;
     size_t usable;                  /* bytes usable from user */
     uint8_t *user;
@@ -107,16 +108,25 @@ typedef struct hk_segment {
     hk_page pages[HK_SLICES];
 } hk_segment;
 
+/* HK_IF_COUNTER(kind, ...): its arguments for the "counter" fields of
+ * HAK_CLASS_STATS_FIELDS (hakmem.h), nothing for the others.  Every list
+ * of the per-class counters (this struct, the totals, their sums and
+ * folds, the stats leaves and printers) is made from that one list. */
+#define HK_IF_COUNTER(kind, ...) HK_IF_COUNTER_##kind(__VA_ARGS__)
+#define HK_IF_COUNTER_counter(...) __VA_ARGS__
+#define HK_IF_COUNTER_derived(...)
+#define HK_IF_COUNTER_gauge(...)
+#define HK_IF_COUNTER_constant(...)
+
 /* Per-class counters of one heap, one array per counter so the fast paths
- * index them directly: written only by the owner thread (hk_counter_inc),
- * read by anyone.  tcache_hits == nmalloc - nslow. */
+ * index them directly: written only by the owner thread (hk_counter_inc;
+ * a shared heap's by the thread holding its arena's shared_lock), read by
+ * anyone.  The public counters, then nslow (tcache_hits = nmalloc - nslow). */
 typedef struct hk_class_counters {
-    _Atomic uint64_t nmalloc[HK_NCLASSES];
-    _Atomic uint64_t ndalloc[HK_NCLASSES];
-    _Atomic uint64_t nslow[HK_NCLASSES];         /* took the slow path */
-    _Atomic uint64_t nrefills[HK_NCLASSES];      /* page found or made by the slow path */
-    _Atomic uint64_t nflushes[HK_NCLASSES];      /* pages handed back to the arena */
-    _Atomic uint64_t nremote_frees[HK_NCLASSES]; /* frees this thread made to others' pages */
+#define HK_COUNTER_ARRAY_(name, kind, doc) HK_IF_COUNTER(kind, _Atomic uint64_t name[HK_NCLASSES];)
+    HAK_CLASS_STATS_FIELDS(HK_COUNTER_ARRAY_)
+#undef HK_COUNTER_ARRAY_
+    _Atomic uint64_t nslow[HK_NCLASSES]; /* took the slow path */
 } hk_class_counters;
 
 /*
@@ -159,8 +169,8 @@ typedef struct hk_heap {
     void *altstack;                    /* signal stack of its thread (altstack.c);
                                           kept across reuse from the pool */
     bool shared;                       /* an arena's heap, used under its lock */
-    bool debug;                        /* the arena's debug heap (debug.c) */
-    bool live;                         /* owned by a running thread */
+    bool debug;                        /* a checked heap (checked.c): a thread's, or the
+                                          arena's fallback */
 } hk_heap;
 
 /* An arena: segments, the page allocator, abandoned pages, one lock. */
@@ -178,7 +188,7 @@ typedef struct hk_arena {
     hk_heap *debug_heap;              /* debug checks: the arena's checked heap */
     _Atomic unsigned nthreads;
     _Atomic size_t mapped;            /* bytes of small segments mapped */
-    _Atomic size_t npurged;           /* madvise calls made */
+    _Atomic size_t npurged;           /* segment purges made (each one or more madvise) */
     _Atomic uint64_t npage_allocs;    /* pages handed to heaps */
     _Atomic uint64_t nrefaults;       /* slices of them that had been purged */
     _Atomic size_t ndirty;            /* free slices that may be resident (|dirty_mask| summed) */

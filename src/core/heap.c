@@ -51,7 +51,6 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     hk_store_relaxed(&heap->delayed, 0);
     heap->arena = arena;
     heap->shared = shared;
-    heap->live = true;
 }
 
 static void page_to_full(hk_heap *heap, hk_page *page) {
@@ -210,11 +209,13 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
     if (heap->debug) hk_debug_page_fresh(page);
     hk_page_queue_push(&heap->queue[cls], page);
     hk_page_extend(page);
+    HK_VALIDATE(1, hk_page_is_valid(page, (int)hk_opt.validate));
     return page;
 }
 
 
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
+    HK_VALIDATE(1, hk_heap_is_valid(heap, (int)hk_opt.validate));
     if (!heap->shared) hk_periodic_tick(heap); /* shared: after the lock (shared.c) */
     if (hk_unlikely(++heap->slow_count % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
     hk_page *page = find_page(heap, cls);
@@ -288,7 +289,6 @@ void hk_heap_abandon(hk_heap *heap) {
         heap->direct[c] = &hk_page_empty;
     }
     abandon_queue(heap, &heap->full);
-    heap->live = false;
 }
 
 /* Takes in remote frees everywhere and hands empty pages back: all of them

@@ -6,9 +6,9 @@
  */
 #include "core/core_internal.h"
 
-/* Runs each periodic job whose gate is on.  Called from slow paths (a
- * fresh page, a huge block, a shared heap's refill), never under an
- * allocator lock; each job is cheap when nothing is due. */
+/* Runs each periodic job whose gate is on.  Called from every thread
+ * heap's slow path, every huge allocation and a shared heap's slow refill,
+ * never under an allocator lock; each job is cheap when nothing is due. */
 void hk_periodic_tick(hk_heap *heap) {
     for (unsigned i = 0; i < hk_periodic_count; i++) {
         const hk_periodic *w = &hk_periodic_work[i];

@@ -1,14 +1,16 @@
 /*
- * Huge blocks (> 1 MiB, or alignment beyond what a page of slices gives):
+ * Huge blocks (above HK_SEGMENT_BLOCK_MAX, 896 KiB; alignment beyond what a
+ * page of slices gives; aligned or above 1 MiB under the debug checks):
  * each has its own mapping whose 2 MiB-aligned base holds a segment-style
  * header (kind HK_SEG_HUGE), so free() finds it by the same masking as any
  * block.  Blocks aligned to 2 MiB or more have their header one chunk below.
  *
  * The BigCache keeps freed mappings of the plain kind (user pointer at
  * HK_HUGE_OFFSET) for reuse without mmap or page faults: one LRU list, most
- * recent first, bounded by bigcache max bytes; a request takes the most
- * recent entry of its size bucket (mapping sizes are rounded to four
- * buckets per doubling).  Entries idle for long are unmapped.
+ * recent first, bounded by bigcache max bytes.  Mappings are page-exact (under
+ * RLIMIT_AS, address space is what runs out); a request takes the most
+ * recent entry at least its size and at most its bucket (four per doubling:
+ * 25% more).  Entries idle for long are unmapped.
  */
 #include <sys/mman.h>
 
@@ -133,6 +135,7 @@ static void *finish(hk_segment *h, size_t size, uint8_t *user) {
     if (me != NULL) hk_counter_add(&me->allocated_bytes, h->usable);
     hk_fetch_add_relaxed(&st_nmalloc, 1);
     hk_fetch_add_relaxed(&st_cur_bytes, h->map_size);
+    HK_VALIDATE(1, hk_huge_is_valid(h));
     return user;
 }
 
@@ -210,6 +213,7 @@ void hk_huge_free(hk_segment *h) {
         hk_report("double free of a huge block", h->user, NULL, "ignored");
         return;
     }
+    HK_VALIDATE(1, hk_huge_is_valid(h));
     hk_fetch_add_relaxed(&st_ndalloc, 1);
     hk_heap *me = hk_thread_real_heap();
     if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);

@@ -26,7 +26,8 @@ static pthread_key_t heap_key;
 static _Atomic bool heap_key_ok;
 
 pthread_mutex_t hk_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
-hk_heap *hk_heaps_all;          /* heaps of running threads (hk_heaps_lock) */
+hk_heap *hk_heaps_all;          /* every heap with counters: threads', parked, shared,
+                                   checked (hk_heaps_lock) */
 static hk_heap *heap_pool;      /* heaps of exited threads (hk_heaps_lock) */
 hk_class_counters hk_dead_counters;
 

@@ -8,12 +8,10 @@
 #include "core/core_internal.h"
 
 static void add_counters(hk_class_totals *t, hk_class_counters *c, unsigned i) {
-    t->nmalloc += hk_load_relaxed(&c->nmalloc[i]);
-    t->ndalloc += hk_load_relaxed(&c->ndalloc[i]);
+#define HK_ADD_(name, kind, doc) HK_IF_COUNTER(kind, t->name += hk_load_relaxed(&c->name[i]);)
+    HAK_CLASS_STATS_FIELDS(HK_ADD_)
+#undef HK_ADD_
     t->nslow += hk_load_relaxed(&c->nslow[i]);
-    t->nrefills += hk_load_relaxed(&c->nrefills[i]);
-    t->nflushes += hk_load_relaxed(&c->nflushes[i]);
-    t->nremote_frees += hk_load_relaxed(&c->nremote_frees[i]);
 }
 
 void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]) {
@@ -28,6 +26,17 @@ void hk_stats_class_totals(hk_class_totals out[HK_NCLASSES]) {
             out[c].pages += hk_load_relaxed(&hk_arenas[a].pages[c]);
 }
 
+void hk_stats_class_view(unsigned c, const hk_class_totals *t, struct hak_class_stats *out) {
+#define HK_COPY_(name, kind, doc) HK_IF_COUNTER(kind, out->name = t->name;)
+    HAK_CLASS_STATS_FIELDS(HK_COPY_)
+#undef HK_COPY_
+    /* the derived fields and the gauges */
+    out->size = hk_class_size[c];
+    out->curblocks = t->nmalloc >= t->ndalloc ? t->nmalloc - t->ndalloc : 0;
+    out->curslabs = t->pages;
+    out->tcache_hits = t->nmalloc - t->nslow;
+}
+
 static void fold(_Atomic uint64_t *dst, _Atomic uint64_t *src) {
     hk_fetch_add_relaxed(dst, hk_load_relaxed(src));
     hk_store_relaxed(src, 0);
@@ -37,12 +46,10 @@ static void fold(_Atomic uint64_t *dst, _Atomic uint64_t *src) {
 void hk_stats_fold_heap(hk_heap *h) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         hk_class_counters *d = &hk_dead_counters, *s = &h->counters;
-        fold(&d->nmalloc[c], &s->nmalloc[c]);
-        fold(&d->ndalloc[c], &s->ndalloc[c]);
+#define HK_FOLD_(name, kind, doc) HK_IF_COUNTER(kind, fold(&d->name[c], &s->name[c]);)
+        HAK_CLASS_STATS_FIELDS(HK_FOLD_)
+#undef HK_FOLD_
         fold(&d->nslow[c], &s->nslow[c]);
-        fold(&d->nrefills[c], &s->nrefills[c]);
-        fold(&d->nflushes[c], &s->nflushes[c]);
-        fold(&d->nremote_frees[c], &s->nremote_frees[c]);
     }
     /* Per-thread byte totals start again for the heap's next thread. */
     hk_store_relaxed(&h->allocated_bytes, 0);
@@ -171,27 +178,27 @@ static void print_text(printer *pr, hk_class_totals *t, hk_huge_stats *hs, const
             hs->cache_max >> 10);
 }
 
+/* Each class as {"class":c, then every field of HAK_CLASS_STATS_FIELDS}. */
 static void print_tier_json(printer *pr, hk_class_totals *t, unsigned first, unsigned n,
                             const char *tier) {
     out(pr, ",\"%s\":[", tier);
     bool sep = false;
     for (unsigned c = first; c < first + n; c++) {
         if (t[c].nmalloc == 0 && t[c].pages == 0) continue;
-        out(pr, "%s{\"class\":%u,\"size\":%u,\"nmalloc\":%llu,\"ndalloc\":%llu,"
-            "\"curblocks\":%llu,\"pages\":%llu,\"nrefills\":%llu,\"nflushes\":%llu,"
-            "\"nremote_frees\":%llu,\"tcache_hits\":%llu}",
-            sep ? "," : "", c, hk_class_size[c], (unsigned long long)t[c].nmalloc,
-            (unsigned long long)t[c].ndalloc, (unsigned long long)live_blocks(&t[c]),
-            (unsigned long long)t[c].pages, (unsigned long long)t[c].nrefills,
-            (unsigned long long)t[c].nflushes, (unsigned long long)t[c].nremote_frees,
-            (unsigned long long)(t[c].nmalloc - t[c].nslow));
+        struct hak_class_stats v;
+        hk_stats_class_view(c, &t[c], &v);
+        out(pr, "%s{\"class\":%u", sep ? "," : "", c);
+#define HK_JSON_FIELD_(name, kind, doc) out(pr, ",\"" #name "\":%llu", (unsigned long long)v.name);
+        HAK_CLASS_STATS_FIELDS(HK_JSON_FIELD_)
+#undef HK_JSON_FIELD_
+        out(pr, "}");
         sep = true;
     }
     out(pr, "]");
 }
 
 static void print_json(printer *pr, hk_class_totals *t, hk_huge_stats *hs, const char *opts) {
-    out(pr, "{\"schema\":1,\"version\":\"%s\"", HAKMEM_VERSION);
+    out(pr, "{\"schema\":2,\"version\":\"%s\"", HAKMEM_VERSION);
     if (!omitted(opts, 'g'))
         out(pr, ",\"mode\":\"%s\",\"narenas\":%u,\"allocated\":%zu,\"active\":%zu,"
             "\"mapped\":%zu,\"resident\":%zu,\"metadata\":%zu",

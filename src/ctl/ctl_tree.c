@@ -96,15 +96,7 @@ static void class_stats(unsigned c, struct hak_class_stats *s) {
         hk_stats_class_totals(own);
         t = own;
     }
-    s->size = hk_class_size[c];
-    s->nmalloc = t[c].nmalloc;
-    s->ndalloc = t[c].ndalloc;
-    s->curblocks = t[c].nmalloc >= t[c].ndalloc ? t[c].nmalloc - t[c].ndalloc : 0;
-    s->curslabs = t[c].pages;
-    s->nrefills = t[c].nrefills;
-    s->nflushes = t[c].nflushes;
-    s->nremote_frees = t[c].nremote_frees;
-    s->tcache_hits = t[c].nmalloc - t[c].nslow;
+    hk_stats_class_view(c, &t[c], s);
 }
 
 static int get_class_stats(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
@@ -242,6 +234,11 @@ static int get_debug_reports(const hk_ctl_row *row, const size_t *v, hk_ctl_valu
     o->u64 = hk_load_relaxed(&hk_nreports);
     return 0;
 }
+/* row->arg: HK_VALID_PAGE .. HK_VALID_HUGE */
+static int get_validated(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    o->u64 = hk_load_relaxed(&hk_nvalidated[row->arg]);
+    return 0;
+}
 static int get_events_count(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
     o->u64 = hk_debug_nevents();
     return 0;
@@ -317,14 +314,15 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"<tier>.class.<i>.size", HAK_CTL_SIZE, R(get_class_size), lim_class, "block size"},
     {"<tier>.class.<i>.tcache_max", HAK_CTL_UNSIGNED, RW(get_tcache_max, set_tcache_max), lim_class, "free blocks a thread keeps in empty pages of the class"},
     {"<tier>.class.<i>.stats", HAK_CTL_CLASS_STATS, R(get_class_stats), lim_class, "struct hak_class_stats"},
-    {"<tier>.class.<i>.stats.nmalloc", HAK_CTL_U64, R(get_class_stat_field), lim_class, "allocations", offsetof(struct hak_class_stats, nmalloc)},
-    {"<tier>.class.<i>.stats.ndalloc", HAK_CTL_U64, R(get_class_stat_field), lim_class, "deallocations", offsetof(struct hak_class_stats, ndalloc)},
-    {"<tier>.class.<i>.stats.curblocks", HAK_CTL_U64, R(get_class_stat_field), lim_class, "live blocks", offsetof(struct hak_class_stats, curblocks)},
-    {"<tier>.class.<i>.stats.curslabs", HAK_CTL_U64, R(get_class_stat_field), lim_class, "pages in use", offsetof(struct hak_class_stats, curslabs)},
-    {"<tier>.class.<i>.stats.nrefills", HAK_CTL_U64, R(get_class_stat_field), lim_class, "slow-path refills", offsetof(struct hak_class_stats, nrefills)},
-    {"<tier>.class.<i>.stats.nflushes", HAK_CTL_U64, R(get_class_stat_field), lim_class, "pages handed back", offsetof(struct hak_class_stats, nflushes)},
-    {"<tier>.class.<i>.stats.nremote_frees", HAK_CTL_U64, R(get_class_stat_field), lim_class, "cross-thread frees", offsetof(struct hak_class_stats, nremote_frees)},
-    {"<tier>.class.<i>.stats.tcache_hits", HAK_CTL_U64, R(get_class_stat_field), lim_class, "fast-path allocations", offsetof(struct hak_class_stats, tcache_hits)},
+#define HK_STATS_LEAF_constant(...)
+#define HK_STATS_LEAF_counter(...) __VA_ARGS__
+#define HK_STATS_LEAF_derived(...) __VA_ARGS__
+#define HK_STATS_LEAF_gauge(...) __VA_ARGS__
+#define HK_STATS_ROW_(name, kind, doc) HK_STATS_LEAF_##kind( \
+    {"<tier>.class.<i>.stats." #name, HAK_CTL_U64, R(get_class_stat_field), lim_class, doc, \
+     offsetof(struct hak_class_stats, name)},)
+    HAK_CLASS_STATS_FIELDS(HK_STATS_ROW_)
+#undef HK_STATS_ROW_
     {"huge.stats.nmalloc", HAK_CTL_U64, R(get_huge_nmalloc), NULL, "huge allocations"},
     {"huge.stats.ndalloc", HAK_CTL_U64, R(get_huge_ndalloc), NULL, "huge deallocations"},
     {"huge.stats.nmmap", HAK_CTL_U64, R(get_huge_nmmap), NULL, "mappings made for huge blocks"},
@@ -352,6 +350,10 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"stats_page.background_thread", HAK_CTL_BOOL, R(get_sp_bg), NULL, "a background thread keeps the page fresh"},
     {"stats_page.refresh", HAK_CTL_VOID, ACT(act_sp_refresh), NULL, "refresh the page now, creating it if its delay has not passed (EPERM when off)"},
     {"debug.reports", HAK_CTL_U64, R(get_debug_reports), NULL, "misuses detected and reported (bad free, double free, overrun, corrupted list)"},
+    {"debug.validated.page", HAK_CTL_U64, R(get_validated), NULL, "page validity checks run (debug builds)", HK_VALID_PAGE},
+    {"debug.validated.heap", HAK_CTL_U64, R(get_validated), NULL, "heap validity checks run (debug builds)", HK_VALID_HEAP},
+    {"debug.validated.segment", HAK_CTL_U64, R(get_validated), NULL, "segment validity checks run (debug builds)", HK_VALID_SEGMENT},
+    {"debug.validated.huge", HAK_CTL_U64, R(get_validated), NULL, "huge block header checks run (debug builds)", HK_VALID_HUGE},
     {"debug.events.count", HAK_CTL_U64, R(get_events_count), NULL, "events recorded so far (debug checks: allocations, frees; always: reports)"},
     {"debug.events.<i>.what", HAK_CTL_STRING, R(get_event_field), lim_event, "event i back from the newest: alloc, free or the report", 0},
     {"debug.events.<i>.ptr", HAK_CTL_U64, R(get_event_field), lim_event, "its pointer", 1},

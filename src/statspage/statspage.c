@@ -1,5 +1,5 @@
 /*
- * The shared-memory stats page (DESIGN.md section 5; layout and protocol in
+ * The shared-memory stats page (doc/DESIGN.md section 10.3; layout and protocol in
  * hk_statspage.h).
  *
  * Life cycle.  The first slow-path tick after start-up (or after fork, or
@@ -20,7 +20,7 @@
  * pthread_create may call malloc), and one atomic flag (busy) lets one thread
  * at a time do the work while the others return at once.  The tick is never
  * called with an allocator lock held (heap.c skips it under an arena's shared
- * heap lock; api.c ticks after dropping it).
+ * heap lock; shared.c ticks after dropping it).
  *
  * The process trusts nothing it reads back from the page: it keeps the
  * layout privately, and copies, terminates and checks (existence, write

@@ -1,5 +1,5 @@
-/* Edge cases of the standard API, held to glibc's behaviour (DESIGN.md
- * section 2, invariant 8): malloc(0), free(NULL), errno across free, sizes
+/* Edge cases of the standard API, held to glibc's behaviour (doc/DESIGN.md
+ * section 1.2; hakmem(3), STANDARD BEHAVIOUR): malloc(0), free(NULL), errno across free, sizes
  * near SIZE_MAX, calloc overflow, posix_memalign / aligned_alloc argument
  * errors, memalign / valloc / pvalloc. */
 #include "harness.h"

@@ -383,7 +383,7 @@ TEST(stats_print_json_omission_letters) {
                                 "python3 -c 'import json,sys\n"
                                 "for f in sys.argv[1:]:\n"
                                 " try:\n"
-                                "  d=json.load(open(f)); assert d[\"schema\"]==1\n"
+                                "  d=json.load(open(f)); assert d[\"schema\"]==2\n"
                                 " except Exception as e: print(f, e)' 2>&1");
     for (size_t i = 0; i < nfiles && o < sizeof cmd; i++)
         o += (size_t)snprintf(cmd + o, sizeof cmd - o, " %s", paths[i]);
