@@ -81,13 +81,13 @@ within() { awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN { d = a - b; if (d < 0) d = 
 timeout 120 env HAKMEM_CONF=stats_page:1,stats_page_delay_ms:0,stats_page_interval_ms:50,background_thread:1 \
   LD_PRELOAD="$lib" "$child" -d 110 >"$tmp/child.out" 2>&1 &
 pids="$pids $!"
-wait_for 100 grep -q '^ready ' "$tmp/child.out"
+wait_for 100 grep -qs '^ready ' "$tmp/child.out"
 C=$(sed -n 's/^ready //p' "$tmp/child.out")
 [ -n "$C" ] || fail_all "the child did not start: $(tail -n 2 "$tmp/child.out")" $LIVE
 
 timeout 120 "$hakctl" serve --listen 127.0.0.1:0 >"$tmp/serve.out" 2>&1 &
 pids="$pids $!"
-wait_for 100 grep -q 'serving http://' "$tmp/serve.out"
+wait_for 100 grep -qs 'serving http://' "$tmp/serve.out"
 sport=$(sed -n 's|^hakctl: serving http://127\.0\.0\.1:\([0-9]*\)/metrics$|\1|p' "$tmp/serve.out")
 [ -n "$sport" ] || fail_all "hakctl serve did not start: $(cat "$tmp/serve.out")" $LIVE
 
@@ -134,7 +134,7 @@ fi
 # The child stops allocating; a few scrapes later both sides read the same
 # snapshot, up to the resident set's own drift.
 kill -USR1 "$C"
-wait_for 50 grep -q '^frozen ' "$tmp/child.out"
+wait_for 50 grep -qs '^frozen ' "$tmp/child.out"
 sleep 3
 res_prom=$(query "hakmem_stats_resident{pid=\"$C\"}")
 alloc_prom=$(query "hakmem_stats_allocated{pid=\"$C\"}")
