@@ -5,6 +5,7 @@
  * and mid classes, so its threads take malloc's slow path (where the stats
  * page is refreshed), and reports on stdout, line by line:
  *   ready PID                 at start
+ *   version STRING            hak_ctl("version"), at start
  *   mode NAME                 config.mode, at start and whenever it changes
  *   frozen KEY=VALUE...       after SIGUSR1: it stops allocating, frees what
  *                             it holds, and prints the per-class counters
@@ -78,6 +79,9 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_term);
     char mode[32] = "";
     printf("ready %d\n", (int)getpid());
+    const char *version = NULL;
+    size_t vlen = sizeof version;
+    if (ctl("version", &version, &vlen, NULL, 0) == 0 && version != NULL) printf("version %s\n", version);
     report_mode(ctl, mode, sizeof mode);
 
     enum { BATCH = 4000 };
