@@ -753,6 +753,10 @@ def main():
     ap.add_argument("--no-doc", action="store_true", help="write no file")
     ap.add_argument("--no-install", action="store_true", help="never run apt-get")
     ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are to")
+    ap.add_argument("--real", action="store_true",
+                    help="also run real programs (bench/real.py) in a partial run")
+    ap.add_argument("--no-real", action="store_true",
+                    help="no real programs, even in a full run")
     ap.add_argument("--callgrind", action="store_true",
                     help="also count instructions per malloc+free pair with "
                          "bench/callgrind.sh (needs valgrind; about a minute)")
@@ -769,6 +773,9 @@ def main():
     want = opts.allocs.split(",") if opts.allocs else DEFAULT_ALLOCS
     override = [int(t) for t in opts.threads.split(",")] if opts.threads else None
 
+    partial = bool(only or opts.allocs or opts.threads or opts.quick or opts.runs
+                   or opts.scale)
+    with_real = (opts.real or not partial) and not opts.no_real
     configs, exes = [], {}
     for b, threads, _ in BENCHES:
         if only and b not in only:
@@ -809,6 +816,12 @@ def main():
             line = "  ".join("%s %s%s" % (a, fmt_secs(cells[(b, t)][a].med), cells[(b, t)][a].mark())
                              for a in names)
             log("%-12s t=%d  %s" % (b, t, line))
+        real_report = ""
+        if with_real:
+            import real     # bench/real.py, beside this file
+            real_report, real_failures = real.run_suite(
+                objroot, allocs, min(runs, 3), opts.timeout)
+            failures += real_failures
         elapsed = time.monotonic() - started
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -823,6 +836,8 @@ def main():
         "elapsed": elapsed, "notes": notes,
     }
     report = build_report(configs, cells, allocs, base, meta, target)
+    if real_report:
+        report += "\n" + real_report + "\n"
     if opts.callgrind:
         log("compare: running bench/callgrind.sh")
         r = subprocess.run(["sh", os.path.join(SRCROOT, "bench", "callgrind.sh"), objroot],
@@ -838,8 +853,6 @@ def main():
     print()
     print(report)
 
-    partial = bool(only or opts.allocs or opts.threads or opts.quick or opts.runs
-                   or opts.scale)
     out = opts.out
     if out is None and not partial:
         out = os.path.join(SRCROOT, "doc", "PERFORMANCE.md")
