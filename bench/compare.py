@@ -2,6 +2,7 @@
 """Runs hakmem's benchmarks against glibc and the distribution's allocators.
 
     sh bench/compare [OBJROOT] [--quick] [--only NAME,...] [--allocs A,...]
+                     [--runs N] [--real | --no-real]
 
 Every benchmark binary (OBJROOT/bench/NAME, built by `make benches`; missing
 ones are compiled here with the Makefile's flags) runs under each allocator,
@@ -21,6 +22,9 @@ interleaved -- A B C D E, then B C D E A, ... -- BENCH_RUNS times (default
               nochecks=/tmp/nochk/lib/libhakmem.so (a --disable-checks build)
 
 A missing peer is installed with apt-get when running as root, else skipped.
+A full run ends with real programs under each allocator (bench/real.py:
+python3, sqlite3, gcc, redis where installed; at most 3 runs each); --real
+adds them to a partial run, --no-real leaves them out.
 Time is the benchmark's own measured time (its `secs=`, which leaves out
 process start-up and exit); peak RSS is the VmHWM the benchmark reads from
 /proc/self/status before exiting (its `peak_rss_kib=`).  Not wait4()'s
@@ -695,7 +699,7 @@ def write_doc(path, report, meta):
     text.append("How to run: `make bench` (all of this, 5 runs a cell, about 15 "
                 "minutes on 2 cores); `sh bench/compare OBJROOT --quick` (2 runs, "
                 "quarter scale); `--only larson,frag`, `--allocs glibc,hakmem,hakmem-fast`, "
-                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`.  Partial "
+                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`, `--no-real`.  Partial "
                 "runs print their tables without touching this file unless given "
                 "`--out FILE`.  mimalloc3 and snmalloc are built once from the release "
                 "archives in `shared/peers` into `OBJROOT/bench/peers` (cmake; skipped "
