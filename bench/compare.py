@@ -2,6 +2,7 @@
 """Runs hakmem's benchmarks against glibc and the distribution's allocators.
 
     sh bench/compare [OBJROOT] [--quick] [--only NAME,...] [--allocs A,...]
+                     [--runs N] [--real | --no-real]
 
 Every benchmark binary (OBJROOT/bench/NAME, built by `make benches`; missing
 ones are compiled here with the Makefile's flags) runs under each allocator,
@@ -12,6 +13,8 @@ interleaved -- A B C D E, then B C D E A, ... -- BENCH_RUNS times (default
     jemalloc  libjemalloc.so.2          (Debian/Ubuntu: libjemalloc2)
     mimalloc  libmimalloc.so.2          (libmimalloc2.0)
     tcmalloc  libtcmalloc_minimal.so.4  (libtcmalloc-minimal4)
+    mimalloc3 mimalloc 3.4.3 \  built from the release archives in shared/peers
+    snmalloc  snmalloc 0.7.5 /  by its build.sh (cmake), once, into OBJROOT/bench/peers
     hakmem    OBJROOT/lib/libhakmem.so  (copied aside first, so a rebuild
               during the run cannot mix two versions)
     hakmem-MODE  hakmem with HAKMEM_MODE=MODE (e.g. hakmem-fast), on request
@@ -19,6 +22,9 @@ interleaved -- A B C D E, then B C D E A, ... -- BENCH_RUNS times (default
               nochecks=/tmp/nochk/lib/libhakmem.so (a --disable-checks build)
 
 A missing peer is installed with apt-get when running as root, else skipped.
+A full run ends with real programs under each allocator (bench/real.py:
+python3, sqlite3, gcc, redis where installed; at most 3 runs each); --real
+adds them to a partial run, --no-real leaves them out.
 Time is the benchmark's own measured time (its `secs=`, which leaves out
 process start-up and exit); peak RSS is the VmHWM the benchmark reads from
 /proc/self/status before exiting (its `peak_rss_kib=`).  Not wait4()'s
@@ -26,7 +32,9 @@ ru_maxrss: Linux carries the forking parent's high-water mark over exec into
 the child's, which puts a floor of this script's own size (~20 MiB) under
 every figure; ru_maxrss is only the fallback.
 Medians, min-max spreads, ratios to mimalloc and geometric means are printed
-as markdown and, for a full run, written to doc/PERFORMANCE.md.  Exit status:
+as markdown, with a column "× best peer": hakmem's figure over the lowest of
+the peers' (every allocator but hakmem's own builds, glibc included), and a
+summary of that ratio (geometric mean, worst rows), and, for a full run, written to doc/PERFORMANCE.md.  Exit status:
 0, or 1 when any run failed (crash, non-zero exit, verified!=ok, timeout).
 Python 3.7+ standard library only.
 """
@@ -70,6 +78,20 @@ BENCHES = [
                           ("ns_pair_4k", "ns/pair, 4 KiB batches of 256"),
                           ("ns_pair_48k", "ns/pair, 48 KiB batches of 32")]),
     ("hugeset", [1, 2], [("us_per_block", "us per 8 MiB block, 12 live")]),
+    # the shapes where an independent suite found hakmem far behind the best
+    # peer (issue 16)
+    ("larson_live", [2, 8], []),
+    ("threadrounds", [2], []),
+    ("prodcons_batch", [2], []),
+    ("interp", [1], []),
+    ("largerand", [1], []),
+    ("xthread32", [32], []),
+    ("bigheap", [1], [("ns_op_%dm" % m, "ns/op churn, %s live" % l)
+                      for m, l in ((1, "1 MiB"), (16, "16 MiB"), (1024, "1 GiB"))]
+                     + [("ns_alloc_1024m", "ns/alloc growing to 1 GiB")]
+                     + [("rss_live_%dm" % m, "RSS / live, %s live" % l)
+                        for m, l in ((1, "1 MiB"), (16, "16 MiB"), (256, "256 MiB"),
+                                     (1024, "1 GiB"))]),
 ]
 
 DESCRIPTIONS = {
@@ -95,6 +117,22 @@ DESCRIPTIONS = {
                 "thread cache",
     "hugeset": "12 live 8 MiB blocks per thread allocated, touched, freed, "
                "repeated: a huge working set beyond a 64 MiB cache",
+    "larson_live": "larson with 5000 live 8-1000 B chunks per thread, random "
+                   "replacement, each thread's array handed to the next thread "
+                   "every round: most frees remote, a live set that never drains",
+    "threadrounds": "2 new threads every round, each allocating, touching and "
+                    "freeing 20000 blocks of 16-512 B and 100 of 4-64 KiB, "
+                    "then exiting",
+    "prodcons_batch": "64 B objects from producers to consumers, which free "
+                      "them in batches of 1000",
+    "interp": "an interpreter's mix: LIFO temporaries of 16-128 B dying young, "
+              "1 in 64 allocations kept in a table of 20000 long-lived objects",
+    "largerand": "random 64 KiB-1 MiB blocks, up to 64 live, every page written",
+    "xthread32": "32 threads (16 a core here) sending every 32-256 B object to a "
+                 "random other thread's queue to be freed",
+    "bigheap": "live small objects grown x4 a step from 1 MiB to 1 GiB "
+               "(`bench/bigheap -m 8192` for 8 GiB), random churn at each step: "
+               "time per operation and RSS / live bytes should stay flat",
 }
 
 READING_NOTES = (
@@ -112,7 +150,14 @@ PEERS = {
     "mimalloc": ("libmimalloc.so.2", "libmimalloc2.0"),
     "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
 }
-DEFAULT_ALLOCS = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "hakmem"]
+# Built from the release archives in ../shared/peers (build.sh, cmake) into
+# OBJROOT/bench/peers, once: label -> library built there.
+BUILT_PEERS = {
+    "mimalloc3": "libmimalloc3.so",     # mimalloc 3.4.3
+    "snmalloc": "libsnmalloc.so",       # snmalloc 0.7.5
+}
+DEFAULT_ALLOCS = ["glibc", "jemalloc", "mimalloc", "mimalloc3", "snmalloc",
+                  "tcmalloc", "hakmem"]
 LIB_DIRS = (glob.glob("/usr/lib/*-linux-gnu") + glob.glob("/lib/*-linux-gnu")
             + ["/usr/lib64", "/usr/lib", "/usr/local/lib"])
 CFLAGS = ["-std=gnu11", "-O2", "-g", "-D_GNU_SOURCE", "-Wall", "-Wextra",
@@ -152,6 +197,37 @@ def install_peers(packages):
     return False
 
 
+def peer_sources():
+    """The directory holding build.sh and the peers' release archives:
+    $BENCH_PEERS_SRC, else shared/peers beside or inside the source tree."""
+    for d in (os.environ.get("BENCH_PEERS_SRC"),
+              os.path.join(os.path.dirname(SRCROOT), "shared", "peers"),
+              os.path.join(SRCROOT, "shared", "peers")):
+        if d and os.path.exists(os.path.join(d, "build.sh")):
+            return d
+    return None
+
+
+def built_peers(objroot, labels):
+    """{label: library or None, with why}: the peers built from source,
+    built once into OBJROOT/bench/peers (about a minute) and kept there."""
+    out_dir = os.path.join(objroot, "bench", "peers")
+    libs = {l: os.path.join(out_dir, BUILT_PEERS[l]) for l in labels}
+    if all(os.path.exists(p) for p in libs.values()):
+        return {l: (p, None) for l, p in libs.items()}
+    src = peer_sources()
+    if src is None:
+        why = "no shared/peers/build.sh found (set BENCH_PEERS_SRC)"
+    else:
+        log("compare: building %s into %s (once; about a minute)"
+            % (", ".join(labels), out_dir))
+        r = subprocess.run(["sh", os.path.join(src, "build.sh"), out_dir],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        why = "build failed: %s" % (" | ".join(r.stderr.strip().splitlines()[-3:])
+                                    or "exit status %d" % r.returncode)
+    return {l: (p, None) if os.path.exists(p) else (None, why) for l, p in libs.items()}
+
+
 def resolve_allocators(names, objroot, tmpdir, no_install):
     """Returns [(name, env additions)] for the allocators that can run, and
     a dict of notes (versions, paths, why one was skipped)."""
@@ -160,6 +236,8 @@ def resolve_allocators(names, objroot, tmpdir, no_install):
     missing = [n for n in want_peers if find_lib(PEERS[n][0]) is None]
     if missing and not no_install:
         install_peers([PEERS[n][1] for n in missing])
+    built = built_peers(objroot, [n for n in names if n in BUILT_PEERS]) \
+        if any(n in BUILT_PEERS for n in names) else {}
     out = []
     for name in names:
         if name == "glibc":
@@ -173,6 +251,18 @@ def resolve_allocators(names, objroot, tmpdir, no_install):
                 continue
             out.append((name, {"LD_PRELOAD": lib}))
             notes[name] = "%s %s (%s)" % (PEERS[name][1], pkg_version(PEERS[name][1]), lib)
+        elif name in BUILT_PEERS:
+            lib, why = built[name]
+            if lib is None:
+                log("compare: %s skipped: %s" % (name, why))
+                notes[name] = "skipped: %s" % why
+                continue
+            copy = os.path.join(tmpdir, BUILT_PEERS[name])
+            shutil.copy2(lib, copy)
+            out.append((name, {"LD_PRELOAD": copy}))
+            notes[name] = "%s, built from %s by build.sh (%s)" % (
+                {"mimalloc3": "mimalloc 3.4.3", "snmalloc": "snmalloc 0.7.5"}[name],
+                "shared/peers", lib)
         elif name == "hakmem" or name.startswith("hakmem-"):
             lib = os.path.join(objroot, "lib", "libhakmem.so")
             if not os.path.exists(lib):
@@ -379,62 +469,127 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def is_peer(name):
+    """The allocators hakmem is measured against: glibc, the distribution's
+    packages and the peers built from source (not hakmem builds)."""
+    return name == "glibc" or name in PEERS or name in BUILT_PEERS
+
+
+def best_peer(values):
+    """(value, label) of the lowest of {label: value} among the peers."""
+    got = [(v, a) for a, v in values.items() if is_peer(a) and v is not None and v > 0]
+    return min(got) if got else (None, None)
+
+
+def fmt_best(r, who):
+    return "-" if r is None else "×%.2f (%s)" % (r, who)
+
+
 def build_report(configs, cells, allocs, base, meta, target):
     """Markdown text of the whole report."""
     L = []
     names = [a for a, _ in allocs]
-    head = "| benchmark | threads | " + " | ".join(names) + " |"
-    rule = "|---|--:|" + "--:|" * len(names)
+    # "× best peer": target's figure over the lowest of the peers' (is_peer)
+    vs_best = target in names and any(is_peer(a) for a in names)
+    best_head = " × best peer |" if vs_best else ""
+    head = "| benchmark | threads | " + " | ".join(names) + " |" + best_head
+    rule = "|---|--:|" + "--:|" * len(names) + ("--:|" if vs_best else "")
 
-    def table(title, value, fmt, ratio_of=True, geo=True):
+    def table(title, value, fmt, ratio_of=True, geo=True, best=True):
+        """Returns ({allocator: [ratios to base]}, [(ratio to the best
+        peer, benchmark, threads, best peer)])."""
         L.append("### " + title)
         L.append("")
-        L.append(head)
-        L.append(rule)
+        L.append(head if best or not vs_best else head[:-len(best_head)])
+        L.append(rule if best or not vs_best else rule[:-4])
         ratios = {a: [] for a in names}
+        bests = []
         for (b, t) in configs:
             row = []
             bv = value(cells[(b, t)].get(base)) if base in cells[(b, t)] else None
+            vals = {}
             for a in names:
                 c = cells[(b, t)].get(a)
                 v = value(c) if c else None
+                vals[a] = v
                 r = ratio(v, bv) if ratio_of else None
                 if r is not None:
                     ratios[a].append(r)
                 txt = fmt(v) if v is not None else ("FAIL" if c and c.failed else "-")
                 row.append(txt + (fmt_ratio(r) if ratio_of else "") + (c.mark() if c else ""))
+            if vs_best and best:
+                pv, who = best_peer(vals)
+                r = ratio(vals.get(target), pv)
+                if r is not None:
+                    bests.append((r, b, t, who))
+                row.append(fmt_best(r, who))
             L.append("| %s | %d | %s |" % (b, t, " | ".join(row)))
         if geo and ratio_of:
-            L.append("| **geometric mean ×%s** | | %s |" % (base, " | ".join(
-                ("**%.2f**" % geomean(ratios[a]) if ratios[a] else "-") for a in names)))
+            g = [r for r, _, _, _ in bests]
+            L.append("| **geometric mean ×%s** | | %s |%s" % (base, " | ".join(
+                ("**%.2f**" % geomean(ratios[a]) if ratios[a] else "-") for a in names),
+                (" **×%.2f**%s |" % (geomean(g), "" if len(g) == len(configs) else
+                                      " (%d rows)" % len(g)) if g else " - |")
+                if vs_best and best else ""))
         L.append("")
-        return ratios
+        return ratios, bests
 
-    time_ratios = table("Time: median seconds, ×%s (lower is better)" % base,
-                        lambda c: c.med, fmt_secs)
+    time_ratios, time_best = table("Time: median seconds, ×%s (lower is better)" % base,
+                                   lambda c: c.med, fmt_secs)
     table("Spread: min–max seconds over the runs", lambda c: (min(c.secs), max(c.secs)) if c.secs else None,
-          lambda v: "%s–%s" % (fmt_secs(v[0]), fmt_secs(v[1])), ratio_of=False)
+          lambda v: "%s–%s" % (fmt_secs(v[0]), fmt_secs(v[1])), ratio_of=False, best=False)
     table("Wall clock: median seconds of the whole process, start-up and exit "
           "included, ×%s" % base, lambda c: c.wall, fmt_secs, geo=False)
-    rss_ratios = table("Peak RSS: median MiB, ×%s (lower is better)" % base,
-                       lambda c: c.rss_med / 1024.0 if c.rss_med else None, fmt_num)
+    rss_ratios, rss_best = table("Peak RSS: median MiB, ×%s (lower is better)" % base,
+                                 lambda c: c.rss_med / 1024.0 if c.rss_med else None, fmt_num)
 
+    extra_best = []
     extra_rows = [(b, t, k, label) for (b, t) in configs
                   for (bn, _, extras) in BENCHES if bn == b for (k, label) in extras]
     if extra_rows:
         L.append("### Details: medians of figures the benchmarks print, ×%s" % base)
         L.append("")
-        L.append("| benchmark | threads | figure | " + " | ".join(names) + " |")
-        L.append("|---|--:|---|" + "--:|" * len(names))
+        L.append("| benchmark | threads | figure | " + " | ".join(names) + " |" + best_head)
+        L.append("|---|--:|---|" + "--:|" * len(names) + ("--:|" if vs_best else ""))
         for (b, t, k, label) in extra_rows:
             bc = cells[(b, t)].get(base)
             bv = bc.extra(k) if bc else None
-            row = []
+            row, vals = [], {}
             for a in names:
                 c = cells[(b, t)].get(a)
-                v = c.extra(k) if c else None
+                v = vals[a] = c.extra(k) if c else None
                 row.append(fmt_num(v) + fmt_ratio(ratio(v, bv)) if v is not None else "-")
+            if vs_best:
+                pv, who = best_peer(vals)
+                r = ratio(vals.get(target), pv)
+                if r is not None:
+                    extra_best.append((r, "%s, %d thread%s: %s" % (b, t, "s" if t > 1 else "", label), who))
+                row.append(fmt_best(r, who))
             L.append("| %s | %d | %s | %s |" % (b, t, label, " | ".join(row)))
+        L.append("")
+
+    if vs_best:
+        L.append("### Where %s stands against the best peer" % target)
+        L.append("")
+        L.append("Peers: %s (every allocator in the run but hakmem's own builds); "
+                 "on each row the bar is the fastest (smallest) of them."
+                 % ", ".join(a for a in names if is_peer(a)))
+        L.append("")
+
+        def worst(rows, n):
+            rows = sorted(rows, reverse=True)[:n]
+            return "; ".join("%s, %d thread%s ×%.2f (%s)" % (b, t, "s" if t > 1 else "", r, who)
+                             for r, b, t, who in rows) or "-"
+        for what, rows in (("time", time_best), ("peak RSS", rss_best)):
+            g = geomean([r for r, _, _, _ in rows])
+            L.append("- %s: geometric mean ×%s over %d rows, %d rows behind by more "
+                     "than 20%%; worst: %s" % (
+                         what, "%.2f" % g if g else "-", len(rows),
+                         sum(1 for r, _, _, _ in rows if r > 1.2), worst(rows, 6)))
+        if extra_best:
+            L.append("- figures, worst: %s" % ("; ".join(
+                "%s ×%.2f (%s)" % (label, r, who)
+                for r, label, who in sorted(extra_best, reverse=True)[:6])))
         L.append("")
 
     if target in names and target != base:
@@ -544,9 +699,11 @@ def write_doc(path, report, meta):
     text.append("How to run: `make bench` (all of this, 5 runs a cell, about 15 "
                 "minutes on 2 cores); `sh bench/compare OBJROOT --quick` (2 runs, "
                 "quarter scale); `--only larson,frag`, `--allocs glibc,hakmem,hakmem-fast`, "
-                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`.  Partial "
+                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`, `--no-real`.  Partial "
                 "runs print their tables without touching this file unless given "
-                "`--out FILE`.  One benchmark by hand: `LD_PRELOAD=lib/libhakmem.so "
+                "`--out FILE`.  mimalloc3 and snmalloc are built once from the release "
+                "archives in `shared/peers` into `OBJROOT/bench/peers` (cmake; skipped "
+                "with a message when the build fails).  One benchmark by hand: `LD_PRELOAD=lib/libhakmem.so "
                 "bench/larson -t 2 -s 1`.  Instruction counts: `sh bench/callgrind.sh "
                 "OBJROOT`.")
     text.append("")
@@ -557,6 +714,13 @@ def write_doc(path, report, meta):
     text.append("")
     for b, _, _ in BENCHES:
         text.append("- `%s`: %s" % (b, DESCRIPTIONS[b]))
+    text.append("")
+    text.append("The column \"× best peer\" is hakmem's figure divided by the "
+                "lowest of the peers' on that row, the peers being every allocator "
+                "of the run except hakmem's own builds: glibc, jemalloc, mimalloc "
+                "(2.0.9, Debian's), mimalloc3 (3.4.3), snmalloc and tcmalloc.  Each "
+                "workload's bar is the best of them there, not one allocator "
+                "throughout.")
     text.append("")
     text.append(READING_NOTES)
     text.append("")
@@ -593,6 +757,10 @@ def main():
     ap.add_argument("--no-doc", action="store_true", help="write no file")
     ap.add_argument("--no-install", action="store_true", help="never run apt-get")
     ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are to")
+    ap.add_argument("--real", action="store_true",
+                    help="also run real programs (bench/real.py) in a partial run")
+    ap.add_argument("--no-real", action="store_true",
+                    help="no real programs, even in a full run")
     ap.add_argument("--callgrind", action="store_true",
                     help="also count instructions per malloc+free pair with "
                          "bench/callgrind.sh (needs valgrind; about a minute)")
@@ -609,6 +777,9 @@ def main():
     want = opts.allocs.split(",") if opts.allocs else DEFAULT_ALLOCS
     override = [int(t) for t in opts.threads.split(",")] if opts.threads else None
 
+    partial = bool(only or opts.allocs or opts.threads or opts.quick or opts.runs
+                   or opts.scale)
+    with_real = (opts.real or not partial) and not opts.no_real
     configs, exes = [], {}
     for b, threads, _ in BENCHES:
         if only and b not in only:
@@ -649,6 +820,12 @@ def main():
             line = "  ".join("%s %s%s" % (a, fmt_secs(cells[(b, t)][a].med), cells[(b, t)][a].mark())
                              for a in names)
             log("%-12s t=%d  %s" % (b, t, line))
+        real_report = ""
+        if with_real:
+            import real     # bench/real.py, beside this file
+            real_report, real_failures = real.run_suite(
+                objroot, allocs, min(runs, 3), opts.timeout)
+            failures += real_failures
         elapsed = time.monotonic() - started
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -663,6 +840,8 @@ def main():
         "elapsed": elapsed, "notes": notes,
     }
     report = build_report(configs, cells, allocs, base, meta, target)
+    if real_report:
+        report += "\n" + real_report + "\n"
     if opts.callgrind:
         log("compare: running bench/callgrind.sh")
         r = subprocess.run(["sh", os.path.join(SRCROOT, "bench", "callgrind.sh"), objroot],
@@ -678,8 +857,6 @@ def main():
     print()
     print(report)
 
-    partial = bool(only or opts.allocs or opts.threads or opts.quick or opts.runs
-                   or opts.scale)
     out = opts.out
     if out is None and not partial:
         out = os.path.join(SRCROOT, "doc", "PERFORMANCE.md")
