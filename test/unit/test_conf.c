@@ -548,7 +548,7 @@ TEST(conf_stats_print_writes_at_exit) {
     static struct child c;
     REQUIRE_EQ_U(run_child("--child", "stats_print:1", &c), 0, "run child");
     EXPECT_TRUE(exited_ok(&c), "child with stats_print:1 exits 0");
-    EXPECT_TRUE(c.out_bytes + c.err_bytes > 0, "stats_print:1 printed nothing at exit");
+    EXPECT_GT_U(c.out_bytes + c.err_bytes, 0, "stats_print:1 printed nothing at exit");
     REQUIRE_EQ_U(run_child("--child", "stats_print:0", &c), 0, "run child");
     EXPECT_TRUE(exited_ok(&c), "child with stats_print:0 exits 0");
     EXPECT_EQ_U(c.out_bytes + c.err_bytes, 0, "stats_print:0 printed something");
@@ -594,7 +594,7 @@ static void expect_memory_returned(const char *role, const char *conf, const cha
                 r2 >> 10);
     EXPECT_EQ_U(ctl, 0, "tcache flush / purge controls in the child");
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(r1 > r0 + 48 * MiB, "the child's 64 MiB raised its resident size");
+    REQUIRE_GT_U(r1, r0 + 48 * MiB, "the child's 64 MiB raised its resident size");
     if ((r1 > r2 ? r1 - r2 : 0) < (r1 - r0) / 2)
         hk_test_fail(__FILE__, __LINE__,
                      "HAKMEM_CONF=%s: %s left %zu of %zu KiB added resident", conf, what,

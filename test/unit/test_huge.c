@@ -101,9 +101,9 @@ TEST(huge_bigcache_reuses_mapping) {
     hk_test_log("maps lines %ld -> %ld, vsize %zu -> %zu KiB, hits %llu -> %llu",
                 lines0, lines1, vsz0 >> 10, vsz1 >> 10, (unsigned long long)hits0,
                 (unsigned long long)hits1);
-    EXPECT_TRUE(lines0 > 0, "read /proc/self/maps");
+    EXPECT_GT_I(lines0, 0, "read /proc/self/maps");
     EXPECT_LE_U(lines1, lines0, "the second 4 MiB allocation made a new mapping");
-    EXPECT_TRUE(vsz1 < vsz0 + MiB, "the second 4 MiB allocation grew the address space");
+    EXPECT_LT_U(vsz1, vsz0 + MiB, "the second 4 MiB allocation grew the address space");
     if (ctl_ok) {
         EXPECT_EQ_U(hits1, hits0 + 1, "huge.bigcache.hits counts the reuse");
         EXPECT_EQ_U(misses1, misses0, "huge.bigcache.misses unchanged by a hit");

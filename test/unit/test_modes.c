@@ -363,7 +363,7 @@ TEST(modes_minimal_at_startup_never_hits_tcache) {
                        all = get_ull(&c, "allhits");
     hk_test_log("minimal: nmalloc +%llu, tcache_hits +%llu, all classes %llu", nm, hits, all);
     EXPECT_GE_U(nm, 20000, "tiny.class.3 nmalloc grew by the 20000 allocations");
-    EXPECT_TRUE(nm != ~0ull, "nmalloc printed");
+    EXPECT_NE_U(nm, ~0ull, "nmalloc printed");
     EXPECT_EQ_U(hits, 0, "minimal: tiny.class.3 tcache_hits stays 0");
     EXPECT_EQ_U(all, 0, "minimal: no class has a tcache hit");
     expect_child_value(&c, "HAKMEM_MODE=minimal", "mode", "minimal");
@@ -437,7 +437,7 @@ TEST(modes_env_mode_refined_by_conf) {
     /* An unknown mode is ignored with a warning. */
     if (run_small("turbo", NULL, &c)) {
         expect_child_value(&c, "HAKMEM_MODE=turbo", "mode", "balanced");
-        EXPECT_TRUE(c.err_bytes > 0, "HAKMEM_MODE=turbo warns");
+        EXPECT_GT_U(c.err_bytes, 0, "HAKMEM_MODE=turbo warns");
     }
 }
 
@@ -716,7 +716,7 @@ TEST(modes_bigcache_on_reuses_freed_huge_blocks) {
     REQUIRE_EQ_U(huge_read(&h2), 0, "huge stats");
     EXPECT_EQ_U(h2.hits - h1.hits, 1, "bigcache on: the second 4 MiB block is a hit");
     EXPECT_EQ_U(h2.nmmap - h1.nmmap, 0, "bigcache on: no new mapping");
-    EXPECT_TRUE(q == p, "the most recently parked mapping of the size is reused");
+    EXPECT_EQ_PTR(q, p, "the most recently parked mapping of the size is reused");
     /* Turning the feature off at runtime empties the cache at once. */
     hak_free(q);
     REQUIRE_EQ_U(huge_read(&h2), 0, "huge stats");
@@ -839,7 +839,7 @@ TEST(modes_decay_off_keeps_freed_pages_resident) {
                 r.base >> 10, r.peak >> 10, r.flushed >> 10, r.end >> 10,
                 (unsigned long long)r.waited_ms);
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(r.peak > r.base + 24 * MiB, "the 32 MiB raised the resident size");
+    REQUIRE_GT_U(r.peak, r.base + 24 * MiB, "the 32 MiB raised the resident size");
     EXPECT_GE_U(r.end + 4 * MiB, r.peak,
                 "decay off: freed pages stay resident without an explicit purge");
 }
@@ -865,7 +865,7 @@ TEST(modes_decay_on_purges_freed_pages_by_itself) {
                 r.base >> 10, r.peak >> 10, r.flushed >> 10, r.end >> 10,
                 (unsigned long long)r.waited_ms);
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(r.peak > r.base + 24 * MiB, "the 32 MiB raised the resident size");
+    REQUIRE_GT_U(r.peak, r.base + 24 * MiB, "the 32 MiB raised the resident size");
     EXPECT_LE_U(r.end, r.peak - 16 * MiB,
                 "decay on: at least half of the freed 32 MiB went back without a purge");
 }

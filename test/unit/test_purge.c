@@ -92,7 +92,7 @@ TEST(purge_lowers_rss) {
                 rss0 >> 10, rss1 >> 10, rss2 >> 10);
     REQUIRE_EQ_U(rc, 0, "purge controls");
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(rss1 > rss0 + 48 * MiB, "filling 64 MiB raised the resident size");
+    REQUIRE_GT_U(rss1, rss0 + 48 * MiB, "filling 64 MiB raised the resident size");
     size_t added = rss1 - rss0;
     size_t dropped = rss1 > rss2 ? rss1 - rss2 : 0;
     EXPECT_GE_U(dropped, added / 2, "purge gave back less than half of the freed memory");
@@ -133,7 +133,7 @@ TEST(purge_then_reuse) {
     REQUIRE_NOT_NULL(p, "bookkeeping");
     for (int round = 0; round < 3; round++) {
         int n = fill_blocks(p, 16 * MiB);
-        REQUIRE_TRUE(n > 100, "fill");
+        REQUIRE_GT_I(n, 100, "fill");
         for (int i = 0; i < n; i++) {
             unsigned char *c = p[i];
             if (c[0] != 0x6B || c[4095] != 0x6B) {

@@ -123,7 +123,7 @@ TEST(realloc_zero_frees_and_returns_null) {
     }
     size_t after = rss_bytes();
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    EXPECT_TRUE(after < before + 256 * MiB,
+    EXPECT_LT_U(after, before + 256 * MiB,
                 "realloc(p, 0) leaked: resident memory grew by > 256 MiB");
 }
 

@@ -233,7 +233,7 @@ TEST(threads_blocks_freed_after_owner_exit) {
         REQUIRE_EQ_U(pthread_create(&t, NULL, alloc_and_exit, &o), 0, "pthread_create");
         void *rv = NULL;
         pthread_join(t, &rv);
-        REQUIRE_TRUE(rv == NULL, "thread could not allocate");
+        REQUIRE_NULL(rv, "thread could not allocate");
         /* The owner is gone; its blocks are intact and can be freed. */
         for (int i = 0; i < N; i++) {
             unsigned char *c = o.p[i];
