@@ -16,23 +16,7 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static size_t statm_field(int idx) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = buf;
-    for (int i = 0; i < idx; i++) {
-        s = strchr(s, ' ');
-        if (s == NULL) return 0;
-        s++;
-    }
-    return (size_t)strtoull(s, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
-}
-static size_t vsize_bytes(void) { return statm_field(0); }
+static size_t vsize_bytes(void) { return hk_test_statm_bytes(0); }
 
 /* Lines of /proc/self/maps, read without the allocator. */
 static long maps_lines(void) {

@@ -51,34 +51,6 @@ static const bool presets[5][4] = {
 
 /* ---------------- small helpers (no allocation) ---------------- */
 
-static void out(const char *s) {
-    size_t n = strlen(s);
-    while (n > 0) {
-        ssize_t w = write(1, s, n);
-        if (w <= 0) return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static size_t rss_bytes(void) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = strchr(buf, ' ');
-    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 static int rd(const char *name, void *v, size_t len) {
     size_t l = len;
     int rc = hak_ctl(name, v, &l, NULL, 0);
@@ -192,7 +164,7 @@ static int child_small(void) {
              (unsigned long long)(s1.nmalloc - s0.nmalloc),
              (unsigned long long)(s1.tcache_hits - s0.tcache_hits),
              (unsigned long long)allhits, mode, omode, feat, ofeat);
-    out(line);
+    hk_test_out(line);
     return 0;
 }
 
@@ -754,7 +726,7 @@ struct decay_run {
 static bool decay_fill_and_wait(struct decay_run *r, unsigned min_ms, unsigned max_ms,
                                 size_t stop_below) {
     memset(r, 0, sizeof *r);
-    r->base = rss_bytes();
+    r->base = hk_test_rss_bytes();
     size_t got = 0;
     int n = 0;
     uint64_t rs = 4242;
@@ -767,22 +739,22 @@ static bool decay_fill_and_wait(struct decay_run *r, unsigned min_ms, unsigned m
         got += s;
         n++;
     }
-    r->peak = rss_bytes();
+    r->peak = hk_test_rss_bytes();
     for (int i = 0; i < n; i++) hak_free(decay_blk[i]);
     if (act("thread.tcache.flush") != 0) return false;
-    r->flushed = rss_bytes();
+    r->flushed = hk_test_rss_bytes();
     uint64_t t0 = hk_test_now_ms();
     void *page[12];
     for (;;) {
         uint64_t el = hk_test_now_ms() - t0;
-        if (el >= min_ms && (el >= max_ms || (stop_below && rss_bytes() < stop_below))) break;
+        if (el >= min_ms && (el >= max_ms || (stop_below && hk_test_rss_bytes() < stop_below))) break;
         for (int i = 0; i < 12; i++) page[i] = hak_malloc(5120);
         for (int i = 0; i < 12; i++) hak_free(page[i]);
         if (act("thread.tcache.flush") != 0) return false;
-        sleep_ms(2);
+        hk_test_sleep_ms(2);
     }
     r->waited_ms = hk_test_now_ms() - t0;
-    r->end = rss_bytes();
+    r->end = hk_test_rss_bytes();
     return true;
 }
 
@@ -856,7 +828,7 @@ TEST(modes_decay_on_purges_freed_pages_by_itself) {
     EXPECT_TRUE(b, "decay reads back 1");
     struct decay_run r;
     /* Stop as soon as half of the 32 MiB is gone; give up after 3 s. */
-    size_t base = rss_bytes();
+    size_t base = hk_test_rss_bytes();
     bool ok = decay_fill_and_wait(&r, 4 * DECAY_TEST_MS, 3000, base + 16 * MiB);
     purge_everything(na);
     restore_all_decay(old, na);
