@@ -42,6 +42,16 @@ unsigned hk_test_scale(void);
 unsigned hk_test_threads(void);
 uint64_t hk_test_now_ms(void); /* CLOCK_MONOTONIC */
 
+/* Helpers several tests share (none allocates through malloc). */
+void hk_test_sleep_ms(unsigned ms);          /* nanosleep, EINTR resumed */
+void hk_test_out(const char *s);             /* write(2) to stdout, all of it */
+/* Field idx of /proc/self/statm (0 size, 1 resident, ...) in bytes; 0 when
+ * unreadable. */
+size_t hk_test_statm_bytes(int idx);
+size_t hk_test_rss_bytes(void);              /* resident set size in bytes */
+uint64_t hk_test_xorshift(uint64_t *state);  /* xorshift64; state nonzero */
+int hk_test_uptr_cmp(const void *a, const void *b); /* qsort of uintptr_t */
+
 #define TEST(name)                                                        \
     static void name(void);                                               \
     __attribute__((constructor)) static void hk_reg_##name(void) {        \
@@ -57,34 +67,77 @@ uint64_t hk_test_now_ms(void); /* CLOCK_MONOTONIC */
 #define REQUIRE_TRUE(c, msg)                                              \
     do { if (!(c)) { hk_test_fail(__FILE__, __LINE__, "%s: %s", #c, msg); return; } } while (0)
 
-#define EXPECT_EQ_U(a, b, msg)                                            \
-    do { unsigned long long hk_a_ = (a), hk_b_ = (b);                     \
-         if (hk_a_ != hk_b_) hk_test_fail(__FILE__, __LINE__,             \
-             "%s == %s: %llu != %llu: %s", #a, #b, hk_a_, hk_b_, msg); } while (0)
-#define REQUIRE_EQ_U(a, b, msg)                                           \
-    do { unsigned long long hk_a_ = (a), hk_b_ = (b);                     \
-         if (hk_a_ != hk_b_) { hk_test_fail(__FILE__, __LINE__,           \
-             "%s == %s: %llu != %llu: %s", #a, #b, hk_a_, hk_b_, msg);    \
-             return; } } while (0)
-#define EXPECT_NE_U(a, b, msg)                                            \
-    do { unsigned long long hk_a_ = (a), hk_b_ = (b);                     \
-         if (hk_a_ == hk_b_) hk_test_fail(__FILE__, __LINE__,             \
-             "%s != %s: both %llu: %s", #a, #b, hk_a_, msg); } while (0)
-#define EXPECT_GE_U(a, b, msg)                                            \
-    do { unsigned long long hk_a_ = (a), hk_b_ = (b);                     \
-         if (!(hk_a_ >= hk_b_)) hk_test_fail(__FILE__, __LINE__,          \
-             "%s >= %s: %llu < %llu: %s", #a, #b, hk_a_, hk_b_, msg); } while (0)
-#define EXPECT_LE_U(a, b, msg)                                            \
-    do { unsigned long long hk_a_ = (a), hk_b_ = (b);                     \
-         if (!(hk_a_ <= hk_b_)) hk_test_fail(__FILE__, __LINE__,          \
-             "%s <= %s: %llu > %llu: %s", #a, #b, hk_a_, hk_b_, msg); } while (0)
-#define EXPECT_NULL(p, msg)                                               \
-    do { const void *hk_p_ = (p); if (hk_p_ != NULL)                      \
-         hk_test_fail(__FILE__, __LINE__, "%s is NULL: got %p: %s", #p,   \
-             hk_p_, msg); } while (0)
-#define REQUIRE_NOT_NULL(p, msg)                                          \
-    do { if ((p) == NULL) { hk_test_fail(__FILE__, __LINE__,              \
-             "%s != NULL: %s", #p, msg); return; } } while (0)
+/*
+ * Typed expectations: a failure prints both values,
+ *   FAIL name: file:line: a == b: 3 != 4: msg
+ * _U compares as unsigned long long, _I as long long, _PTR as addresses
+ * (%p), STR as strings (NULL-safe: NULL equals only NULL; printed quoted).
+ * Each hk_test_check_* records the failure and returns false, so the
+ * REQUIRE_ forms return from the test.  Operands are evaluated once.
+ */
+enum hk_test_op { HK_OP_EQ, HK_OP_NE, HK_OP_LT, HK_OP_LE, HK_OP_GT, HK_OP_GE };
+bool hk_test_check_u(const char *file, int line, enum hk_test_op op, unsigned long long a,
+                     unsigned long long b, const char *as, const char *bs, const char *msg);
+bool hk_test_check_i(const char *file, int line, enum hk_test_op op, long long a, long long b,
+                     const char *as, const char *bs, const char *msg);
+bool hk_test_check_ptr(const char *file, int line, enum hk_test_op op, const void *a,
+                       const void *b, const char *as, const char *bs, const char *msg);
+/* want_equal: STREQ (true) or STRNE (false). */
+bool hk_test_check_str(const char *file, int line, bool want_equal, const char *a,
+                       const char *b, const char *as, const char *bs, const char *msg);
+/* want_found: hay contains needle (true) or does not (false); NULL hay fails. */
+bool hk_test_check_substr(const char *file, int line, bool want_found, const char *hay,
+                          const char *needle, const char *hs, const char *ns, const char *msg);
+
+#define HK_EXPECT_(check, op, a, b, msg) \
+    ((void)check(__FILE__, __LINE__, op, (a), (b), #a, #b, msg))
+#define HK_REQUIRE_(check, op, a, b, msg) \
+    do { if (!check(__FILE__, __LINE__, op, (a), (b), #a, #b, msg)) return; } while (0)
+
+#define EXPECT_EQ_U(a, b, msg) HK_EXPECT_(hk_test_check_u, HK_OP_EQ, a, b, msg)
+#define EXPECT_NE_U(a, b, msg) HK_EXPECT_(hk_test_check_u, HK_OP_NE, a, b, msg)
+#define EXPECT_LT_U(a, b, msg) HK_EXPECT_(hk_test_check_u, HK_OP_LT, a, b, msg)
+#define EXPECT_LE_U(a, b, msg) HK_EXPECT_(hk_test_check_u, HK_OP_LE, a, b, msg)
+#define EXPECT_GT_U(a, b, msg) HK_EXPECT_(hk_test_check_u, HK_OP_GT, a, b, msg)
+#define EXPECT_GE_U(a, b, msg) HK_EXPECT_(hk_test_check_u, HK_OP_GE, a, b, msg)
+#define REQUIRE_EQ_U(a, b, msg) HK_REQUIRE_(hk_test_check_u, HK_OP_EQ, a, b, msg)
+#define REQUIRE_NE_U(a, b, msg) HK_REQUIRE_(hk_test_check_u, HK_OP_NE, a, b, msg)
+#define REQUIRE_LT_U(a, b, msg) HK_REQUIRE_(hk_test_check_u, HK_OP_LT, a, b, msg)
+#define REQUIRE_LE_U(a, b, msg) HK_REQUIRE_(hk_test_check_u, HK_OP_LE, a, b, msg)
+#define REQUIRE_GT_U(a, b, msg) HK_REQUIRE_(hk_test_check_u, HK_OP_GT, a, b, msg)
+#define REQUIRE_GE_U(a, b, msg) HK_REQUIRE_(hk_test_check_u, HK_OP_GE, a, b, msg)
+
+#define EXPECT_EQ_I(a, b, msg) HK_EXPECT_(hk_test_check_i, HK_OP_EQ, a, b, msg)
+#define EXPECT_NE_I(a, b, msg) HK_EXPECT_(hk_test_check_i, HK_OP_NE, a, b, msg)
+#define EXPECT_LT_I(a, b, msg) HK_EXPECT_(hk_test_check_i, HK_OP_LT, a, b, msg)
+#define EXPECT_LE_I(a, b, msg) HK_EXPECT_(hk_test_check_i, HK_OP_LE, a, b, msg)
+#define EXPECT_GT_I(a, b, msg) HK_EXPECT_(hk_test_check_i, HK_OP_GT, a, b, msg)
+#define EXPECT_GE_I(a, b, msg) HK_EXPECT_(hk_test_check_i, HK_OP_GE, a, b, msg)
+#define REQUIRE_EQ_I(a, b, msg) HK_REQUIRE_(hk_test_check_i, HK_OP_EQ, a, b, msg)
+#define REQUIRE_NE_I(a, b, msg) HK_REQUIRE_(hk_test_check_i, HK_OP_NE, a, b, msg)
+#define REQUIRE_LT_I(a, b, msg) HK_REQUIRE_(hk_test_check_i, HK_OP_LT, a, b, msg)
+#define REQUIRE_LE_I(a, b, msg) HK_REQUIRE_(hk_test_check_i, HK_OP_LE, a, b, msg)
+#define REQUIRE_GT_I(a, b, msg) HK_REQUIRE_(hk_test_check_i, HK_OP_GT, a, b, msg)
+#define REQUIRE_GE_I(a, b, msg) HK_REQUIRE_(hk_test_check_i, HK_OP_GE, a, b, msg)
+
+#define EXPECT_EQ_PTR(a, b, msg) HK_EXPECT_(hk_test_check_ptr, HK_OP_EQ, a, b, msg)
+#define EXPECT_NE_PTR(a, b, msg) HK_EXPECT_(hk_test_check_ptr, HK_OP_NE, a, b, msg)
+#define REQUIRE_EQ_PTR(a, b, msg) HK_REQUIRE_(hk_test_check_ptr, HK_OP_EQ, a, b, msg)
+#define REQUIRE_NE_PTR(a, b, msg) HK_REQUIRE_(hk_test_check_ptr, HK_OP_NE, a, b, msg)
+#define EXPECT_NULL(p, msg) HK_EXPECT_(hk_test_check_ptr, HK_OP_EQ, p, NULL, msg)
+#define EXPECT_NOT_NULL(p, msg) HK_EXPECT_(hk_test_check_ptr, HK_OP_NE, p, NULL, msg)
+#define REQUIRE_NULL(p, msg) HK_REQUIRE_(hk_test_check_ptr, HK_OP_EQ, p, NULL, msg)
+#define REQUIRE_NOT_NULL(p, msg) HK_REQUIRE_(hk_test_check_ptr, HK_OP_NE, p, NULL, msg)
+
+#define EXPECT_STREQ(a, b, msg) HK_EXPECT_(hk_test_check_str, true, a, b, msg)
+#define EXPECT_STRNE(a, b, msg) HK_EXPECT_(hk_test_check_str, false, a, b, msg)
+#define REQUIRE_STREQ(a, b, msg) HK_REQUIRE_(hk_test_check_str, true, a, b, msg)
+#define REQUIRE_STRNE(a, b, msg) HK_REQUIRE_(hk_test_check_str, false, a, b, msg)
+/* hay contains needle (strstr), or does not */
+#define EXPECT_HAS_STR(hay, needle, msg) HK_EXPECT_(hk_test_check_substr, true, hay, needle, msg)
+#define EXPECT_LACKS_STR(hay, needle, msg) HK_EXPECT_(hk_test_check_substr, false, hay, needle, msg)
+#define REQUIRE_HAS_STR(hay, needle, msg) HK_REQUIRE_(hk_test_check_substr, true, hay, needle, msg)
+
 #define SKIP_IF(c, reason)                                                \
     do { if (c) { hk_test_skip(reason); return; } } while (0)
 

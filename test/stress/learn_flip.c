@@ -32,12 +32,6 @@ static atomic_int stop;
 static hk_errs errs;
 static atomic_ullong total_ops, total_batches;
 
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static bool new_block(hk_rng *r, struct slot *s, size_t n, const char *where) {
     unsigned char *p = hak_malloc(n);
     if (!hk_check_new(&errs, where, p, n)) {
@@ -195,12 +189,12 @@ TEST(learn_flip_under_load) {
             } else {
                 hak_ctl_list("learn", read_leaf, &reads);
             }
-            sleep_ms(1 + (unsigned)hk_below(&r, 10));
+            hk_test_sleep_ms(1 + (unsigned)hk_below(&r, 10));
         }
         learning_ms += hk_test_now_ms() - s0;
         if (write_mode("balanced") != 0) HK_ERR(&errs, "config.mode = balanced");
         flips++;
-        sleep_ms(5 + (unsigned)hk_below(&r, 46));
+        hk_test_sleep_ms(5 + (unsigned)hk_below(&r, 46));
     }
     bool off = false;
     hak_ctl("learn.freeze", NULL, NULL, &off, sizeof off);
@@ -216,7 +210,7 @@ TEST(learn_flip_under_load) {
     EXPECT_EQ_U(bc, bc0, "BigCache capacity back");
     EXPECT_EQ_U(decay, decay0, "decay back");
     uint64_t rounds = read_u64("learn.nrounds");
-    sleep_ms(150);
+    hk_test_sleep_ms(150);
     EXPECT_EQ_U(read_u64("learn.nrounds"), rounds, "balanced: no rounds");
     atomic_store(&stop, 1);
     for (unsigned t = 0; t < started; t++) pthread_join(th[t], NULL);

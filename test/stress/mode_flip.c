@@ -275,7 +275,7 @@ TEST(mode_flip_under_load) {
                 (unsigned long long)atomic_load(&total_handoffs), flips, per_mode[0],
                 per_mode[1], per_mode[2], per_mode[3], per_mode[4], toggles,
                 (unsigned long long)(hk_test_now_ms() - t0));
-    EXPECT_TRUE(flips >= 5, "every mode written");
+    EXPECT_GE_U(flips, 5, "every mode written");
     HK_ERRS_REPORT(&errs);
 }
 

@@ -202,17 +202,6 @@ TEST(thread_churn_relay) {
  * must be reusable after it exits, so resident memory stays bounded instead
  * of growing with the number of threads. ---- */
 
-static size_t rss_bytes(void) {
-    char buf[128];
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f == NULL) return 0;
-    if (fgets(buf, sizeof buf, f) == NULL || sscanf(buf, "%lu %lu", &size, &res) != 2)
-        res = 0;
-    fclose(f);
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 struct nl_arg {
     unsigned id;
     hk_errs *errs;
@@ -274,9 +263,9 @@ TEST(thread_churn_no_leak) {
     hk_errs_init(&errs);
     /* warm up: first pages, thread stacks, arenas */
     nl_run(batch * 4, batch, &errs);
-    size_t before = rss_bytes();
+    size_t before = hk_test_rss_bytes();
     unsigned ok = nl_run(threads, batch, &errs);
-    size_t after = rss_bytes();
+    size_t after = hk_test_rss_bytes();
     HK_ERRS_REPORT(&errs);
     EXPECT_EQ_U(ok, threads * NL_BLOCKS, "every block written and freed");
     hk_test_log("rss before %zu KiB, after %zu KiB, %u threads x %u KiB",

@@ -123,12 +123,7 @@ TEST(align_beyond_64mib) {
 }
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rng(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return hk_test_xorshift(&rng_state); }
 
 /* Many aligned and plain blocks interleaved and freed out of order: each
  * keeps its first and last byte, and the allocator keeps working. */

@@ -24,11 +24,6 @@ static const size_t impossible[] = {
 };
 #define NIMPOSSIBLE (sizeof impossible / sizeof impossible[0])
 
-static int uptr_cmp(const void *a, const void *b) {
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Checks that n pointers are non-NULL and pairwise distinct. */
 static void expect_unique(void **p, size_t n, const char *what) {
     uintptr_t *s = hak_malloc(n * sizeof *s);
@@ -41,7 +36,7 @@ static void expect_unique(void **p, size_t n, const char *what) {
         }
         s[i] = (uintptr_t)p[i];
     }
-    qsort(s, n, sizeof *s, uptr_cmp);
+    qsort(s, n, sizeof *s, hk_test_uptr_cmp);
     for (size_t i = 1; i < n; i++) {
         if (s[i] == s[i - 1]) {
             hk_test_fail(__FILE__, __LINE__, "%s: pointer %#lx returned twice",

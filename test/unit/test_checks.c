@@ -69,7 +69,7 @@ TEST(checks_free_of_a_stack_pointer_is_reported) {
     char err[4096];
     int st = run_child(free_stack_pointer, err, sizeof err);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives and counts one report");
-    EXPECT_TRUE(strstr(err, "free of a pointer not from hakmem") != NULL, err);
+    EXPECT_HAS_STR(err, "free of a pointer not from hakmem", err);
 }
 
 static int cmp_uintptr(const void *a, const void *b) {
@@ -109,7 +109,7 @@ TEST(checks_free_of_an_interior_pointer_is_reported) {
     char err[4096];
     int st = run_child(free_interior, err, sizeof err);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
-    EXPECT_TRUE(strstr(err, "hakmem: free of a pointer") != NULL, err);
+    EXPECT_HAS_STR(err, "hakmem: free of a pointer", err);
 }
 
 static bool chunk_mapped(const void *p) {
@@ -159,7 +159,7 @@ TEST(checks_free_into_an_unmapped_segment_is_reported) {
     char why[64];
     snprintf(why, sizeof why, "child survives, one report per segment (status %#x)", st);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, why);
-    EXPECT_TRUE(strstr(err, "free of a pointer not from hakmem") != NULL, err);
+    EXPECT_HAS_STR(err, "free of a pointer not from hakmem", err);
 }
 
 static void huge_double_free(void) {
@@ -174,7 +174,7 @@ TEST(checks_double_free_of_a_huge_block_is_reported) {
     char err[4096];
     int st = run_child(huge_double_free, err, sizeof err);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report");
-    EXPECT_TRUE(strstr(err, "double free of a huge block") != NULL, err);
+    EXPECT_HAS_STR(err, "double free of a huge block", err);
 }
 
 static void corrupt_list(void) {
@@ -196,7 +196,7 @@ TEST(checks_corrupted_free_list_is_detected_not_followed) {
     char err[4096];
     int st = run_child(corrupt_list, err, sizeof err);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, reports the list");
-    EXPECT_TRUE(strstr(err, "corrupted free list") != NULL, err);
+    EXPECT_HAS_STR(err, "corrupted free list", err);
 }
 
 /* ---- debug checks ---- */

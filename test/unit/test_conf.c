@@ -26,28 +26,6 @@
 
 /* ---------------- the child side ---------------- */
 
-static void out(const char *s) {
-    size_t n = strlen(s);
-    while (n > 0) {
-        ssize_t w = write(1, s, n);
-        if (w <= 0) return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-static size_t rss_bytes(void) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = strchr(buf, ' ');
-    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 /* Some allocation in every tier; 0 when all of it worked. */
 static int child_basic(void) {
     void *keep[64];
@@ -84,31 +62,31 @@ static int child_opts(void) {
     rc = hak_ctl("opt.narenas", &u, &len, NULL, 0);
     if (rc) snprintf(line, sizeof line, "opt.narenas=ERR%d\n", rc);
     else snprintf(line, sizeof line, "opt.narenas=%u\n", u);
-    out(line);
+    hk_test_out(line);
 
     len = sizeof b;
     rc = hak_ctl("opt.tcache", &b, &len, NULL, 0);
     if (rc) snprintf(line, sizeof line, "opt.tcache=ERR%d\n", rc);
     else snprintf(line, sizeof line, "opt.tcache=%d\n", b ? 1 : 0);
-    out(line);
+    hk_test_out(line);
 
     len = sizeof i64;
     rc = hak_ctl("opt.decay_ms", &i64, &len, NULL, 0);
     if (rc) snprintf(line, sizeof line, "opt.decay_ms=ERR%d\n", rc);
     else snprintf(line, sizeof line, "opt.decay_ms=%lld\n", (long long)i64);
-    out(line);
+    hk_test_out(line);
 
     len = sizeof sz;
     rc = hak_ctl("opt.bigcache_max_mb", &sz, &len, NULL, 0);
     if (rc) snprintf(line, sizeof line, "opt.bigcache_max_mb=ERR%d\n", rc);
     else snprintf(line, sizeof line, "opt.bigcache_max_mb=%zu\n", sz);
-    out(line);
+    hk_test_out(line);
 
     len = sizeof u;
     rc = hak_ctl("arenas.narenas", &u, &len, NULL, 0);
     if (rc) snprintf(line, sizeof line, "arenas.narenas=ERR%d\n", rc);
     else snprintf(line, sizeof line, "arenas.narenas=%u\n", u);
-    out(line);
+    hk_test_out(line);
     return 0;
 }
 
@@ -129,7 +107,7 @@ static int child_bigcache(void) {
     char line[96];
     if (rc0 || rc1) snprintf(line, sizeof line, "hits=ERR%d\n", rc0 ? rc0 : rc1);
     else snprintf(line, sizeof line, "hits=%llu\n", (unsigned long long)(h1 - h0));
-    out(line);
+    hk_test_out(line);
     return 0;
 }
 
@@ -139,7 +117,7 @@ static int child_bigcache(void) {
 static int child_fill_free(bool purge) {
     enum { MAXB = 8192 };
     static void *p[MAXB];
-    size_t rss0 = rss_bytes(), got = 0;
+    size_t rss0 = hk_test_rss_bytes(), got = 0;
     int n = 0;
     uint64_t rs = 99;
     while (got < 64 * MiB && n < MAXB) {
@@ -151,7 +129,7 @@ static int child_fill_free(bool purge) {
         got += s;
         n++;
     }
-    size_t rss1 = rss_bytes();
+    size_t rss1 = hk_test_rss_bytes();
     for (int i = 0; i < n; i++) hak_free(p[i]);
     int rc = hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
     if (purge && rc == 0) {
@@ -164,10 +142,10 @@ static int child_fill_free(bool purge) {
             rc = hak_ctl(name, NULL, NULL, NULL, 0);
         }
     }
-    size_t rss2 = rss_bytes();
+    size_t rss2 = hk_test_rss_bytes();
     char line[160];
     snprintf(line, sizeof line, "rss=%zu,%zu,%zu ctl=%d\n", rss0, rss1, rss2, rc);
-    out(line);
+    hk_test_out(line);
     return 0;
 }
 
@@ -175,7 +153,7 @@ static int child_fill_free(bool purge) {
  * next: prints the resident size before and at its peak. */
 static int child_phases(void) {
     static const size_t phase_size[] = { 48, 2000, 24 * KiB, 100 * KiB, 640, 8000 };
-    size_t rss0 = rss_bytes(), peak = rss0;
+    size_t rss0 = hk_test_rss_bytes(), peak = rss0;
     for (size_t ph = 0; ph < sizeof phase_size / sizeof phase_size[0]; ph++) {
         size_t n = phase_size[ph], count = 48 * MiB / n;
         void **p = hak_malloc(count * sizeof *p);
@@ -185,7 +163,7 @@ static int child_phases(void) {
             if (p[i] == NULL) return 3;
             memset(p[i], 1, n);
         }
-        size_t r = rss_bytes();
+        size_t r = hk_test_rss_bytes();
         if (r > peak) peak = r;
         for (size_t i = 0; i < count; i++) hak_free(p[i]);
         hak_free(p);
@@ -193,7 +171,7 @@ static int child_phases(void) {
     }
     char line[96];
     snprintf(line, sizeof line, "phases=%zu,%zu\n", rss0, peak);
-    out(line);
+    hk_test_out(line);
     return 0;
 }
 
@@ -548,7 +526,7 @@ TEST(conf_stats_print_writes_at_exit) {
     static struct child c;
     REQUIRE_EQ_U(run_child("--child", "stats_print:1", &c), 0, "run child");
     EXPECT_TRUE(exited_ok(&c), "child with stats_print:1 exits 0");
-    EXPECT_TRUE(c.out_bytes + c.err_bytes > 0, "stats_print:1 printed nothing at exit");
+    EXPECT_GT_U(c.out_bytes + c.err_bytes, 0, "stats_print:1 printed nothing at exit");
     REQUIRE_EQ_U(run_child("--child", "stats_print:0", &c), 0, "run child");
     EXPECT_TRUE(exited_ok(&c), "child with stats_print:0 exits 0");
     EXPECT_EQ_U(c.out_bytes + c.err_bytes, 0, "stats_print:0 printed something");
@@ -594,7 +572,7 @@ static void expect_memory_returned(const char *role, const char *conf, const cha
                 r2 >> 10);
     EXPECT_EQ_U(ctl, 0, "tcache flush / purge controls in the child");
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(r1 > r0 + 48 * MiB, "the child's 64 MiB raised its resident size");
+    REQUIRE_GT_U(r1, r0 + 48 * MiB, "the child's 64 MiB raised its resident size");
     if ((r1 > r2 ? r1 - r2 : 0) < (r1 - r0) / 2)
         hk_test_fail(__FILE__, __LINE__,
                      "HAKMEM_CONF=%s: %s left %zu of %zu KiB added resident", conf, what,

@@ -206,21 +206,21 @@ static void *stack_of_thread(void *arg) {
 TEST(crash_threads_get_an_alternate_stack_of_their_heap) {
     void *first = NULL, *second = NULL;
     pthread_t t;
-    REQUIRE_TRUE(pthread_create(&t, NULL, stack_of_thread, &first) == 0, "thread");
+    REQUIRE_EQ_I(pthread_create(&t, NULL, stack_of_thread, &first), 0, "thread");
     pthread_join(t, NULL);
-    REQUIRE_TRUE(pthread_create(&t, NULL, stack_of_thread, &second) == 0, "thread");
+    REQUIRE_EQ_I(pthread_create(&t, NULL, stack_of_thread, &second), 0, "thread");
     pthread_join(t, NULL);
     SKIP_IF(!hakmem_owns(SIGSEGV), "another handler owns SIGSEGV (sanitizer runtime?)");
     EXPECT_TRUE(first != NULL && second != NULL, "each thread has an alternate stack");
-    EXPECT_TRUE(first == second, "the pooled heap's stack is reused");
+    EXPECT_EQ_PTR(first, second, "the pooled heap's stack is reused");
 }
 
 /* The child overflowed its stack: it was reported, then died of it. */
 static void expect_overflow_report(const outcome *o) {
     log_report(o);
     EXPECT_TRUE(died_of(o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o->err, "hakmem: crash: SIGSEGV") != NULL, "report written");
-    EXPECT_TRUE(strstr(o->err, "stack overflow?") != NULL, "overflow recognised");
+    EXPECT_HAS_STR(o->err, "hakmem: crash: SIGSEGV", "report written");
+    EXPECT_HAS_STR(o->err, "stack overflow?", "overflow recognised");
 }
 
 TEST(crash_stack_overflow_in_a_thread_reports) {
@@ -236,11 +236,11 @@ TEST(crash_use_after_free_of_unmapped_huge_block) {
     SKIP_IF_NOT_OURS(o);
     log_report(&o);
     EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, "hakmem: crash: SIGSEGV") != NULL, "report names the signal");
-    EXPECT_TRUE(strstr(o.err, "address: was in a hakmem mapping") != NULL,
-                "report says the address was hakmem's (unmapped since)");
-    EXPECT_TRUE(strstr(o.err, "totals:") != NULL, "report has the totals");
-    EXPECT_TRUE(strstr(o.err, "end of report") != NULL, "report is complete");
+    EXPECT_HAS_STR(o.err, "hakmem: crash: SIGSEGV", "report names the signal");
+    EXPECT_HAS_STR(o.err, "address: was in a hakmem mapping",
+                   "report says the address was hakmem's (unmapped since)");
+    EXPECT_HAS_STR(o.err, "totals:", "report has the totals");
+    EXPECT_HAS_STR(o.err, "end of report", "report is complete");
 }
 
 TEST(crash_in_small_segment_names_page_and_class) {
@@ -249,8 +249,8 @@ TEST(crash_in_small_segment_names_page_and_class) {
     SKIP_IF_NOT_OURS(o);
     log_report(&o);
     EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, "(access not permitted)") != NULL, "si_code decoded");
-    EXPECT_TRUE(strstr(o.err, "address: in hakmem small segment") != NULL, "in a small segment");
+    EXPECT_HAS_STR(o.err, "(access not permitted)", "si_code decoded");
+    EXPECT_HAS_STR(o.err, "address: in hakmem small segment", "in a small segment");
     EXPECT_TRUE(strstr(o.err, "class ") != NULL && strstr(o.err, "tiny, 112-byte blocks") != NULL,
                 "page's size class named");
     EXPECT_TRUE(strstr(o.err, "block 0 + 5") != NULL || strstr(o.err, "+ 5,") != NULL,
@@ -263,8 +263,8 @@ TEST(crash_inside_huge_block) {
     SKIP_IF_NOT_OURS(o);
     log_report(&o);
     EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, "address: in hakmem huge block") != NULL, "in a huge block");
-    EXPECT_TRUE(strstr(o.err, "bytes usable") != NULL, "its size given");
+    EXPECT_HAS_STR(o.err, "address: in hakmem huge block", "in a huge block");
+    EXPECT_HAS_STR(o.err, "bytes usable", "its size given");
 }
 
 TEST(crash_null_pointer_not_ours) {
@@ -273,8 +273,8 @@ TEST(crash_null_pointer_not_ours) {
     SKIP_IF_NOT_OURS(o);
     log_report(&o);
     EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, " at 0x10,") != NULL, "faulting address given");
-    EXPECT_TRUE(strstr(o.err, "address: not in hakmem memory") != NULL, "not ours");
+    EXPECT_HAS_STR(o.err, " at 0x10,", "faulting address given");
+    EXPECT_HAS_STR(o.err, "address: not in hakmem memory", "not ours");
 }
 
 TEST(crash_abort_reports_sigabrt) {
@@ -283,8 +283,8 @@ TEST(crash_abort_reports_sigabrt) {
     SKIP_IF_NOT_OURS(o);
     log_report(&o);
     EXPECT_TRUE(died_of(&o, SIGABRT), "the child died of SIGABRT");
-    EXPECT_TRUE(strstr(o.err, "hakmem: crash: SIGABRT") != NULL, "report names the signal");
-    EXPECT_TRUE(strstr(o.err, "address:") == NULL, "no address for a sent signal");
+    EXPECT_HAS_STR(o.err, "hakmem: crash: SIGABRT", "report names the signal");
+    EXPECT_LACKS_STR(o.err, "address:", "no address for a sent signal");
 }
 
 TEST(crash_sigbus_past_end_of_file) {
@@ -293,8 +293,8 @@ TEST(crash_sigbus_past_end_of_file) {
     SKIP_IF_NOT_OURS(o);
     log_report(&o);
     EXPECT_TRUE(died_of(&o, SIGBUS), "the child died of SIGBUS");
-    EXPECT_TRUE(strstr(o.err, "hakmem: crash: SIGBUS") != NULL, "report names the signal");
-    EXPECT_TRUE(strstr(o.err, "address: not in hakmem memory") != NULL, "not ours");
+    EXPECT_HAS_STR(o.err, "hakmem: crash: SIGBUS", "report names the signal");
+    EXPECT_HAS_STR(o.err, "address: not in hakmem memory", "not ours");
 }
 
 TEST(crash_stack_overflow_reports_on_alternate_stack) {
@@ -377,7 +377,7 @@ TEST(crash_report_off_by_option) {
     SKIP_IF(WIFEXITED(o.status) && WEXITSTATUS(o.status) == SKIP_CODE,
             "SIGSEGV already has a handler (sanitizer runtime?)");
     EXPECT_TRUE(died_of(&o, SIGSEGV), "the child died of SIGSEGV");
-    EXPECT_TRUE(strstr(o.err, "hakmem: crash") == NULL, "no report with crash_report:0");
+    EXPECT_LACKS_STR(o.err, "hakmem: crash", "no report with crash_report:0");
 }
 
 int main(int argc, char **argv) {

@@ -62,7 +62,7 @@ TEST(ctl_values_are_sane) {
     int64_t decay = 0;
     len = sizeof decay;
     REQUIRE_EQ_U(hak_ctl("opt.decay_ms", &decay, &len, NULL, 0), 0, "opt.decay_ms");
-    EXPECT_TRUE(decay >= -1, "opt.decay_ms >= -1");
+    EXPECT_GE_I(decay, -1, "opt.decay_ms >= -1");
     bool tc = false;
     len = sizeof tc;
     REQUIRE_EQ_U(hak_ctl("opt.tcache", &tc, &len, NULL, 0), 0, "opt.tcache");
@@ -70,7 +70,7 @@ TEST(ctl_values_are_sane) {
     len = sizeof mapped;
     void *p = hak_malloc(100); /* something is mapped */
     REQUIRE_EQ_U(hak_ctl("stats.mapped", &mapped, &len, NULL, 0), 0, "stats.mapped");
-    EXPECT_TRUE(mapped > 0, "stats.mapped > 0 with a live block");
+    EXPECT_GT_U(mapped, 0, "stats.mapped > 0 with a live block");
     hak_free(p);
 }
 
@@ -143,7 +143,7 @@ TEST(ctl_read_only_leaves_refuse_writes) {
     unsigned na = 0;
     size_t len = sizeof na;
     REQUIRE_EQ_U(hak_ctl("arenas.narenas", &na, &len, NULL, 0), 0, "arenas.narenas");
-    EXPECT_TRUE(na >= 1, "arenas.narenas unchanged by the refused write");
+    EXPECT_GE_U(na, 1, "arenas.narenas unchanged by the refused write");
 }
 
 TEST(ctl_actions_are_write_only) {
@@ -271,7 +271,7 @@ static int list_cb(const char *name, int type, int writable, void *arg) {
 TEST(ctl_list_enumerates_leaves) {
     struct listing l = { 0 };
     REQUIRE_EQ_U(hak_ctl_list("", list_cb, &l), 0, "hak_ctl_list(\"\")");
-    EXPECT_TRUE(l.total >= (int)NREADABLE, "at least the documented leaves");
+    EXPECT_GE_I(l.total, (int)NREADABLE, "at least the documented leaves");
     EXPECT_TRUE(l.found_narenas, "arenas.narenas listed");
     EXPECT_TRUE(l.found_flush, "thread.tcache.flush listed");
     EXPECT_EQ_U(l.bad_type, 0, "types and access as documented");

@@ -670,7 +670,7 @@ TEST(ctl_doc_man_page_leaf_count) {
     const char *s = strstr(text, "lists every leaf (");
     SKIP_IF(s == NULL, "the manual page states no leaf count");
     unsigned long n = 0, k = 0;
-    REQUIRE_TRUE(sscanf(s, "lists every leaf (%lu, plus %lu per arena)", &n, &k) == 2,
+    REQUIRE_EQ_I(sscanf(s, "lists every leaf (%lu, plus %lu per arena)", &n, &k), 2,
                  "the leaf count sentence parses");
     unsigned na = 0;
     size_t len = sizeof na, count = 0;

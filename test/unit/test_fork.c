@@ -28,13 +28,6 @@ static atomic_int stop;
 static atomic_int paused; /* set by the parent while it waits for a child */
 static atomic_ulong busy_iters;
 
-static uint64_t xorshift(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Loops over every tier (huge rarely) so that at fork time some thread is
  * likely inside each of the allocator's locks. */
 static void *churn(void *arg) {
@@ -45,9 +38,9 @@ static void *churn(void *arg) {
             usleep(500);
             continue;
         }
-        unsigned k = (unsigned)(xorshift(&rs) % 32);
+        unsigned k = (unsigned)(hk_test_xorshift(&rs) % 32);
         hak_free(keep[k]);
-        uint64_t r = xorshift(&rs);
+        uint64_t r = hk_test_xorshift(&rs);
         size_t n = r % 64 == 0 ? MiB + (size_t)(r >> 40) % (3 * MiB)
                  : r % 8 == 0 ? 1024 + (size_t)(r >> 20) % (200 * KiB)
                               : (size_t)(r >> 20) % 1024;
@@ -62,7 +55,7 @@ static void *churn(void *arg) {
 static void *child_thread(void *arg) {
     uint64_t rs = (uintptr_t)arg + 77;
     for (int i = 0; i < 20000; i++) {
-        void *p = hak_malloc((size_t)(xorshift(&rs) % 5000));
+        void *p = hak_malloc((size_t)(hk_test_xorshift(&rs) % 5000));
         if (p == NULL) return (void *)1;
         hak_free(p);
     }
@@ -77,8 +70,8 @@ static int child_work(int with_threads) {
     unsigned char *p[SLOTS] = { 0 };
     size_t len[SLOTS] = { 0 };
     for (int i = 0; i < 10000; i++) {
-        unsigned k = (unsigned)(xorshift(&rs) % SLOTS);
-        uint64_t r = xorshift(&rs);
+        unsigned k = (unsigned)(hk_test_xorshift(&rs) % SLOTS);
+        uint64_t r = hk_test_xorshift(&rs);
         size_t n = r % 100 == 0 ? MiB + (size_t)(r >> 30) % (5 * MiB)
                  : r % 10 == 0 ? (size_t)(r >> 20) % (300 * KiB)
                                : (size_t)(r >> 20) % 2048;

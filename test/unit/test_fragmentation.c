@@ -14,30 +14,8 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static size_t statm_field(int idx) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = buf;
-    for (int i = 0; i < idx; i++) {
-        s = strchr(s, ' ');
-        if (s == NULL) return 0;
-        s++;
-    }
-    return (size_t)strtoull(s, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static uint64_t rng_state = 0xC0FFEE123456789ull;
-static uint64_t rng(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return hk_test_xorshift(&rng_state); }
 
 typedef size_t (*size_fn)(void);
 
@@ -58,7 +36,7 @@ static void churn(size_fn next_size, unsigned slots, unsigned steps, const char 
     unsigned char **p = hak_calloc(slots, sizeof *p);
     size_t *len = hak_calloc(slots, sizeof *len);
     REQUIRE_TRUE(p && len, "bookkeeping");
-    size_t rss0 = statm_field(1), vsz0 = statm_field(0);
+    size_t rss0 = hk_test_statm_bytes(1), vsz0 = hk_test_statm_bytes(0);
     size_t live = 0, peak_live = 0, peak_rss = rss0, peak_vsz = vsz0;
     for (unsigned t = 0; t < steps; t++) {
         unsigned k = (unsigned)(rng() % slots);
@@ -83,7 +61,7 @@ static void churn(size_fn next_size, unsigned slots, unsigned steps, const char 
         live += n;
         if (live > peak_live) peak_live = live;
         if (t % 256 == 0) {
-            size_t r = statm_field(1), v = statm_field(0);
+            size_t r = hk_test_statm_bytes(1), v = hk_test_statm_bytes(0);
             if (r > peak_rss) peak_rss = r;
             if (v > peak_vsz) peak_vsz = v;
         }
@@ -113,7 +91,7 @@ TEST(fragmentation_mixed_tiers_are_reused) {
 TEST(fragmentation_pages_move_between_classes) {
     static const size_t phase_size[] = { 48, 2000, 24 * KiB, 100 * KiB, 640, 8000 };
     enum { TOTAL = 48 };  /* MiB per phase */
-    size_t rss0 = statm_field(1), peak = rss0;
+    size_t rss0 = hk_test_statm_bytes(1), peak = rss0;
     for (size_t ph = 0; ph < sizeof phase_size / sizeof phase_size[0]; ph++) {
         size_t n = phase_size[ph], count = TOTAL * MiB / n;
         void **p = hak_malloc(count * sizeof *p);
@@ -123,7 +101,7 @@ TEST(fragmentation_pages_move_between_classes) {
             REQUIRE_NOT_NULL(p[i], "malloc");
             memset(p[i], 1, n);
         }
-        size_t r = statm_field(1);
+        size_t r = hk_test_statm_bytes(1);
         if (r > peak) peak = r;
         for (size_t i = 0; i < count; i++) hak_free(p[i]);
         hak_free(p);

@@ -16,23 +16,7 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static size_t statm_field(int idx) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = buf;
-    for (int i = 0; i < idx; i++) {
-        s = strchr(s, ' ');
-        if (s == NULL) return 0;
-        s++;
-    }
-    return (size_t)strtoull(s, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
-}
-static size_t vsize_bytes(void) { return statm_field(0); }
+static size_t vsize_bytes(void) { return hk_test_statm_bytes(0); }
 
 /* Lines of /proc/self/maps, read without the allocator. */
 static long maps_lines(void) {
@@ -101,9 +85,9 @@ TEST(huge_bigcache_reuses_mapping) {
     hk_test_log("maps lines %ld -> %ld, vsize %zu -> %zu KiB, hits %llu -> %llu",
                 lines0, lines1, vsz0 >> 10, vsz1 >> 10, (unsigned long long)hits0,
                 (unsigned long long)hits1);
-    EXPECT_TRUE(lines0 > 0, "read /proc/self/maps");
+    EXPECT_GT_I(lines0, 0, "read /proc/self/maps");
     EXPECT_LE_U(lines1, lines0, "the second 4 MiB allocation made a new mapping");
-    EXPECT_TRUE(vsz1 < vsz0 + MiB, "the second 4 MiB allocation grew the address space");
+    EXPECT_LT_U(vsz1, vsz0 + MiB, "the second 4 MiB allocation grew the address space");
     if (ctl_ok) {
         EXPECT_EQ_U(hits1, hits0 + 1, "huge.bigcache.hits counts the reuse");
         EXPECT_EQ_U(misses1, misses0, "huge.bigcache.misses unchanged by a hit");

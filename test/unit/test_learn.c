@@ -134,7 +134,7 @@ TEST(learn_leaves_are_listed) {
     EXPECT_TRUE(strncmp(s, "100:", 4) == 0, s);
     unsigned v = 0;
     size_t len = sizeof v;
-    EXPECT_TRUE(hak_ctl("learn.tcache.61.value", &v, &len, NULL, 0) != 0, "61 classes");
+    EXPECT_NE_I(hak_ctl("learn.tcache.61.value", &v, &len, NULL, 0), 0, "61 classes");
     EXPECT_EQ_U(hak_ctl("learn.nrounds", NULL, NULL, &v, sizeof(uint64_t)), EPERM, "read-only");
 }
 
@@ -178,7 +178,7 @@ TEST(learn_hot_class_gets_more_tcache) {
     unsigned want[2] = {CLS_48K, def};
     REQUIRE_TRUE(churn_until(48 << 10, 32, tcache_above, want), "blocks intact");
     unsigned v = tcache_value(CLS_48K);
-    EXPECT_TRUE(v > def, "tcache_max of the churning class went up");
+    EXPECT_GT_U(v, def, "tcache_max of the churning class went up");
     EXPECT_GE_U(v, 32, "enough for the batch");
     EXPECT_EQ_U(get_unsigned("large.class.1.tcache_max"), v, "the class's own leaf agrees");
     EXPECT_GE_U(get_u64("learn.tcache.42.nchanges"), 1, "counted");
@@ -186,7 +186,7 @@ TEST(learn_hot_class_gets_more_tcache) {
     char want_conf[64];
     snprintf(want_conf, sizeof want_conf, "tcache_max:42=%u", v);
     const char *conf = get_str("learn.tcache.42.conf");
-    EXPECT_TRUE(strcmp(conf, want_conf) == 0, conf);
+    EXPECT_STREQ(conf, want_conf, conf);
     const char *s = get_str("learn.tcache.42.scores");
     EXPECT_TRUE(strchr(s, '*') != NULL && strncmp(s, "1:-", 3) != 0, s);
     hk_test_log("class 42: tcache_max %u -> %u; scores %s", def, v, s);
@@ -210,7 +210,7 @@ TEST(learn_freeze_stops_changes) {
     set_bool("learn.freeze", false);
     unsigned w[2] = {CLS_4K, v28};
     REQUIRE_TRUE(churn_until(4096, 256, tcache_above, w), "blocks intact");
-    EXPECT_TRUE(tcache_value(CLS_4K) > v28, "thawed: class 28 went up");
+    EXPECT_GT_U(tcache_value(CLS_4K), v28, "thawed: class 28 went up");
 }
 
 TEST(learn_leaves_a_hand_setting_alone) {
@@ -226,10 +226,10 @@ TEST(learn_off_puts_defaults_back) {
     learner_on();
     unsigned w[2] = {CLS_4K, 16};
     REQUIRE_TRUE(churn_until(4096, 256, tcache_above, w), "blocks intact");
-    REQUIRE_TRUE(tcache_value(CLS_4K) > 16, "learned something for class 28");
+    REQUIRE_GT_U(tcache_value(CLS_4K), 16, "learned something for class 28");
     REQUIRE_EQ_U(set_bool("config.features.learner", false), 0, "learner off");
     EXPECT_EQ_U(tcache_value(CLS_4K), 16, "class 28 back to its default");
-    EXPECT_TRUE(get_str("learn.tcache.28.conf")[0] == '\0', "conf empty again");
+    EXPECT_STREQ(get_str("learn.tcache.28.conf"), "", "conf empty again");
     uint64_t rounds = get_u64("learn.nrounds");
     for (int k = 0; k < 200; k++) batch(4096, 256);
     EXPECT_EQ_U(get_u64("learn.nrounds"), rounds, "off: no rounds");
@@ -289,16 +289,16 @@ static bool run_child(const char *conf, char *out, size_t cap, char *err, size_t
 TEST(learn_conf_key_sets_a_class) {
     char out[256], err[512];
     REQUIRE_TRUE(run_child("tcache_max:28=512", out, sizeof out, err, sizeof err), err);
-    EXPECT_TRUE(strcmp(out, "c28=512 c3=1365 conf=tcache_max:28=512\n") == 0, out);
-    EXPECT_TRUE(err[0] == '\0', err);
+    EXPECT_STREQ(out, "c28=512 c3=1365 conf=tcache_max:28=512\n", out);
+    EXPECT_STREQ(err, "", err);
     REQUIRE_TRUE(run_child("tcache_max:3=7,tcache_max:28=0", out, sizeof out, err, sizeof err), err);
-    EXPECT_TRUE(strcmp(out, "c28=0 c3=7 conf=tcache_max:28=0\n") == 0, out);
+    EXPECT_STREQ(out, "c28=0 c3=7 conf=tcache_max:28=0\n", out);
     static const char *const bad[] = {"tcache_max:61=5", "tcache_max:28", "tcache_max:=5",
                                       "tcache_max:28=x", "tcache_max:-1=5", "tcache_max:28=-2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         REQUIRE_TRUE(run_child(bad[i], out, sizeof out, err, sizeof err), err);
-        EXPECT_TRUE(strcmp(out, "c28=16 c3=1365 conf=\n") == 0, out);
-        EXPECT_TRUE(strstr(err, "HAKMEM_CONF: bad value") != NULL, bad[i]);
+        EXPECT_STREQ(out, "c28=16 c3=1365 conf=\n", out);
+        EXPECT_HAS_STR(err, "HAKMEM_CONF: bad value", bad[i]);
     }
 }
 

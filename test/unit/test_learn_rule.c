@@ -50,10 +50,10 @@ TEST(learn_rule_init_starts_at_home) {
     EXPECT_EQ_U(k.changes, 0, "no change yet");
     for (unsigned i = 0; i < 7; i++) EXPECT_TRUE(k.score[i] < 0, "scores unknown");
     EXPECT_EQ_U(hk_lr_find(&k, 16), 4, "find 16");
-    EXPECT_TRUE(hk_lr_find(&k, 3) < 0, "3 is not a candidate");
+    EXPECT_LT_I(hk_lr_find(&k, 3), 0, "3 is not a candidate");
     char buf[96];
     hk_lr_format(&k, 1, buf, sizeof buf);
-    EXPECT_TRUE(strcmp(buf, "1:-* 2:- 4:- 8:- 16:- 32:- 64:-") == 0, buf);
+    EXPECT_STREQ(buf, "1:-* 2:- 4:- 8:- 16:- 32:- 64:-", buf);
 }
 
 TEST(learn_rule_churn_moves_up_and_settles) {
@@ -197,7 +197,7 @@ TEST(learn_rule_no_grow_and_top_limit_probes) {
         hk_lr_obs o = observe(&k, &m);
         o.top = 3;
         hk_lr_step(&k, &o, false);
-        EXPECT_TRUE(k.cur <= 3, "never above top");
+        EXPECT_LE_U(k.cur, 3, "never above top");
     }
     EXPECT_EQ_U(k.value[k.cur], 8, "the best it may try");
 }
@@ -211,7 +211,7 @@ TEST(learn_rule_floor_is_respected) {
     for (unsigned r = 0; r < 1000; r++) {
         hk_lr_obs o = {true, 100.0, -1};
         hk_lr_step(&k, &o, false);
-        EXPECT_TRUE(k.cur >= 1, "never below the floor");
+        EXPECT_GE_U(k.cur, 1, "never below the floor");
     }
     EXPECT_EQ_U(k.changes, 0, "slack at the floor: no move");
 }
@@ -261,14 +261,14 @@ TEST(learn_rule_format_marks_and_scales) {
     k.cur = 1;
     char buf[96];
     hk_lr_format(&k, 1u << 20, buf, sizeof buf);
-    EXPECT_TRUE(strcmp(buf, "64:1.2M 128:2.50* 256:-") == 0, buf);
+    EXPECT_STREQ(buf, "64:1.2M 128:2.50* 256:-", buf);
     k.score[0] = 0.004;
     k.score[2] = 512.0;
     hk_lr_format(&k, 1u << 20, buf, sizeof buf);
-    EXPECT_TRUE(strcmp(buf, "64:.004 128:2.50* 256:512") == 0, buf);
+    EXPECT_STREQ(buf, "64:.004 128:2.50* 256:512", buf);
     char tiny[8];
     hk_lr_format(&k, 1u << 20, tiny, sizeof tiny);
-    EXPECT_TRUE(strlen(tiny) < sizeof tiny, "truncated, terminated");
+    EXPECT_LT_U(strlen(tiny), sizeof tiny, "truncated, terminated");
 }
 
 TEST_MAIN()

@@ -51,34 +51,6 @@ static const bool presets[5][4] = {
 
 /* ---------------- small helpers (no allocation) ---------------- */
 
-static void out(const char *s) {
-    size_t n = strlen(s);
-    while (n > 0) {
-        ssize_t w = write(1, s, n);
-        if (w <= 0) return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static size_t rss_bytes(void) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = strchr(buf, ' ');
-    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 static int rd(const char *name, void *v, size_t len) {
     size_t l = len;
     int rc = hak_ctl(name, v, &l, NULL, 0);
@@ -192,7 +164,7 @@ static int child_small(void) {
              (unsigned long long)(s1.nmalloc - s0.nmalloc),
              (unsigned long long)(s1.tcache_hits - s0.tcache_hits),
              (unsigned long long)allhits, mode, omode, feat, ofeat);
-    out(line);
+    hk_test_out(line);
     return 0;
 }
 
@@ -363,7 +335,7 @@ TEST(modes_minimal_at_startup_never_hits_tcache) {
                        all = get_ull(&c, "allhits");
     hk_test_log("minimal: nmalloc +%llu, tcache_hits +%llu, all classes %llu", nm, hits, all);
     EXPECT_GE_U(nm, 20000, "tiny.class.3 nmalloc grew by the 20000 allocations");
-    EXPECT_TRUE(nm != ~0ull, "nmalloc printed");
+    EXPECT_NE_U(nm, ~0ull, "nmalloc printed");
     EXPECT_EQ_U(hits, 0, "minimal: tiny.class.3 tcache_hits stays 0");
     EXPECT_EQ_U(all, 0, "minimal: no class has a tcache hit");
     expect_child_value(&c, "HAKMEM_MODE=minimal", "mode", "minimal");
@@ -437,7 +409,7 @@ TEST(modes_env_mode_refined_by_conf) {
     /* An unknown mode is ignored with a warning. */
     if (run_small("turbo", NULL, &c)) {
         expect_child_value(&c, "HAKMEM_MODE=turbo", "mode", "balanced");
-        EXPECT_TRUE(c.err_bytes > 0, "HAKMEM_MODE=turbo warns");
+        EXPECT_GT_U(c.err_bytes, 0, "HAKMEM_MODE=turbo warns");
     }
 }
 
@@ -716,7 +688,7 @@ TEST(modes_bigcache_on_reuses_freed_huge_blocks) {
     REQUIRE_EQ_U(huge_read(&h2), 0, "huge stats");
     EXPECT_EQ_U(h2.hits - h1.hits, 1, "bigcache on: the second 4 MiB block is a hit");
     EXPECT_EQ_U(h2.nmmap - h1.nmmap, 0, "bigcache on: no new mapping");
-    EXPECT_TRUE(q == p, "the most recently parked mapping of the size is reused");
+    EXPECT_EQ_PTR(q, p, "the most recently parked mapping of the size is reused");
     /* Turning the feature off at runtime empties the cache at once. */
     hak_free(q);
     REQUIRE_EQ_U(huge_read(&h2), 0, "huge stats");
@@ -754,7 +726,7 @@ struct decay_run {
 static bool decay_fill_and_wait(struct decay_run *r, unsigned min_ms, unsigned max_ms,
                                 size_t stop_below) {
     memset(r, 0, sizeof *r);
-    r->base = rss_bytes();
+    r->base = hk_test_rss_bytes();
     size_t got = 0;
     int n = 0;
     uint64_t rs = 4242;
@@ -767,22 +739,22 @@ static bool decay_fill_and_wait(struct decay_run *r, unsigned min_ms, unsigned m
         got += s;
         n++;
     }
-    r->peak = rss_bytes();
+    r->peak = hk_test_rss_bytes();
     for (int i = 0; i < n; i++) hak_free(decay_blk[i]);
     if (act("thread.tcache.flush") != 0) return false;
-    r->flushed = rss_bytes();
+    r->flushed = hk_test_rss_bytes();
     uint64_t t0 = hk_test_now_ms();
     void *page[12];
     for (;;) {
         uint64_t el = hk_test_now_ms() - t0;
-        if (el >= min_ms && (el >= max_ms || (stop_below && rss_bytes() < stop_below))) break;
+        if (el >= min_ms && (el >= max_ms || (stop_below && hk_test_rss_bytes() < stop_below))) break;
         for (int i = 0; i < 12; i++) page[i] = hak_malloc(5120);
         for (int i = 0; i < 12; i++) hak_free(page[i]);
         if (act("thread.tcache.flush") != 0) return false;
-        sleep_ms(2);
+        hk_test_sleep_ms(2);
     }
     r->waited_ms = hk_test_now_ms() - t0;
-    r->end = rss_bytes();
+    r->end = hk_test_rss_bytes();
     return true;
 }
 
@@ -839,7 +811,7 @@ TEST(modes_decay_off_keeps_freed_pages_resident) {
                 r.base >> 10, r.peak >> 10, r.flushed >> 10, r.end >> 10,
                 (unsigned long long)r.waited_ms);
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(r.peak > r.base + 24 * MiB, "the 32 MiB raised the resident size");
+    REQUIRE_GT_U(r.peak, r.base + 24 * MiB, "the 32 MiB raised the resident size");
     EXPECT_GE_U(r.end + 4 * MiB, r.peak,
                 "decay off: freed pages stay resident without an explicit purge");
 }
@@ -856,7 +828,7 @@ TEST(modes_decay_on_purges_freed_pages_by_itself) {
     EXPECT_TRUE(b, "decay reads back 1");
     struct decay_run r;
     /* Stop as soon as half of the 32 MiB is gone; give up after 3 s. */
-    size_t base = rss_bytes();
+    size_t base = hk_test_rss_bytes();
     bool ok = decay_fill_and_wait(&r, 4 * DECAY_TEST_MS, 3000, base + 16 * MiB);
     purge_everything(na);
     restore_all_decay(old, na);
@@ -865,7 +837,7 @@ TEST(modes_decay_on_purges_freed_pages_by_itself) {
                 r.base >> 10, r.peak >> 10, r.flushed >> 10, r.end >> 10,
                 (unsigned long long)r.waited_ms);
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(r.peak > r.base + 24 * MiB, "the 32 MiB raised the resident size");
+    REQUIRE_GT_U(r.peak, r.base + 24 * MiB, "the 32 MiB raised the resident size");
     EXPECT_LE_U(r.end, r.peak - 16 * MiB,
                 "decay on: at least half of the freed 32 MiB went back without a purge");
 }

@@ -461,7 +461,7 @@ TEST(oom_fail_mmap_after_ignored_in_release) {
     SKIP_IF(config_debug(), "debug build: the option is in force");
     fflush(NULL);
     pid_t pid = fork();
-    REQUIRE_TRUE(pid >= 0, "fork");
+    REQUIRE_GE_I(pid, 0, "fork");
     if (pid == 0) {
         setenv("HAKMEM_CONF", "fail_mmap_after:1", 1);
         setenv("HAKMEM_OOM_TEST_CHILD", "release", 1);

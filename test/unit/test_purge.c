@@ -16,18 +16,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static size_t rss_bytes(void) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = strchr(buf, ' ');
-    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 enum { MAXBLOCKS = 8192 };
 
 /* Allocates about `total` bytes in blocks of 4..64 KiB, every page
@@ -81,18 +69,18 @@ static int purge_all(void) {
 TEST(purge_lowers_rss) {
     void **p = hak_calloc(MAXBLOCKS, sizeof *p);
     REQUIRE_NOT_NULL(p, "bookkeeping");
-    size_t rss0 = rss_bytes();
+    size_t rss0 = hk_test_rss_bytes();
     int n = fill_blocks(p, 64 * MiB);
-    size_t rss1 = rss_bytes();
+    size_t rss1 = hk_test_rss_bytes();
     for (int i = 0; i < n; i++) hak_free(p[i]);
     int rc = purge_all();
-    size_t rss2 = rss_bytes();
+    size_t rss2 = hk_test_rss_bytes();
     hak_free(p);
     hk_test_log("resident: %zu KiB before, %zu after filling, %zu after free + purge",
                 rss0 >> 10, rss1 >> 10, rss2 >> 10);
     REQUIRE_EQ_U(rc, 0, "purge controls");
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    REQUIRE_TRUE(rss1 > rss0 + 48 * MiB, "filling 64 MiB raised the resident size");
+    REQUIRE_GT_U(rss1, rss0 + 48 * MiB, "filling 64 MiB raised the resident size");
     size_t added = rss1 - rss0;
     size_t dropped = rss1 > rss2 ? rss1 - rss2 : 0;
     EXPECT_GE_U(dropped, added / 2, "purge gave back less than half of the freed memory");
@@ -109,14 +97,14 @@ static void *fill_and_free(void *arg) {
 TEST(purge_after_thread_exit) {
     void **p = hak_calloc(MAXBLOCKS, sizeof *p);
     REQUIRE_NOT_NULL(p, "bookkeeping");
-    size_t rss0 = rss_bytes();
+    size_t rss0 = hk_test_rss_bytes();
     pthread_t t;
     REQUIRE_EQ_U(pthread_create(&t, NULL, fill_and_free, p), 0, "pthread_create");
     void *rv;
     pthread_join(t, &rv);
-    size_t rss1 = rss_bytes();
+    size_t rss1 = hk_test_rss_bytes();
     int rc = purge_all();
-    size_t rss2 = rss_bytes();
+    size_t rss2 = hk_test_rss_bytes();
     hak_free(p);
     hk_test_log("resident: %zu KiB before, %zu after the thread, %zu after purge",
                 rss0 >> 10, rss1 >> 10, rss2 >> 10);
@@ -133,7 +121,7 @@ TEST(purge_then_reuse) {
     REQUIRE_NOT_NULL(p, "bookkeeping");
     for (int round = 0; round < 3; round++) {
         int n = fill_blocks(p, 16 * MiB);
-        REQUIRE_TRUE(n > 100, "fill");
+        REQUIRE_GT_I(n, 100, "fill");
         for (int i = 0; i < n; i++) {
             unsigned char *c = p[i];
             if (c[0] != 0x6B || c[4095] != 0x6B) {

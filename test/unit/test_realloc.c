@@ -15,18 +15,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static size_t rss_bytes(void) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = strchr(buf, ' ');
-    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 /* The pattern: one 64-bit word per 8 bytes, a function of the word's index
  * and a seed, so a lost, shifted or foreign byte shows. */
 static uint64_t pat_word(size_t w, unsigned seed) {
@@ -109,7 +97,7 @@ TEST(realloc_zero_frees_and_returns_null) {
     }
     /* It really frees: 4096 rounds of 256 KiB, written in full, would add
      * 1 GiB of resident memory if the blocks leaked. */
-    size_t before = rss_bytes();
+    size_t before = hk_test_rss_bytes();
     for (int i = 0; i < 4096; i++) {
         void *p = hak_malloc(256 * KiB);
         REQUIRE_NOT_NULL(p, "malloc");
@@ -121,9 +109,9 @@ TEST(realloc_zero_frees_and_returns_null) {
             return;
         }
     }
-    size_t after = rss_bytes();
+    size_t after = hk_test_rss_bytes();
     SKIP_IF(HK_TSAN, "resident size is not meaningful under ThreadSanitizer");
-    EXPECT_TRUE(after < before + 256 * MiB,
+    EXPECT_LT_U(after, before + 256 * MiB,
                 "realloc(p, 0) leaked: resident memory grew by > 256 MiB");
 }
 
@@ -303,12 +291,7 @@ TEST(realloc_each_tier_boundary_pair) {
 }
 
 static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rng(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return hk_test_xorshift(&rng_state); }
 
 /* Many blocks reallocated at random to log-uniform sizes up to 4 MiB,
  * each checked against its own pattern. */

@@ -201,7 +201,7 @@ TEST(research_double_free_aborts_by_default) {
     struct child c;
     REQUIRE_TRUE(run_child("--double-free", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
-    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
     REQUIRE_TRUE(run_child("--double-free", NULL, "mode:research", &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), "mode:research in HAKMEM_CONF aborts too");
 }
@@ -210,25 +210,25 @@ TEST(research_overrun_aborts_by_default) {
     struct child c;
     REQUIRE_TRUE(run_child("--overrun", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
-    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
 }
 
 TEST(research_remote_double_free_aborts) {
     struct child c;
     REQUIRE_TRUE(run_child("--remote-double-free", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
-    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
 }
 
 TEST(research_abort_on_error_0_reports_and_continues) {
     struct child c;
     REQUIRE_TRUE(run_child("--double-free", "research", "abort_on_error:0", &c), "child runs");
     EXPECT_TRUE(exited_0(&c), c.err);
-    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
     /* Later keys win: the key after the preset overrides it... */
     REQUIRE_TRUE(run_child("--overrun", NULL, "mode:research,abort_on_error:0", &c), "child runs");
     EXPECT_TRUE(exited_0(&c), c.err);
-    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
     /* ...and the preset overrides a key before it, as it does features. */
     REQUIRE_TRUE(run_child("--overrun", NULL, "abort_on_error:0,mode:research", &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
@@ -244,7 +244,7 @@ TEST(research_other_modes_report_and_continue) {
     struct child c;
     REQUIRE_TRUE(run_child("--double-free", "balanced", "debug_checks:1", &c), "child runs");
     EXPECT_TRUE(exited_0(&c), "debug_checks alone keeps abort_on_error off");
-    EXPECT_TRUE(strstr(c.err, "hakmem: double free") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
 }
 
 TEST(research_every_block_is_16_byte_aligned) {
@@ -259,7 +259,7 @@ TEST(research_guarded_block_slack_is_a_canary) {
     REQUIRE_TRUE(run_child("--guard-slack", "research", "guard_sample:1,abort_on_error:0", &c),
                  "child runs");
     EXPECT_TRUE(exited_0(&c), c.err);
-    EXPECT_TRUE(strstr(c.err, "hakmem: buffer overrun") != NULL, c.err);
+    EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
 }
 
 TEST(research_exited_threads_pages_go_back) {

@@ -18,12 +18,7 @@
 #define BLOCK_ALIGN 16
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return hk_test_xorshift(&rng_state); }
 
 /* Sizes above 4096: around every power of two up to 4 MiB (and its
  * quarters), plus log-uniform random samples, all at most 4 MiB. */
@@ -207,11 +202,6 @@ TEST(sizeclass_live_blocks_do_not_overlap) {
     hak_free(b);
 }
 
-static int uptr_cmp(const void *a, const void *b) {
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Freed blocks come back: cycling one size many times must not keep handing
  * out new addresses (a free that loses the block would give 65536 distinct
  * ones; even a FIFO free list stays within a few slabs). */
@@ -237,7 +227,7 @@ TEST(sizeclass_freed_blocks_are_reused) {
             }
             for (int k = 0; k < LIVE; k++) hak_free(p[k]);
         }
-        qsort(seen, nseen, sizeof seen[0], uptr_cmp);
+        qsort(seen, nseen, sizeof seen[0], hk_test_uptr_cmp);
         size_t distinct = 0;
         for (size_t k = 0; k < nseen; k++)
             if (k == 0 || seen[k] != seen[k - 1]) distinct++;

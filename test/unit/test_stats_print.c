@@ -168,27 +168,27 @@ TEST(stats_print_text_has_every_section) {
     REQUIRE_EQ_U(rd("version", &version, sizeof version), 0, "version");
     REQUIRE_EQ_U(rd("config.mode", &mode, sizeof mode), 0, "config.mode");
     unsigned mi = find_mid_index(5120);
-    REQUIRE_TRUE(mi != ~0u, "a 5120-byte mid class");
+    REQUIRE_NE_U(mi, ~0u, "a 5120-byte mid class");
     struct hak_class_stats st;
     char name[64];
     snprintf(name, sizeof name, "mid.class.%u.stats", mi);
     REQUIRE_EQ_U(rd(name, &st, sizeof st), 0, "class stats");
     const char *r = print(NULL); /* nothing allocates between the two */
     REQUIRE_TRUE(!overflow, "report fits");
-    EXPECT_TRUE(report_len > 0, "something printed");
+    EXPECT_GT_U(report_len, 0, "something printed");
     EXPECT_LE_U(max_piece, 511, "pieces are at most 511 bytes");
     char head[96];
     snprintf(head, sizeof head, "hakmem %s", version);
-    EXPECT_TRUE(strstr(r, head) != NULL, "header with the version");
+    EXPECT_HAS_STR(r, head, "header with the version");
     char ml[64];
     snprintf(ml, sizeof ml, "mode: %s", mode);
-    EXPECT_TRUE(strstr(r, ml) != NULL, "general line with the mode");
+    EXPECT_HAS_STR(r, ml, "general line with the mode");
     const char *t = strstr(r, "tiny classes:"), *m = strstr(r, "mid classes:"),
                *l = strstr(r, "large classes:"), *h = strstr(r, "huge:");
-    EXPECT_TRUE(t != NULL, "tiny header");
-    EXPECT_TRUE(m != NULL, "mid header");
-    EXPECT_TRUE(l != NULL, "large header");
-    EXPECT_TRUE(h != NULL, "huge line");
+    EXPECT_NOT_NULL(t, "tiny header");
+    EXPECT_NOT_NULL(m, "mid header");
+    EXPECT_NOT_NULL(l, "large header");
+    EXPECT_NOT_NULL(h, "huge line");
     EXPECT_TRUE(t && m && l && h && t < m && m < l && l < h, "tiny, mid, large, huge in order");
     unsigned long long nm = 0, nd = 0, lv = 0;
     EXPECT_TRUE(text_row(r, "mid classes:", 5120, &nm, &nd, &lv), "a row for 5120-byte blocks");
@@ -306,7 +306,7 @@ static int run_shell(const char *cmd) {
 TEST(stats_print_json_is_valid) {
     make_live_blocks();
     unsigned mi = find_mid_index(5120);
-    REQUIRE_TRUE(mi != ~0u, "a 5120-byte mid class");
+    REQUIRE_NE_U(mi, ~0u, "a 5120-byte mid class");
     struct hak_class_stats st;
     char name[64];
     snprintf(name, sizeof name, "mid.class.%u.stats", mi);
@@ -316,8 +316,8 @@ TEST(stats_print_json_is_valid) {
     EXPECT_LE_U(max_piece, 511, "pieces are at most 511 bytes");
     EXPECT_TRUE(r[0] == '{', "starts with {");
     EXPECT_TRUE(report_len >= 2 && strcmp(r + report_len - 2, "}\n") == 0, "ends with }\\n");
-    EXPECT_TRUE(strchr(r, '\n') == r + report_len - 1, "one line");
-    EXPECT_TRUE(strstr(r, "\"schema\":") != NULL, "has a \"schema\" key");
+    EXPECT_EQ_PTR(strchr(r, '\n'), r + report_len - 1, "one line");
+    EXPECT_HAS_STR(r, "\"schema\":", "has a \"schema\" key");
     for (const char *k = r; *k; k++)
         if ((unsigned char)*k < 32 && *k != '\n') {
             hk_test_fail(__FILE__, __LINE__, "control character in JSON at %zu", (size_t)(k - r));
@@ -413,9 +413,9 @@ TEST(stats_print_null_writer_goes_to_stderr) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/hk_stats_err.XXXXXX");
     int fd = mkstemp(path);
-    REQUIRE_TRUE(fd >= 0, "temporary file");
+    REQUIRE_GE_I(fd, 0, "temporary file");
     int saved = dup(2);
-    REQUIRE_TRUE(saved >= 0, "dup stderr");
+    REQUIRE_GE_I(saved, 0, "dup stderr");
     dup2(fd, 2);
     hak_stats_print(NULL, NULL, "J");
     hak_stats_print(NULL, NULL, "gml");
@@ -429,10 +429,10 @@ TEST(stats_print_null_writer_goes_to_stderr) {
     buf[n] = '\0';
     close(fd);
     unlink(path);
-    EXPECT_TRUE(strstr(buf, "\"schema\":") != NULL, "the JSON report reached stderr");
-    EXPECT_TRUE(strstr(buf, "tiny classes:") != NULL, "the text report reached stderr");
-    EXPECT_TRUE(strstr(buf, "huge: ") != NULL, "the huge line reached stderr");
-    EXPECT_TRUE(strstr(buf, "mid classes:") == NULL, "m omitted the mid section on stderr");
+    EXPECT_HAS_STR(buf, "\"schema\":", "the JSON report reached stderr");
+    EXPECT_HAS_STR(buf, "tiny classes:", "the text report reached stderr");
+    EXPECT_HAS_STR(buf, "huge: ", "the huge line reached stderr");
+    EXPECT_LACKS_STR(buf, "mid classes:", "m omitted the mid section on stderr");
 }
 
 static uint64_t total_nmalloc(void) {
@@ -467,7 +467,7 @@ TEST(stats_print_never_allocates) {
     print("Jgtmlh");
     uint64_t after = total_nmalloc();
     hak_ctl("config.features.stats_page", NULL, NULL, &was, sizeof was);
-    EXPECT_TRUE(before > 0, "counters readable");
+    EXPECT_GT_U(before, 0, "counters readable");
     EXPECT_EQ_U(after, before, "printing made no allocation");
 }
 

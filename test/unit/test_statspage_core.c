@@ -66,9 +66,9 @@ TEST(statspage_refresh_creates_page_0600) {
     REQUIRE_TRUE(page_on(), "stats_page.enabled=1 and stats_page.refresh");
     char want[128];
     own_path(want, sizeof want);
-    EXPECT_TRUE(strcmp(ctl_str("stats_page.path"), want) == 0, "stats_page.path is /dev/shm/hakmem.<uid>.<pid>");
+    EXPECT_STREQ(ctl_str("stats_page.path"), want, "stats_page.path is /dev/shm/hakmem.<uid>.<pid>");
     struct stat st;
-    REQUIRE_TRUE(stat(want, &st) == 0, "the page exists under /dev/shm");
+    REQUIRE_EQ_I(stat(want, &st), 0, "the page exists under /dev/shm");
     EXPECT_TRUE(S_ISREG(st.st_mode), "a regular file");
     EXPECT_EQ_U(st.st_mode & 0777, 0600, "mode 0600");
     EXPECT_EQ_U(st.st_uid, geteuid(), "owned by the process's uid");
@@ -86,11 +86,11 @@ TEST(statspage_header_describes_process) {
     EXPECT_EQ_U(p.hdr.version, HK_SP_VERSION, "layout version");
     EXPECT_EQ_U(p.hdr.compat, 1, "readable by layout-1 readers");
     EXPECT_TRUE(strncmp(p.hdr.lib_version, HAKMEM_VERSION, sizeof p.hdr.lib_version) == 0, "library version");
-    EXPECT_TRUE(strstr(p.hdr.comm, "test_statspage") != NULL, "comm names the program");
-    EXPECT_TRUE(strstr(p.hdr.cmdline, "test_statspage_core") != NULL, "command line");
-    EXPECT_TRUE(p.nent > 600, "hundreds of leaves");
+    EXPECT_HAS_STR(p.hdr.comm, "test_statspage", "comm names the program");
+    EXPECT_HAS_STR(p.hdr.cmdline, "test_statspage_core", "command line");
+    EXPECT_GT_U(p.nent, 600, "hundreds of leaves");
     EXPECT_EQ_U(p.interval_ms, ctl_u("stats_page.interval_ms"), "refresh interval");
-    EXPECT_TRUE(p.hdr.proc_start_ticks > 0, "process start in clock ticks");
+    EXPECT_GT_U(p.hdr.proc_start_ticks, 0, "process start in clock ticks");
     uint64_t now = hkp_now_ms();
     EXPECT_TRUE(p.hdr.start_ms <= p.hdr.created_ms + 1000 && p.hdr.created_ms <= now, "start <= created <= now");
     EXPECT_TRUE(p.updated_ms + 5000 >= now && p.updated_ms <= now + 1000, "refreshed just now");
@@ -183,8 +183,8 @@ TEST(statspage_values_agree_with_hak_ctl) {
     EXPECT_EQ_U(v.nwords, sizeof(struct hak_class_stats) / 8, "nine words");
     EXPECT_EQ_U(v.words[0], 32, "size word");
     EXPECT_EQ_U(v.words[1], seen, "struct and field leaves from one merge");
-    EXPECT_TRUE(strcmp(hkp_get_str(&p, "version", buf, sizeof buf), HAKMEM_VERSION) == 0, "version");
-    EXPECT_TRUE(strcmp(hkp_get_str(&p, "config.mode", buf, sizeof buf), ctl_str("config.mode")) == 0, "mode");
+    EXPECT_STREQ(hkp_get_str(&p, "version", buf, sizeof buf), HAKMEM_VERSION, "version");
+    EXPECT_STREQ(hkp_get_str(&p, "config.mode", buf, sizeof buf), ctl_str("config.mode"), "mode");
     EXPECT_EQ_U(page_u64(&p, "opt.narenas"), ctl_u("opt.narenas"), "opt.narenas");
     EXPECT_EQ_U(page_u64(&p, "tiny.class.5.size"), ctl_u64("tiny.class.5.size"), "tiny.class.5.size");
     EXPECT_EQ_U(page_u64(&p, "stats_page.enabled"), 1, "stats_page.enabled");
@@ -211,7 +211,7 @@ TEST(statspage_refresh_is_rate_limited) {
     }
     uint64_t r1 = ctl_u64("stats_page.refreshes");
     hk_test_log("%llu ticks in 0.7 s gave %llu refreshes", (unsigned long long)ticks, (unsigned long long)(r1 - r0));
-    EXPECT_TRUE(ticks > 20, "many slow-path ticks");
+    EXPECT_GT_U(ticks, 20, "many slow-path ticks");
     EXPECT_TRUE(r1 - r0 >= 2 && r1 - r0 <= 5, "about one refresh per 200 ms");
     ctl_set_u("stats_page.interval_ms", old);
 }
@@ -221,7 +221,7 @@ TEST(statspage_off_removes_page) {
     char path[128];
     own_path(path, sizeof path);
     struct stat st;
-    REQUIRE_TRUE(stat(path, &st) == 0, "page there");
+    REQUIRE_EQ_I(stat(path, &st), 0, "page there");
     REQUIRE_EQ_U(ctl_set_bool("stats_page.enabled", false), 0, "stats_page.enabled=0");
     bool feat = true;
     size_t len = sizeof feat;
@@ -229,10 +229,10 @@ TEST(statspage_off_removes_page) {
     EXPECT_TRUE(!feat, "config.features.stats_page is the same switch");
     tick();
     EXPECT_TRUE(stat(path, &st) != 0 && errno == ENOENT, "the next tick removes the page");
-    EXPECT_TRUE(strcmp(ctl_str("stats_page.path"), "") == 0, "stats_page.path empty");
+    EXPECT_STREQ(ctl_str("stats_page.path"), "", "stats_page.path empty");
     EXPECT_EQ_U(refresh(), EPERM, "stats_page.refresh while off");
     REQUIRE_TRUE(page_on(), "on again");
-    EXPECT_TRUE(stat(path, &st) == 0, "the page is back");
+    EXPECT_EQ_I(stat(path, &st), 0, "the page is back");
 }
 
 TEST(statspage_fork_child_makes_its_own) {
@@ -240,7 +240,7 @@ TEST(statspage_fork_child_makes_its_own) {
     char mine[128];
     own_path(mine, sizeof mine);
     pid_t pid = fork();
-    REQUIRE_TRUE(pid >= 0, "fork");
+    REQUIRE_GE_I(pid, 0, "fork");
     if (pid == 0) {
         int code = 0;
         char path[128];
@@ -258,13 +258,13 @@ TEST(statspage_fork_child_makes_its_own) {
         exit(code); /* a normal exit: destructors unlink the child's page */
     }
     int status = 0;
-    REQUIRE_TRUE(waitpid(pid, &status, 0) == pid, "waitpid");
+    REQUIRE_EQ_I(waitpid(pid, &status, 0), pid, "waitpid");
     EXPECT_TRUE(WIFEXITED(status), "child exited");
     EXPECT_EQ_U(WEXITSTATUS(status), 0, "child checks (bits: 1 path kept, 2 page early, 4 no page, 8 path, 16 open, 32 parent's gone)");
     char theirs[128];
     snprintf(theirs, sizeof theirs, "/dev/shm/hakmem.%u.%d", (unsigned)geteuid(), (int)pid);
     struct stat st;
-    EXPECT_TRUE(stat(theirs, &st) != 0, "the child's page went with it");
+    EXPECT_NE_I(stat(theirs, &st), 0, "the child's page went with it");
     hkp_page p;
     char err[256];
     REQUIRE_EQ_U(hkp_open(&p, getpid(), false, err, sizeof err), HKP_OK, err);
@@ -334,10 +334,10 @@ TEST(statspage_commands_apply_and_refuse) {
     }
     EXPECT_EQ_U(ctl_u64("stats_page.commands") - c0, n, "stats_page.commands counts them");
     for (size_t i = 1; i < n; i++)
-        EXPECT_TRUE(posts[i].applied_in > posts[i - 1].applied_in, "each applied by a later refresh");
-    EXPECT_TRUE(posts[n - 1].applied_in <= ctl_u64("stats_page.refreshes"), "by a refresh that happened");
+        EXPECT_GT_U(posts[i].applied_in, posts[i - 1].applied_in, "each applied by a later refresh");
+    EXPECT_LE_U(posts[n - 1].applied_in, ctl_u64("stats_page.refreshes"), "by a refresh that happened");
     EXPECT_EQ_U(ctl_u("stats_page.interval_ms"), 250, "interval applied");
-    EXPECT_TRUE(strcmp(ctl_str("config.mode"), "fast") == 0, "mode applied");
+    EXPECT_STREQ(ctl_str("config.mode"), "fast", "mode applied");
     bool on = false;
     size_t len = sizeof on;
     hak_ctl("stats_page.enabled", &on, &len, NULL, 0);
@@ -355,7 +355,7 @@ TEST(statspage_command_slot_garbage_is_harmless) {
     hkp_page p;
     char err[256];
     REQUIRE_EQ_U(hkp_open(&p, getpid(), true, err, sizeof err), HKP_OK, err);
-    REQUIRE_TRUE(p.hdr.ncmds >= 3, "slots");
+    REQUIRE_GE_U(p.hdr.ncmds, 3, "slots");
     hk_sp_cmd *ring = (hk_sp_cmd *)(void *)(p.map + p.hdr.cmd_off);
     /* A key with no terminator, a value with none, a state no one uses. */
     memset(ring[0].key, 'A', sizeof ring[0].key);
@@ -371,7 +371,7 @@ TEST(statspage_command_slot_garbage_is_harmless) {
     EXPECT_EQ_U(atomic_load(&ring[1].state), HK_SP_CMD_DONE, "unterminated value answered");
     EXPECT_EQ_U(atomic_load(&ring[1].result), EINVAL, "as a bad value");
     EXPECT_EQ_U(atomic_load(&ring[2].state), 77, "unknown states are left alone");
-    EXPECT_TRUE(strcmp(ctl_str("config.mode"), "balanced") == 0, "mode untouched");
+    EXPECT_STREQ(ctl_str("config.mode"), "balanced", "mode untouched");
     for (int i = 0; i < 3; i++) atomic_store(&ring[i].state, HK_SP_CMD_FREE);
     hkp_close(&p);
 }

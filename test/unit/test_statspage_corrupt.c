@@ -208,7 +208,7 @@ TEST(statspage_crafted_pages_give_clear_errors) {
     unlink(fake_path);
     EXPECT_EQ_U(symlink("/etc/hostname", fake_path), 0, "symlink");
     EXPECT_EQ_U(read_all(err, sizeof err, NULL), HKP_ECORRUPT, "a symbolic link");
-    EXPECT_TRUE(strstr(err, "symbolic link") != NULL, err);
+    EXPECT_HAS_STR(err, "symbolic link", err);
     unlink(fake_path);
     /* Sequence left odd: the reader gives up with EBUSY. */
     memcpy(img, base, base_size);
@@ -251,7 +251,7 @@ TEST(statspage_bad_value_slots_read_as_corrupt) {
     hkp_format(&v, HKP_PLAIN, out, sizeof out);
     EXPECT_TRUE(strchr(out, '\033') == NULL && strchr(out, '\n') == NULL, "control bytes never printed");
     hkp_format(&v, HKP_JSON, out, sizeof out);
-    EXPECT_TRUE(strstr(out, "\\u001b") != NULL, "escaped in JSON");
+    EXPECT_HAS_STR(out, "\\u001b", "escaped in JSON");
     hkp_close(&p);
     free(img);
     unlink(fake_path);
@@ -290,7 +290,7 @@ TEST(statspage_truncated_under_reader) {
     REQUIRE_EQ_U(hkp_open_path(&p, fake_path, true, err, sizeof err), HKP_OK, err);
     REQUIRE_EQ_U(truncate(fake_path, 4096), 0, "truncate under the reader");
     EXPECT_EQ_U(hkp_snapshot(&p, 100, err, sizeof err), HKP_ECORRUPT, "snapshot: an error, not SIGBUS");
-    EXPECT_TRUE(strstr(err, "truncated") != NULL, err);
+    EXPECT_HAS_STR(err, "truncated", err);
     int result = 0;
     EXPECT_EQ_U(hkp_post(&p, "config.mode", "fast", 100, &result, NULL, err, sizeof err), HKP_ECORRUPT,
                 "post: an error, not SIGBUS");
@@ -313,12 +313,12 @@ TEST(statspage_live_page_scribbles_are_survived) {
         hak_ctl("stats_page.enabled", NULL, NULL, &on, sizeof on);
         REQUIRE_EQ_U(hak_ctl("stats_page.refresh", NULL, NULL, NULL, 0), 0, "a fresh page");
         int fd = open(path, O_RDWR | O_CLOEXEC);
-        REQUIRE_TRUE(fd >= 0, "open the live page");
+        REQUIRE_GE_I(fd, 0, "open the live page");
         struct stat st;
         fstat(fd, &st);
         unsigned char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         close(fd);
-        REQUIRE_TRUE(m != MAP_FAILED, "map it");
+        REQUIRE_NE_PTR(m, MAP_FAILED, "map it");
         for (unsigned k = 0; k < 256; k++) m[next_rand() % (size_t)st.st_size] = (unsigned char)next_rand();
         hk_sp_header *h = (hk_sp_header *)(void *)m;
         if (r % 4 == 0) {

@@ -110,7 +110,7 @@ TEST(statspage_torn_reads_never_seen) {
     EXPECT_EQ_U(bad, 0, "every snapshot consistent (sequence lock and checksum)");
     EXPECT_EQ_U(mismatched, 0, "header and values from the same refresh");
     EXPECT_EQ_U(backwards, 0, "counters never go backwards");
-    EXPECT_TRUE(distinct > 20, "the writer refreshed while the reader read");
+    EXPECT_GT_U(distinct, 20, "the writer refreshed while the reader read");
     hkp_close(&p);
 }
 

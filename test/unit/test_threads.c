@@ -17,18 +17,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static size_t rss_bytes(void) {
-    char buf[256];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *s = strchr(buf, ' ');
-    return s ? (size_t)strtoull(s + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 /* The number of arenas threads are spread over (bounds what may be
  * retained legitimately); 4 per CPU when the ctl cannot tell. */
 static unsigned narenas(void) {
@@ -37,11 +25,6 @@ static unsigned narenas(void) {
     if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) == 0 && n > 0) return n;
     long c = sysconf(_SC_NPROCESSORS_ONLN);
     return c > 0 ? 4 * (unsigned)c : 8;
-}
-
-static int uptr_cmp(const void *a, const void *b) {
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* ---- remote frees ---- */
@@ -95,7 +78,7 @@ TEST(threads_remote_frees_are_collected) {
     pthread_t t;
     REQUIRE_EQ_U(pthread_create(&t, NULL, freer_main, &f), 0, "pthread_create");
 
-    size_t nseen = 0, rss0 = rss_bytes(), peak = 0;
+    size_t nseen = 0, rss0 = hk_test_rss_bytes(), peak = 0;
     for (int r = 0; r < rounds; r++) {
         for (int i = 0; i < N; i++) {
             size_t n = remote_size(i);
@@ -108,7 +91,7 @@ TEST(threads_remote_frees_are_collected) {
             memset(f.batch[i], r, n);
             seen[nseen++] = (uintptr_t)f.batch[i];
         }
-        size_t rss = rss_bytes();
+        size_t rss = hk_test_rss_bytes();
         if (rss > peak) peak = rss;
         pthread_mutex_lock(&f.mu);
         f.n = N;
@@ -129,7 +112,7 @@ out:
 
     /* Without collection every round needs ~10 MiB of new blocks:
      * 24 rounds, ~240 MiB, and 240000 distinct addresses. */
-    qsort(seen, nseen, sizeof *seen, uptr_cmp);
+    qsort(seen, nseen, sizeof *seen, hk_test_uptr_cmp);
     size_t distinct = 0;
     for (size_t k = 0; k < nseen; k++)
         if (k == 0 || seen[k] != seen[k - 1]) distinct++;
@@ -180,7 +163,7 @@ TEST(threads_exit_returns_memory) {
         void *rv;
         pthread_join(t, &rv);
     }
-    size_t rss0 = rss_bytes(), peak = rss0;
+    size_t rss0 = hk_test_rss_bytes(), peak = rss0;
     for (unsigned i = 0; i < nthreads; i++) {
         pthread_t t;
         REQUIRE_EQ_U(pthread_create(&t, NULL, cache_and_exit, NULL), 0, "pthread_create");
@@ -190,7 +173,7 @@ TEST(threads_exit_returns_memory) {
             hk_test_fail(__FILE__, __LINE__, "thread %u could not allocate", i);
             return;
         }
-        size_t rss = rss_bytes();
+        size_t rss = hk_test_rss_bytes();
         if (rss > peak) peak = rss;
     }
     hk_test_log("%u threads over %u arenas: resident %zu -> peak %zu KiB", nthreads, na,
@@ -228,12 +211,12 @@ TEST(threads_blocks_freed_after_owner_exit) {
     REQUIRE_NOT_NULL(o.p, "bookkeeping");
     size_t rss0 = 0, peak = 0;
     for (unsigned r = 0; r < rounds; r++) {
-        if (r == na) rss0 = peak = rss_bytes();
+        if (r == na) rss0 = peak = hk_test_rss_bytes();
         pthread_t t;
         REQUIRE_EQ_U(pthread_create(&t, NULL, alloc_and_exit, &o), 0, "pthread_create");
         void *rv = NULL;
         pthread_join(t, &rv);
-        REQUIRE_TRUE(rv == NULL, "thread could not allocate");
+        REQUIRE_NULL(rv, "thread could not allocate");
         /* The owner is gone; its blocks are intact and can be freed. */
         for (int i = 0; i < N; i++) {
             unsigned char *c = o.p[i];
@@ -244,7 +227,7 @@ TEST(threads_blocks_freed_after_owner_exit) {
             hak_free(c);
         }
         if (r >= na) {
-            size_t rss = rss_bytes();
+            size_t rss = hk_test_rss_bytes();
             if (rss > peak) peak = rss;
         }
     }
@@ -329,16 +312,9 @@ struct handoff {
     int errno_bad;
 };
 
-static uint64_t xorshift(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* A block starts with its size and the id pattern it was filled with. */
 static void *make_block(uint64_t *rs) {
-    size_t n = (size_t)(xorshift(rs) % (xorshift(rs) % 16 == 0 ? 70000 : 600)) + 16;
+    size_t n = (size_t)(hk_test_xorshift(rs) % (hk_test_xorshift(rs) % 16 == 0 ? 70000 : 600)) + 16;
     unsigned char *p = hak_malloc(n);
     if (p == NULL) return NULL;
     memcpy(p, &n, sizeof n);

@@ -1,0 +1,180 @@
+/*
+ * White-box: the remote-free protocol (core/heap.c, page.c).  A page's
+ * xthread_free is count << 48 | list head | state.  In HK_TF_NORMAL a
+ * remote free pushes onto the page's list and bumps the count; the owner
+ * takes list and count at once (hk_page_collect).  In HK_TF_FULL (the page
+ * detached in its owner's full list) the first remote free flips the state
+ * to HK_TF_FREEING, hands its block to the owner heap's delayed list and
+ * sets HK_TF_NORMAL; frees racing with it go to the page's list.  The
+ * owner here is a heap of the test's own on arena 0, never a thread's.
+ */
+#include "core/core_internal.h"
+#include "harness.h"
+
+#define CLS 3 /* 48-byte blocks, one 64 KiB slice: 1365 of them */
+#define NTHREADS 4
+
+static hk_heap owner;
+static hk_page *page;
+static hk_block **blocks;
+static unsigned nblocks;
+
+/* A page of CLS owned by `owner`, every block handed out. */
+static bool setup(void) {
+    hk_ensure_init();
+    hk_heap_init(&owner, &hk_arenas[0], false);
+    page = hk_arena_page_alloc(&hk_arenas[0], &owner, CLS);
+    if (page == NULL) return false;
+    hk_page_queue_push(&owner.queue[CLS], page);
+    while (page->capacity < page->reserved) hk_page_extend(page);
+    static hk_block *all[8192];
+    blocks = all;
+    nblocks = 0;
+    while (page->free != NULL) blocks[nblocks++] = hk_page_pop_checked(page);
+    return nblocks == page->reserved && page->used == nblocks;
+}
+
+static void teardown(void) {
+    if (page->in_full) hk_page_queue_remove(&owner.full, page);
+    else hk_page_queue_remove(&owner.queue[CLS], page);
+    hk_arena_page_free(&hk_arenas[0], page);
+    page = NULL;
+}
+
+/* Index of block b in the page, or -1 if b is not a block start of it. */
+static long block_index(const hk_block *b) {
+    uintptr_t off = (uintptr_t)b - (uintptr_t)hk_page_start(page);
+    if (off % page->block_size != 0 || off / page->block_size >= page->capacity) return -1;
+    return (long)(off / page->block_size);
+}
+
+/* Walks list, marking seen[]; returns its length, or -1 on a foreign or
+ * repeated block. */
+static long walk(hk_block *list, unsigned char *seen) {
+    long n = 0;
+    for (hk_block *b = list; b != NULL; b = hk_block_next(b)) {
+        long i = block_index(b);
+        if (i < 0 || seen[i]) return -1;
+        seen[i] = 1;
+        if (++n > 8192) return -1;
+    }
+    return n;
+}
+
+struct freer { unsigned first, step; };
+
+static void *free_share(void *arg) {
+    const struct freer *f = arg;
+    for (unsigned i = f->first; i < nblocks; i += f->step) hk_free_remote(page, blocks[i]);
+    return NULL;
+}
+
+/* Frees blocks[0..nblocks) from NTHREADS threads, interleaved. */
+static bool free_from_threads(void) {
+    pthread_t t[NTHREADS];
+    struct freer f[NTHREADS];
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        f[i] = (struct freer){i, NTHREADS};
+        if (pthread_create(&t[i], NULL, free_share, &f[i]) != 0) return false;
+    }
+    for (unsigned i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
+    return true;
+}
+
+TEST(remote_free_normal_pushes_and_counts) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "nothing freed yet");
+    hk_free_remote(page, blocks[5]);
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(hk_tf_count(tf), 1, "count 1");
+    EXPECT_EQ_PTR((void *)hk_tf_ptr(tf), blocks[5], "head is the block");
+    EXPECT_EQ_U(tf & HK_TF_MASK, HK_TF_NORMAL, "state NORMAL");
+    EXPECT_NULL(hk_block_next(blocks[5]), "end of list");
+    hk_free_remote(page, blocks[9]);
+    tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(hk_tf_count(tf), 2, "count 2");
+    EXPECT_EQ_PTR((void *)hk_tf_ptr(tf), blocks[9], "newest first");
+    EXPECT_EQ_PTR(hk_block_next(blocks[9]), blocks[5], "then the first");
+    uint16_t used = page->used;
+    hk_page_collect(page);
+    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "list taken, state kept");
+    EXPECT_EQ_U(page->used, used - 2, "used -= count");
+    EXPECT_EQ_PTR(page->free, blocks[9], "free list is the remote list");
+    teardown();
+}
+
+TEST(remote_free_from_threads_then_collect) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    REQUIRE_TRUE(free_from_threads(), "threads");
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(tf & HK_TF_MASK, HK_TF_NORMAL, "state NORMAL");
+    EXPECT_EQ_U(hk_tf_count(tf), nblocks, "count is every free");
+    static unsigned char seen[8192];
+    memset(seen, 0, sizeof seen);
+    EXPECT_EQ_I(walk((hk_block *)hk_tf_ptr(tf), seen), (long long)nblocks,
+                "the list holds each block once");
+    EXPECT_EQ_U(page->used, nblocks, "used unchanged until collected");
+    hk_page_collect(page);
+    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), 0, "empty list, NORMAL");
+    EXPECT_EQ_U(page->used, 0, "every block back");
+    memset(seen, 0, sizeof seen);
+    EXPECT_EQ_I(walk(page->free, seen), (long long)nblocks, "free list holds them all");
+    teardown();
+}
+
+/* The page in its owner's full list: the first remote free goes to the
+ * owner's delayed list, later ones to the page. */
+TEST(remote_free_full_page_goes_to_delayed) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_page_queue_remove(&owner.queue[CLS], page);
+    hk_page_queue_push(&owner.full, page);
+    page->in_full = 1;
+    hk_store_relaxed(&page->xthread_free, HK_TF_FULL);
+    hk_free_remote(page, blocks[7]);
+    EXPECT_EQ_PTR((void *)hk_load_relaxed(&owner.delayed), blocks[7], "delayed list");
+    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "FULL -> NORMAL, no count");
+    hk_free_remote(page, blocks[8]);
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_PTR((void *)hk_tf_ptr(tf), blocks[8], "the second goes to the page");
+    EXPECT_EQ_U(hk_tf_count(tf), 1, "counted");
+    EXPECT_EQ_PTR((void *)hk_load_relaxed(&owner.delayed), blocks[7], "delayed unchanged");
+    /* The owner takes the delayed block: the page leaves the full list. */
+    uint16_t used = page->used;
+    hk_heap_collect_delayed(&owner);
+    EXPECT_EQ_U(hk_load_relaxed(&owner.delayed), 0, "delayed taken");
+    EXPECT_EQ_U(page->in_full, 0, "page out of the full list");
+    EXPECT_EQ_U(owner.full.count, 0, "full list empty");
+    EXPECT_EQ_U(owner.queue[CLS].count, 1, "back in its class queue");
+    EXPECT_EQ_PTR(page->local_free, blocks[7], "block on the local list");
+    EXPECT_EQ_U(page->used, used - 1, "used -= 1");
+    hk_page_collect(page);
+    EXPECT_EQ_U(page->used, used - 2, "the page's remote free collected too");
+    teardown();
+}
+
+/* Many threads free into a FULL page at once: exactly one block reaches
+ * the delayed list, the rest the page's list, none lost or doubled. */
+TEST(remote_free_full_page_from_threads) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_page_queue_remove(&owner.queue[CLS], page);
+    hk_page_queue_push(&owner.full, page);
+    page->in_full = 1;
+    hk_store_relaxed(&page->xthread_free, HK_TF_FULL);
+    REQUIRE_TRUE(free_from_threads(), "threads");
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(tf & HK_TF_MASK, HK_TF_NORMAL, "state back to NORMAL");
+    static unsigned char seen[8192];
+    memset(seen, 0, sizeof seen);
+    EXPECT_EQ_I(walk((hk_block *)hk_load_relaxed(&owner.delayed), seen), 1,
+                "one block on the delayed list");
+    EXPECT_EQ_U(hk_tf_count(tf), nblocks - 1, "the rest counted on the page");
+    EXPECT_EQ_I(walk((hk_block *)hk_tf_ptr(tf), seen), (long long)nblocks - 1,
+                "the rest on the page's list, none twice");
+    hk_heap_collect_delayed(&owner);
+    hk_page_collect(page);
+    EXPECT_EQ_U(page->in_full, 0, "out of the full list");
+    EXPECT_EQ_U(page->used, 0, "every block back");
+    teardown();
+}
+
+TEST_MAIN()
