@@ -122,5 +122,18 @@ static void fork_child(void) {
     hk_debug_fork_child();
 }
 
-/* Called once, by init. */
-void hk_fork_install(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+/* Called by the library's constructor and by init, whichever comes first;
+ * the handlers are registered once.  The constructor is the one that
+ * counts: init runs on the first malloc, which can happen inside glibc's
+ * pthread_atfork (its handler list grows with malloc, under its atfork
+ * lock, from the 49th handler on) or inside a fork handler (run under
+ * that lock), where registering would wait for that lock forever.  The
+ * handlers work before init: the locks are static and the arena loops
+ * read narenas under init_lock (0 until init). */
+void hk_fork_install(void) {
+    static _Atomic bool installed;
+    if (hk_exchange_acq_rel(&installed, true)) return;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void fork_ctor(void) { hk_fork_install(); }

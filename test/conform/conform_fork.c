@@ -670,4 +670,53 @@ static void register_runs(void) {
     for (int i = 0; i < 5; i++) cf_add(names[i], fork_stdio_threads, NULL, 20);
 }
 
-CF_MAIN()
+/* ---- many pthread_atfork calls before the first malloc ----
+ *
+ * glibc keeps its handlers in a list whose first 48 entries are inline;
+ * the 49th registration grows it with malloc, under glibc's atfork lock.
+ * An allocator that initialises on that first malloc must not call
+ * pthread_atfork from there (it would wait for that lock forever).  The
+ * test re-runs this program (exec: no malloc has run yet), which
+ * registers 64 handlers first thing in main, then allocates and forks. */
+#define ATFORK_FIRST_N 64
+static void nop_handler(void) {}
+
+static int atfork_first(void) {
+    for (int i = 0; i < ATFORK_FIRST_N; i++)
+        if (pthread_atfork(nop_handler, nop_handler, nop_handler) != 0) return 3;
+    void *p = malloc(100);
+    if (p == NULL) return 4;
+    memset(p, 1, 100);
+    free(p);
+    pid_t pid = fork();
+    if (pid < 0) return 5;
+    if (pid == 0) {
+        free(malloc(200));
+        _exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 6;
+    return 0;
+}
+
+CF_TEST(atfork_registered_before_first_malloc, 20) {
+    pid_t pid = fork();
+    CF_REQUIRE(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        execl("/proc/self/exe", "/proc/self/exe", "--atfork-first", (char *)NULL);
+        _exit(2);
+    }
+    int st;
+    char b[80];
+    CF_REQUIRE(cf_wait_timeout(pid, &st, CHILD_HANG_MS), "the program that registered %d "
+               "fork handlers before its first malloc hung (deadlock in pthread_atfork?)",
+               ATFORK_FIRST_N);
+    CF_EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "that program: %s (2: exec failed, "
+              "3: pthread_atfork failed, 4: malloc failed, 5/6: fork or its child failed)",
+              cf_status_str(st, b, sizeof b));
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--atfork-first") == 0) return atfork_first();
+    return cf_main(argc, argv);
+}
