@@ -22,10 +22,26 @@ void hk_arenas_init(unsigned n) {
     }
 }
 
+/* How much a new thread would find ready in a: free slices that are still
+ * resident, and pages of exited threads to adopt. */
+static size_t arena_ready(hk_arena *a) {
+    return hk_load_relaxed(&a->ndirty) + hk_load_relaxed(&a->nabandoned);
+}
+
+/* A new thread's arena: the one with the fewest threads, and among those
+ * the one with the most memory ready (an exited thread's, still resident,
+ * is reused instead of faulted in anew elsewhere); the scan starts
+ * round-robin so that ties spread. */
 hk_arena *hk_arena_next_for_thread(void) {
-    unsigned i = hk_fetch_add_relaxed(&next_arena, 1) % hk_opt.narenas;
-    hk_fetch_add_relaxed(&hk_arenas[i].nthreads, 1);
-    return &hk_arenas[i];
+    unsigned n = hk_opt.narenas, start = hk_fetch_add_relaxed(&next_arena, 1) % n;
+    hk_arena *best = &hk_arenas[start];
+    for (unsigned k = 1; k < n; k++) {
+        hk_arena *a = &hk_arenas[(start + k) % n];
+        unsigned t = hk_load_relaxed(&a->nthreads), bt = hk_load_relaxed(&best->nthreads);
+        if (t < bt || (t == bt && arena_ready(a) > arena_ready(best))) best = a;
+    }
+    hk_fetch_add_relaxed(&best->nthreads, 1);
+    return best;
 }
 
 static void seg_unlink(hk_arena *a, hk_segment *seg) {

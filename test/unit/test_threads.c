@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -182,6 +183,63 @@ TEST(threads_exit_returns_memory) {
     /* Leaking what each exited thread cached costs ~3 MiB a thread. */
     size_t bound = 32 * MiB + (size_t)na * 8 * MiB;
     EXPECT_LE_U(peak - rss0, bound, "exited threads' memory is not returned");
+}
+
+/* ---- threads created again every round ---- */
+
+#define ROUND_BLOCKS 16000
+/* about what a round's thread writes: 16000 blocks of 264 B on average,
+ * 80 of 34 KiB */
+#define ROUND_TOUCHED_BYTES ((size_t)16000 * 264 + (size_t)80 * 34 * 1024)
+
+static long minor_faults(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
+/* A fresh working set (16-512 B blocks and a few of 4-64 KiB, about 5 MiB),
+ * touched and freed; returns non-NULL when an allocation failed. */
+static void *round_worker(void *arg) {
+    static _Thread_local void *p[ROUND_BLOCKS];
+    uint64_t x = (uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < ROUND_BLOCKS; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        size_t s = i % 200 == 0 ? 4096 + (size_t)(x % (60 * KiB)) : 16 + (size_t)(x % 497);
+        p[i] = hak_malloc(s);
+        if (p[i] == NULL) return (void *)1;
+        memset(p[i], 1, s);
+    }
+    for (int i = 0; i < ROUND_BLOCKS; i++) hak_free(p[i]);
+    return NULL;
+}
+
+/* Each round's two threads find what the last round's left, resident, in
+ * the arenas they are given, instead of faulting in memory of arenas
+ * nobody used lately (or purged meanwhile): after the first rounds, a
+ * round costs far fewer page faults than the pages it touches. */
+TEST(threads_rounds_reuse_exited_threads_memory) {
+    unsigned rounds = 40 * hk_test_scale();
+    long faults_from = 0;
+    for (uintptr_t r = 0; r < rounds; r++) {
+        if (r == 8) faults_from = minor_faults(); /* after the warm-up */
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++)
+            REQUIRE_EQ_U(pthread_create(&t[k], NULL, round_worker, (void *)(2 * r + (uintptr_t)k)), 0,
+                         "pthread_create");
+        for (int k = 0; k < 2; k++) {
+            void *rv = NULL;
+            pthread_join(t[k], &rv);
+            REQUIRE_TRUE(rv == NULL, "a round's thread could not allocate");
+        }
+        hk_test_sleep_ms(30); /* a program's rounds are apart: decay runs between them */
+    }
+    long per_round = (minor_faults() - faults_from) / (long)(rounds - 8);
+    long touched = 2 * ROUND_TOUCHED_BYTES / 4096; /* pages a round writes */
+    hk_test_log("%u arenas: %ld page faults a round, %ld pages touched a round", narenas(),
+                per_round, touched);
+    SKIP_IF(HK_TSAN, "the arena a thread gets is not what is measured under ThreadSanitizer");
+    EXPECT_LE_U((unsigned long)per_round, (unsigned long)touched / 4,
+                "each round faults its working set in anew");
 }
 
 /* ---- blocks that outlive their thread ---- */
