@@ -112,7 +112,9 @@ static uint8_t *map_exact_aligned(size_t size, size_t align) {
         errno = saved;
         return p;
     }
-    hk_os_unmap(p, size);
+    munmap(p, size); /* never handed out: not a range a crash report should name */
+    hk_fetch_add_relaxed(&hk_os_nmunmap, 1);
+    errno = saved;
     return NULL;
 }
 
