@@ -5,9 +5,9 @@
  * byte in every 4 KiB page of each, check them, free them all.  An
  * allocator that keeps the freed mappings (or their pages) for the next
  * round pays only the page writes; one that keeps less than the 12 blocks
- * maps and faults in the rest every round (hakmem's default BigCache holds
- * 6 of them; its learning mode grows the cache when misses of recently
- * dropped sizes show the reuse distance exceeds it).  Peak RSS is the live
+ * maps and faults in the rest every round (hakmem's default BigCache
+ * capacity holds 6 of them, but it is a soft limit: up to the program's
+ * recent live peak, for the decay time, so all 12 are reused).  Peak RSS is the live
  * set in any case.  Reports microseconds per block (allocate + touch + free).
  */
 #include <pthread.h>

@@ -91,6 +91,7 @@ void hk_assert_fail(const char *what, const char *file, int line)
 
 /* ---- os.c: the OS primitives (see os.c for pre/post-conditions) ---- */
 void *hk_os_map(size_t size);
+void hk_os_set_pressure_release(void (*release)(void)); /* see os.c */
 void *hk_os_map_aligned(size_t size, size_t align, void **base, size_t *mapped);
 void hk_os_unmap(void *p, size_t size);
 void hk_os_purge(void *p, size_t size);

@@ -68,7 +68,25 @@ bool hk_os_unmapped_find(const void *p, uintptr_t *start, size_t *size) {
     return false;
 }
 
-/* mmap near hint (NULL: anywhere), counted; NULL with errno ENOMEM. */
+/* Called once when a mapping fails, before it is tried again: the core
+ * releases what it retains (the BigCache).  It may take locks that come
+ * after an arena's lock: callers hold no lock but possibly an arena's. */
+static void (*pressure_release)(void);
+static _Thread_local bool tls_releasing;
+
+void hk_os_set_pressure_release(void (*release)(void)) { pressure_release = release; }
+
+static void *mmap_rw(void *hint, size_t size) {
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED || pressure_release == NULL || tls_releasing) return p;
+    tls_releasing = true; /* the release's own unmapping maps nothing */
+    pressure_release();
+    tls_releasing = false;
+    return mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+/* mmap near hint (NULL: anywhere), counted; NULL with errno ENOMEM.  When
+ * the address space is short, retained memory goes back first. */
 static void *map_near(void *hint, size_t size) {
 #if HK_DEBUG
     uint64_t fail_after = hk_opt.fail_mmap_after;
@@ -79,7 +97,7 @@ static void *map_near(void *hint, size_t size) {
     }
 #endif
     int saved = errno;
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap_rw(hint, size);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;

@@ -81,11 +81,7 @@ hk_page *hk_arena_page_alloc(hk_arena *a, hk_heap *heap, unsigned cls) {
         if (idx >= 0) break;
     }
     if (idx < 0) {
-        seg = hk_segment_alloc(a);
-        if (seg == NULL) { /* address space short: the BigCache's goes back */
-            hk_bigcache_purge();
-            seg = hk_segment_alloc(a);
-        }
+        seg = hk_segment_alloc(a); /* a failing mapping releases the BigCache first (os.c) */
         if (seg == NULL) {
             hk_unlock(&a->lock);
             return NULL;

@@ -20,7 +20,7 @@
 #include "core/core_internal.h"
 
 #define HK_GUARD_BINS (HK_MID_MAX / HK_OS_PAGE) /* data pages 1..8 */
-#define HK_GUARD_KEEP 8                         /* kept mappings per bin */
+#define HK_GUARD_KEEP 64 /* kept mappings per bin (a batch of a few thousand frees) */
 #define HK_CANARY 0xCA
 #define HK_JUNK_ALLOC 0xA5
 #define HK_JUNK_FREE 0xDE

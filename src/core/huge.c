@@ -88,14 +88,53 @@ static void unmap_block(hk_segment *h) {
     hk_os_unmap(h->map_base, h->map_size);
 }
 
-/* Under huge_lock: returns the entries to unmap (linked by next) that are
- * over capacity or idle too long. */
-static hk_segment *cache_trim_locked(uint64_t now, size_t max) {
+/* The capacity is a soft limit.  Beyond it, the cache may hold up to what
+ * the program had live in huge blocks lately (so the resident set never
+ * passes a peak the program already reached), but only for the decay time:
+ * a working set of huge blocks larger than the capacity is reused, round
+ * after round, instead of mapped and faulted in again; once its entries go
+ * unused for decay_ms they are unmapped.  The live peak steps down to the
+ * bytes live now once it is CACHE_IDLE_MS old. */
+static _Atomic size_t live_peak;
+static _Atomic uint64_t live_peak_at_ms;
+
+static void note_live(size_t live) {
+    if (live > hk_load_relaxed(&live_peak)) {
+        hk_store_relaxed(&live_peak, live);
+        hk_store_relaxed(&live_peak_at_ms, hk_os_now_ms());
+    }
+}
+
+static size_t soft_max(uint64_t now, size_t cap) {
+    if (cap == 0) return 0; /* a cache of capacity 0 keeps nothing */
+    if (now - hk_load_relaxed(&live_peak_at_ms) > CACHE_IDLE_MS) {
+        hk_store_relaxed(&live_peak, hk_load_relaxed(&st_cur_bytes));
+        hk_store_relaxed(&live_peak_at_ms, now);
+    }
+    size_t peak = hk_load_relaxed(&live_peak);
+    return peak > cap ? peak : cap;
+}
+
+static uint64_t overflow_ttl_ms(void) {
+    int64_t d = hk_load_relaxed(&hk_arenas[0].decay_ms);
+    return d < 0 || d > CACHE_IDLE_MS ? CACHE_IDLE_MS : (uint64_t)d;
+}
+
+/* Under huge_lock: whether the least recently used entry goes now. */
+static bool trim_lru_now(uint64_t now, size_t cap, size_t soft) {
+    uint64_t idle = now - cache_last->cached_at_ms;
+    return cache_bytes > soft || idle > CACHE_IDLE_MS || (cache_bytes > cap && idle > overflow_ttl_ms());
+}
+
+/* Under huge_lock: returns the entries to unmap (linked by next): beyond
+ * the soft limit, idle too long, or beyond the capacity for longer than
+ * the decay time. */
+static hk_segment *cache_trim_locked(uint64_t now, size_t cap) {
     hk_segment *out = NULL;
-    while (cache_last != NULL &&
-           (cache_bytes > max || now - cache_last->cached_at_ms > CACHE_IDLE_MS)) {
+    size_t soft = soft_max(now, cap);
+    while (cache_last != NULL && trim_lru_now(now, cap, soft)) {
         hk_segment *h = cache_last;
-        if (cache_bytes > max) ghost_add_locked(h->map_size);
+        if (cache_bytes > soft) ghost_add_locked(h->map_size);
         cache_unlink(h);
         h->next = out;
         out = h;
@@ -134,7 +173,7 @@ static void *finish(hk_segment *h, size_t size, uint8_t *user) {
     hk_heap *me = hk_thread_real_heap();
     if (me != NULL) hk_counter_add(&me->allocated_bytes, h->usable);
     hk_fetch_add_relaxed(&st_nmalloc, 1);
-    hk_fetch_add_relaxed(&st_cur_bytes, h->map_size);
+    note_live(hk_fetch_add_relaxed(&st_cur_bytes, h->map_size) + h->map_size);
     HK_VALIDATE(1, hk_huge_is_valid(h));
     return user;
 }
@@ -168,12 +207,12 @@ static void *alloc_over_aligned(size_t size, size_t align) {
 }
 
 /* A new 2 MiB-aligned mapping.  When the address space runs short
- * (RLIMIT_AS, mmap failing), what is retained goes back first: the
- * BigCache's mappings and the arenas' empty segments, then one more try. */
+ * (RLIMIT_AS, mmap failing), what is retained goes back first: os.c
+ * releases the BigCache's mappings; here, with no lock held, the arenas'
+ * empty segments go too, then one more try. */
 static uint8_t *map_block(size_t size, void **base, size_t *mapped) {
     uint8_t *p = hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
     if (hk_likely(p != NULL)) return p;
-    hk_bigcache_purge();
     for (unsigned i = 0; i < hk_opt.narenas; i++) hk_arena_purge(&hk_arenas[i], true);
     return hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
 }
@@ -219,7 +258,9 @@ void hk_huge_free(hk_segment *h) {
     if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);
     hk_fetch_sub_relaxed(&st_cur_bytes, h->map_size);
     if (h->guarded && hk_guard_free(h)) return; /* kept for reuse (guard.c) */
+    uint64_t now = hk_os_now_ms();
     size_t max = max_bytes();
+    /* one mapping beyond the capacity itself is never kept */
     bool cacheable = !h->guarded && h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
                      h->map_size <= max && hk_feature_on(HK_FEAT_BIGCACHE);
     if (!cacheable) {
@@ -232,7 +273,6 @@ void hk_huge_free(hk_segment *h) {
         unmap_block(h);
         return;
     }
-    uint64_t now = hk_os_now_ms();
     h->cached_at_ms = now;
     hk_lock(&huge_lock);
     h->cached = 1;

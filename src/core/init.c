@@ -51,6 +51,7 @@ void hk_init_slow(void) {
         if (hk_opt.narenas == 0) hk_opt.narenas = default_narenas();
         hk_list_key_init();
         hk_arenas_init(hk_opt.narenas);
+        hk_os_set_pressure_release(hk_bigcache_purge); /* a failing mapping: the cache goes */
         hk_store_release(&hk_initialized, 1);
         /* From here on a nested malloc (from libc, the dynamic linker...)
          * is served by the arena's shared heap. */

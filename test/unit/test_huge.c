@@ -129,14 +129,47 @@ TEST(huge_bigcache_bytes_stay_under_cap) {
         p[i][n - 1] = 1;
     }
     for (int i = 0; i < N; i++) hak_free(p[i]);
+    /* Beyond its cap, the cache keeps them only for the decay time: past
+     * it, the next huge free trims the cache back to its cap. */
+    int64_t decay = 0;
+    len = sizeof decay;
+    REQUIRE_EQ_U(hak_ctl("arena.0.decay_ms", &decay, &len, NULL, 0), 0, "arena.0.decay_ms");
+    hk_test_sleep_ms((unsigned)(decay >= 0 && decay < 5000 ? decay : 5000) + 150);
+    hak_free(hak_malloc(2 * MiB));
     REQUIRE_EQ_U(read_size("huge.bigcache.bytes", &bytes), 0, "read bigcache bytes");
     size_t vsz1 = vsize_bytes();
     hk_test_log("bigcache cap %zu MiB, holds %zu KiB; vsize %zu -> %zu MiB", cap_mb,
                 bytes >> 10, vsz0 >> 20, vsz1 >> 20);
-    EXPECT_LE_U(bytes, cap_mb * MiB, "BigCache holds more than its cap");
+    EXPECT_LE_U(bytes, cap_mb * MiB, "BigCache holds more than its cap after the decay time");
     /* What is not cached was unmapped. */
     EXPECT_LE_U(vsz1, vsz0 + cap_mb * MiB + 64 * MiB,
                 "freed huge blocks keep their address space");
+}
+
+/* A working set of huge blocks larger than the cache's capacity is reused
+ * round after round: no mapping after the first round (the capacity is a
+ * soft limit up to what the program had live, for the decay time). */
+TEST(huge_working_set_beyond_the_cap_is_reused) {
+    SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
+    size_t cap0 = 0, cap = 8 * MiB, len = sizeof cap0;
+    REQUIRE_EQ_U(hak_ctl("huge.bigcache.max_bytes", &cap0, &len, NULL, 0), 0, "read the capacity");
+    REQUIRE_EQ_U(hak_ctl("huge.bigcache.max_bytes", NULL, NULL, &cap, sizeof cap), 0, "set it to 8 MiB");
+    uint64_t mmaps_after_first = 0, mmaps_end = 0;
+    for (int round = 0; round < 10; round++) {
+        unsigned char *p[4]; /* 16 MiB live, twice the capacity */
+        for (int i = 0; i < 4; i++) {
+            p[i] = hak_malloc(4 * MiB);
+            REQUIRE_NOT_NULL(p[i], "malloc 4 MiB");
+            for (size_t o = 0; o < 4 * MiB; o += 4096) p[i][o] = (unsigned char)round;
+        }
+        for (int i = 0; i < 4; i++) hak_free(p[i]);
+        if (round == 0) REQUIRE_EQ_U(read_u64("huge.stats.nmmap", &mmaps_after_first), 0, "nmmap");
+    }
+    REQUIRE_EQ_U(read_u64("huge.stats.nmmap", &mmaps_end), 0, "nmmap");
+    hak_ctl("huge.bigcache.max_bytes", NULL, NULL, &cap0, sizeof cap0);
+    hk_test_log("mappings made after the first round: %llu",
+                (unsigned long long)(mmaps_end - mmaps_after_first));
+    EXPECT_EQ_U(mmaps_end, mmaps_after_first, "later rounds mapped their blocks anew");
 }
 
 TEST(huge_free_releases_address_space) {
