@@ -145,9 +145,9 @@ def draw(data, metric, title, path, png=False):
     n, k = len(rows), max(1, len(shown))
     bar_in = 0.13                                   # inches per bar
     row_in = k * bar_in + 0.18
-    height = max(2.5, n * row_in + 1.6 + 0.22 * math.ceil(k / 5.0))
+    height = max(2.5, n * row_in + 1.82 + 0.22 * math.ceil(k / 5.0))
     fig = Figure(figsize=(10, height))
-    top = 1 - (0.9 + 0.22 * math.ceil(k / 5.0)) / height
+    top = 1 - (1.12 + 0.22 * math.ceil(k / 5.0)) / height
     fig.subplots_adjust(left=0.2, right=0.93, top=top, bottom=0.6 / height)
     ax = fig.add_subplot(1, 1, 1)
 
@@ -190,14 +190,14 @@ def draw(data, metric, title, path, png=False):
             else "median ÷ %s's median" % denom)
     ax.set_xlabel("%s: %s; lower is better%s" % (title, what, ", log scale" if log else ""),
                   fontsize=9)
-    note = "; ".join(x for x in (data.get("note"), "peers: " + ", ".join(data["peers"])
-                                 if data["peers"] else "") if x)
-    fig.suptitle("%s, × %s" % (title, denom), fontsize=12, y=1 - 0.25 / height)
-    if note:
-        fig.text(0.5, 1 - 0.48 / height, note, ha="center", fontsize=7.5, color="#555555",
-                 wrap=True)
+    notes = [x for x in (data.get("note"), "peers: " + ", ".join(data["peers"])
+                         if data["peers"] else "") if x]
+    fig.suptitle("%s, × %s" % (title, denom), fontsize=12, y=1 - 0.18 / height)
+    for i, note in enumerate(notes):
+        fig.text(0.5, 1 - (0.52 + 0.16 * i) / height, note, ha="center", fontsize=7.5,
+                 color="#555555")
     fig.legend(*ax.get_legend_handles_labels(), loc="upper center", ncol=min(k, 5),
-               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1 - 0.58 / height))
+               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 1 - 0.8 / height))
     fig.savefig(path, format="svg", metadata={"Date": None})
     if png:
         fig.savefig(os.path.splitext(path)[0] + ".png", format="png", dpi=110,
