@@ -34,15 +34,23 @@ every figure; ru_maxrss is only the fallback.
 Medians, min-max spreads, ratios to mimalloc and geometric means are printed
 as markdown, with a column "× best peer": hakmem's figure over the lowest of
 the peers' (every allocator but hakmem's own builds, glibc included), and a
-summary of that ratio (geometric mean, worst rows), and, for a full run, written to doc/PERFORMANCE.md.  Exit status:
-0, or 1 when any run failed (crash, non-zero exit, verified!=ok, timeout).
-Python 3.7+ standard library only.
+summary of that ratio (geometric mean, worst rows), and, for a full run, written to doc/PERFORMANCE.md.
+Beside the Markdown it saves every run as JSON (doc/perf-results.json; for
+--out DIR/NAME.md, DIR/NAME-results.json) and draws two charts from it with
+bench/charts.py (doc/perf-time.svg, doc/perf-rss.svg: each allocator's median
+over the best peer's, per benchmark), shown above the tables; the charts need
+matplotlib (python3-matplotlib), are skipped with a message without it, and
+never fail the run.  --from-json FILE rebuilds the Markdown and the charts
+from saved results without running anything.  Exit status: 0, or 1 when any
+run failed (crash, non-zero exit, verified!=ok, timeout).
+Python 3.7+ standard library only (matplotlib for the charts, optional).
 """
 
 import argparse
 import datetime
 import glob
 import hashlib
+import json
 import math
 import os
 import platform
@@ -668,7 +676,8 @@ def machine_info():
         os.cpu_count() or 0, model, mem, platform.release(), virt)
 
 
-def write_doc(path, report, meta):
+def write_doc(path, report, meta, charts=()):
+    """CHARTS: [(svg path, alt text)], shown above the tables."""
     text = []
     text.append("# hakmem performance")
     text.append("")
@@ -701,7 +710,11 @@ def write_doc(path, report, meta):
                 "quarter scale); `--only larson,frag`, `--allocs glibc,hakmem,hakmem-fast`, "
                 "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`, `--no-real`.  Partial "
                 "runs print their tables without touching this file unless given "
-                "`--out FILE`.  mimalloc3 and snmalloc are built once from the release "
+                "`--out FILE`.  Every run is saved in `perf-results.json` beside this "
+                "file; `sh bench/compare --from-json doc/perf-results.json` rewrites this "
+                "file and the charts from it without running anything, and "
+                "`python3 bench/charts.py doc/perf-results.json` redraws the charts alone "
+                "(they need matplotlib: `apt-get install python3-matplotlib`).  mimalloc3 and snmalloc are built once from the release "
                 "archives in `shared/peers` into `OBJROOT/bench/peers` (cmake; skipped "
                 "with a message when the build fails).  One benchmark by hand: `LD_PRELOAD=lib/libhakmem.so "
                 "bench/larson -t 2 -s 1`.  Instruction counts: `sh bench/callgrind.sh "
@@ -724,10 +737,134 @@ def write_doc(path, report, meta):
     text.append("")
     text.append(READING_NOTES)
     text.append("")
+    if charts:
+        text.append("### Charts")
+        text.append("")
+        text.append("Each allocator's median over the best peer's median on that row "
+                    "(1 = as good as the best of the peers; lower is better); the "
+                    "figures are in the tables below.")
+        text.append("")
+        base_dir = os.path.dirname(os.path.abspath(path))
+        for svg, alt in charts:
+            text.append("![%s](%s)" % (alt, os.path.relpath(os.path.abspath(svg), base_dir)))
+            text.append("")
     text.append(report)
     text.append("")
     with open(path, "w") as f:
         f.write("\n".join(text))
+
+
+# ---------------------------------------------------------------- saved results
+
+RESULTS_SCHEMA = "hakmem-bench-results/1"
+
+
+def results_doc(configs, cells, names, base, target, meta, extra):
+    """Everything the Markdown and the charts are made of, as JSON: every
+    run of every cell (ok, secs, rss_kib, wall, rc, why, kv)."""
+    return {
+        "schema": RESULTS_SCHEMA,
+        "meta": meta,
+        "allocs": names,
+        "peers": [a for a in names if is_peer(a)],
+        "base": base,
+        "target": target,
+        "configs": [[b, t] for (b, t) in configs],
+        "cells": {"%s/%d" % (b, t): {a: c.runs for a, c in cells[(b, t)].items()}
+                  for (b, t) in configs},
+        "extra_report": extra,      # real programs, callgrind: Markdown as printed
+    }
+
+
+def stem_path(md):
+    """doc/PERFORMANCE.md -> doc/perf; DIR/NAME.md -> DIR/NAME."""
+    d, name = os.path.split(md)
+    if name == "PERFORMANCE.md":
+        return os.path.join(d, "perf")
+    return os.path.join(d, name[:-3] if name.endswith(".md") else name)
+
+
+def save_outputs(opts, results, report, meta, out, json_path):
+    """Writes the results JSON (to JSON_PATH, else beside OUT), the charts
+    (--charts PREFIX, else beside OUT, else beside the JSON) and the Markdown
+    OUT with the charts above its tables.  Charts that cannot be drawn are
+    reported and left out; they never fail the run."""
+    if json_path is None and out is not None:
+        json_path = stem_path(out) + "-results.json"
+    if json_path:
+        if out is not None:
+            results["doc"] = os.path.relpath(os.path.abspath(out),
+                                             os.path.dirname(os.path.abspath(json_path)))
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+        log("compare: wrote %s" % json_path)
+    prefix = None if opts.no_charts else (
+        opts.charts or (stem_path(out) if out is not None else None)
+        or (charts_mod().default_prefix(json_path) if json_path else None))
+    drawn = []
+    if prefix:
+        src, tmp = json_path, None
+        if src is None:
+            fd, tmp = tempfile.mkstemp(suffix=".json", prefix="hakmem-results.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(results, f)
+            src = tmp
+        try:
+            drawn = charts_mod().make_charts(src, prefix, log=log)
+        except Exception as e:      # never fail a benchmark run on a chart
+            log("compare: charts not drawn: %s: %s" % (type(e).__name__, e))
+        finally:
+            if tmp:
+                os.unlink(tmp)
+        for p in drawn:
+            log("compare: wrote %s" % p)
+    if out is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        alts = {"time": "time × best peer, per benchmark", "rss": "peak RSS × best peer, per benchmark"}
+        if not results["peers"]:
+            alts = {k: v.replace("best peer", results["base"]) for k, v in alts.items()}
+        charts = [(p, alts["rss" if p.endswith("-rss.svg") else "time"]) for p in drawn]
+        write_doc(out, report, meta, charts)
+        log("compare: wrote %s" % out)
+
+
+def charts_mod():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import charts       # bench/charts.py, beside this file
+    return charts
+
+
+def from_json(opts):
+    """--from-json FILE: the Markdown and the charts again, nothing run."""
+    with open(opts.from_json) as f:
+        results = json.load(f)
+    if results.get("schema") != RESULTS_SCHEMA:
+        sys.exit("compare: %s: not results saved by bench/compare (schema %r)"
+                 % (opts.from_json, results.get("schema")))
+    names = results["allocs"]
+    configs = [(b, t) for b, t in results["configs"]]
+    cells = {(b, t): {a: Cell(runs) for a, runs in results["cells"]["%s/%d" % (b, t)].items()}
+             for (b, t) in configs}
+    meta = results["meta"]
+    report = build_report(configs, cells, [(a, {}) for a in names], results["base"],
+                          meta, results.get("target"))
+    report += results.get("extra_report", "")
+    print(report)
+    out = opts.out
+    if out is None and results.get("doc"):
+        out = os.path.join(os.path.dirname(os.path.abspath(opts.from_json)), results["doc"])
+    if opts.no_doc:
+        out = None
+    if out is None and opts.charts is None and not opts.no_charts:
+        opts.charts = charts_mod().default_prefix(opts.from_json)
+    # the results are saved beside OUT again (--json FILE: there): the same
+    # file, unchanged, when OUT is the Markdown they were saved beside
+    save_outputs(opts, results, report, meta, out, opts.json)
+    if out is None and not opts.charts and not opts.json:
+        log("compare: no Markdown written (--out FILE to write one)")
+    return 0
 
 
 # ---------------------------------------------------------------- main
@@ -764,7 +901,19 @@ def main():
     ap.add_argument("--callgrind", action="store_true",
                     help="also count instructions per malloc+free pair with "
                          "bench/callgrind.sh (needs valgrind; about a minute)")
+    ap.add_argument("--json", metavar="FILE",
+                    help="save every run here (default: NAME-results.json beside the "
+                         "Markdown, doc/perf-results.json for doc/PERFORMANCE.md)")
+    ap.add_argument("--charts", metavar="PREFIX",
+                    help="draw PREFIX-time.svg and PREFIX-rss.svg (default: beside the "
+                         "Markdown, doc/perf-*.svg for doc/PERFORMANCE.md)")
+    ap.add_argument("--no-charts", action="store_true", help="draw no chart")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="run nothing: rebuild the Markdown (--out, default the file the "
+                         "results were saved beside) and the charts from saved results")
     opts = ap.parse_args()
+    if opts.from_json:
+        return from_json(opts)
 
     objroot = opts.objroot if opts.objroot.endswith("/") else opts.objroot + "/"
     runs = opts.runs or int(os.environ.get("BENCH_RUNS", 2 if opts.quick else 5))
@@ -840,17 +989,19 @@ def main():
         "elapsed": elapsed, "notes": notes,
     }
     report = build_report(configs, cells, allocs, base, meta, target)
+    extra = ""
     if real_report:
-        report += "\n" + real_report + "\n"
+        extra += "\n" + real_report + "\n"
     if opts.callgrind:
         log("compare: running bench/callgrind.sh")
         r = subprocess.run(["sh", os.path.join(SRCROOT, "bench", "callgrind.sh"), objroot],
                            stdout=subprocess.PIPE, text=True)
         if r.returncode == 0:
             lines = r.stdout.strip().splitlines()
-            report += "\n### Instructions per malloc+free pair (callgrind)\n\n"
-            report += lines[0] + ".\n\n" + "\n".join(l for l in lines[1:] if l.startswith("|"))
-            report += "\n"
+            extra += "\n### Instructions per malloc+free pair (callgrind)\n\n"
+            extra += lines[0] + ".\n\n" + "\n".join(l for l in lines[1:] if l.startswith("|"))
+            extra += "\n"
+    report += extra
     print()
     print("machine: %s; %s; runs %d, scale %g; load %.2f -> %.2f" % (
         meta["machine"], meta["date"], runs, scale, meta["load_before"], meta["load_after"]))
@@ -861,12 +1012,11 @@ def main():
     if out is None and not partial:
         out = os.path.join(SRCROOT, "doc", "PERFORMANCE.md")
     if opts.no_doc or out is None:
-        if partial and not opts.no_doc:
+        if partial and not opts.no_doc and not (opts.json or opts.charts):
             log("compare: partial run, no file written (--out FILE to write one)")
-    else:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        write_doc(out, report, meta)
-        log("compare: wrote %s" % out)
+        out = None
+    results = results_doc(configs, cells, names, base, target, meta, extra)
+    save_outputs(opts, results, report, meta, out, opts.json)
     if failures:
         log("compare: %d run(s) failed" % failures)
     return 1 if failures else 0
