@@ -32,174 +32,20 @@ static double duration; /* -d: repeat the phases this long */
 static volatile sig_atomic_t stop_requested; /* -d: SIGTERM/SIGINT end the run */
 static void on_stop(int sig) { stop_requested = 1; }
 
-/* ---- helpers shared by the bench/ programs ----
- * Repeated in each file on purpose: every bench/NAME.c is built alone into one
- * program that links nothing but libc, so there is no common object to link. */
+#include "bench_util.h"
 
-static inline double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Wall time of a parallel phase, from the first worker's start to the last
- * worker's end, each read by the worker itself: a coordinator that reads the
- * clock after a barrier can be descheduled while the workers run. */
-struct span {
-    pthread_mutex_t lock;
-    double start, end;
-};
-#define SPAN_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0 }
-
-static inline void span_begin(struct span *s)
-{
-    double t = now_sec();
-    pthread_mutex_lock(&s->lock);
-    if (s->start == 0 || t < s->start)
-        s->start = t;
-    pthread_mutex_unlock(&s->lock);
-}
-
-static inline void span_end(struct span *s)
-{
-    double t = now_sec();
-    pthread_mutex_lock(&s->lock);
-    if (t > s->end)
-        s->end = t;
-    pthread_mutex_unlock(&s->lock);
-}
-
-static inline double span_secs(const struct span *s)
-{
-    return s->end > s->start ? s->end - s->start : 0;
-}
-
-/* splitmix64: a fast generator with no bad seeds */
-static inline uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rng_range(uint64_t *s, uint64_t lo, uint64_t hi)
-{
-    return lo + rng_next(s) % (hi - lo + 1);
-}
-
-static atomic_ulong bench_errors;
-
-static inline void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL) {
-        fprintf(stderr, "malloc(%zu) failed\n", n);
-        exit(1);
-    }
-    return p;
-}
-
-/* Object content: the tag in the first word, its complement in the last,
- * and on one object in 16 (by tag) up to FULL_MAX bytes every byte between
- * set to a tag byte. */
-#define FULL_MAX 8192
-#define FULL_FILL(n, tag) (((tag) & 15) == 0 && (n) <= FULL_MAX)
-
-static inline void stamp(void *p, size_t n, uint64_t tag)
-{
-    unsigned char *b = p;
-    uint64_t inv = ~tag;
-    if (FULL_FILL(n, tag))
-        memset(b, (int)(tag >> 56), n);
-    if (n < 8) {
-        memcpy(b, &tag, n);
-        return;
-    }
-    memcpy(b, &tag, 8);
-    if (n >= 16)
-        memcpy(b + n - 8, &inv, 8);
-}
-
-/* Checks what stamp() wrote (and 16-byte alignment from 16 B up); reports
- * the first bad object on stderr and counts all of them. */
-static inline int check(const void *p, size_t n, uint64_t tag)
-{
-    const unsigned char *b = p;
-    uint64_t w, inv = ~tag;
-    int ok = 1;
-    if (n >= 16 && ((uintptr_t)p & 15) != 0)
-        ok = 0;
-    else if (n < 8)
-        ok = memcmp(b, &tag, n) == 0;
-    else {
-        memcpy(&w, b, 8);
-        ok = w == tag;
-        if (ok && n >= 16) {
-            memcpy(&w, b + n - 8, 8);
-            ok = w == inv;
-        }
-        if (ok && FULL_FILL(n, tag)) {
-            unsigned char c = (unsigned char)(tag >> 56);
-            size_t end = n >= 16 ? n - 8 : n;
-            for (size_t i = 8; i < end && ok; i++)
-                ok = b[i] == c;
-        }
-    }
-    if (!ok && atomic_fetch_add(&bench_errors, 1) == 0)
-        fprintf(stderr, "corrupt or misaligned object %p size %zu\n", p, n);
-    return ok;
-}
-
-/* Peak resident set of this process in KiB (VmHWM).  Read here rather than
- * from the parent's wait4(): Linux carries the forking parent's high-water
- * mark over exec into the child's ru_maxrss. */
-static inline long peak_rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) {
-            v = atol(line + 6);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static inline void parse_args(int argc, char **argv, int *threads, double *scale)
-{
-    int npos = 0;
+/* -d SECONDS is the demo's own option: taken out of argv before the common
+ * parsing (bench_util.h).  Returns the new argc. */
+static int take_duration(int argc, char **argv) {
+    int out = 1;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            exit(0);
-        } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && i + 1 < argc)
-            *threads = atoi(argv[++i]);
-        else if ((!strcmp(a, "-s") || !strcmp(a, "--scale")) && i + 1 < argc)
-            *scale = atof(argv[++i]);
-        else if ((!strcmp(a, "-d") || !strcmp(a, "--duration")) && i + 1 < argc)
+        if ((!strcmp(argv[i], "-d") || !strcmp(argv[i], "--duration")) && i + 1 < argc)
             duration = atof(argv[++i]);
-        else if (a[0] != '-' && npos == 0) {
-            *threads = atoi(a);
-            npos++;
-        } else if (a[0] != '-' && npos == 1) {
-            *scale = atof(a);
-            npos++;
-        } else {
-            fputs(usage, stderr);
-            exit(2);
-        }
+        else
+            argv[out++] = argv[i];
     }
-    if (*threads < 1 || *threads > 1024 || !(*scale > 0)) {
-        fputs(usage, stderr);
-        exit(2);
-    }
+    argv[out] = NULL;
+    return out;
 }
 
 /* ---- the workload ---- */
@@ -530,6 +376,7 @@ static void print_progress(int round, double secs)
 int main(int argc, char **argv)
 {
     nworkers = 2;
+    argc = take_duration(argc, argv);
     parse_args(argc, argv, &nworkers, &scale);
     workers = calloc((size_t)nworkers, sizeof *workers);
     if (workers == NULL)

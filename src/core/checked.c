@@ -35,16 +35,15 @@
  * block no longer pays two 64 KiB memsets a malloc/free pair. */
 #define HK_JUNK_MAX 4096
 
-/* ---- the ring of recent events ---- */
+/* ---- the rings of recent events ----
+ *
+ * A checked heap records its thread's allocations, frees and reports in its
+ * own ring (hk_heap.events); a report from a thread without one goes to the
+ * shared ring below, under an atomic counter (reports are rare).  Readers
+ * merge the rings by stamp: the newest events of the whole process. */
 
-typedef struct hk_event {
-    _Atomic(const char *) what;
-    _Atomic uint64_t ptr, size, tid;
-    _Atomic unsigned cls;
-} hk_event;
-
-static hk_event ring[HK_DEBUG_EVENTS];
-static _Atomic uint64_t nevents;
+static hk_event_ring shared_ring;
+static _Atomic uint64_t shared_next; /* slots taken in shared_ring */
 
 /* gettid() is a system call: once per thread (and again in a fork child). */
 static _Thread_local pid_t tls_tid;
@@ -56,36 +55,91 @@ static pid_t thread_id(void) {
 
 void hk_debug_fork_child(void) { tls_tid = 0; }
 
+/* An order of events across threads: the time stamp counter where there is
+ * one (invariant on current x86), else the monotonic clock. */
+static uint64_t stamp(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+static void fill(hk_event *e, const char *what, const void *p, size_t size, unsigned cls) {
+    hk_store_relaxed(&e->what, what);
+    hk_store_relaxed(&e->ptr, (uint64_t)(uintptr_t)p);
+    hk_store_relaxed(&e->size, size);
+    hk_store_relaxed(&e->cls, cls);
+    hk_store_relaxed(&e->tid, (uint64_t)thread_id());
+    hk_store_relaxed(&e->stamp, stamp());
+}
+
+static _Thread_local hk_heap *tls_debug_heap;
+
 static void event(const char *what, const void *p, size_t size, unsigned cls) {
-    uint64_t i = hk_fetch_add_relaxed(&nevents, 1) % HK_DEBUG_EVENTS;
-    hk_store_relaxed(&ring[i].what, what);
-    hk_store_relaxed(&ring[i].ptr, (uint64_t)(uintptr_t)p);
-    hk_store_relaxed(&ring[i].size, size);
-    hk_store_relaxed(&ring[i].cls, cls);
-    hk_store_relaxed(&ring[i].tid, (uint64_t)thread_id());
+    hk_heap *h = tls_debug_heap;
+    if (hk_likely(h != NULL)) { /* the thread's own ring: no shared write */
+        uint64_t n = hk_load_relaxed(&h->events.n);
+        fill(&h->events.ev[n % HK_DEBUG_EVENTS], what, p, size, cls);
+        hk_store_release(&h->events.n, n + 1);
+        return;
+    }
+    uint64_t i = hk_fetch_add_relaxed(&shared_next, 1);
+    fill(&shared_ring.ev[i % HK_DEBUG_EVENTS], what, p, size, cls);
+    hk_fetch_add_relaxed(&shared_ring.n, 1);
 }
 
 void hk_debug_event_report(const char *what, const void *p, unsigned cls) {
     event(what, p, 0, cls);
 }
 
-uint64_t hk_debug_nevents(void) { return hk_load_relaxed(&nevents); }
+uint64_t hk_debug_nevents(void) {
+    uint64_t n = hk_load_relaxed(&shared_ring.n);
+    hk_lock(&hk_heaps_lock);
+    for (hk_heap *h = hk_heaps_all; h != NULL; h = h->next_all) n += hk_load_acquire(&h->events.n);
+    hk_unlock(&hk_heaps_lock);
+    return n;
+}
 
-/* Event i counts back from the newest (0). */
+/* The newest events of one ring not yet in out[0..*nout) (kept sorted,
+ * newest first, at most HK_DEBUG_EVENTS). */
+static void merge_ring(hk_event_ring *r, hk_debug_event_view *out, uint64_t *stamps, unsigned *nout) {
+    uint64_t n = hk_load_acquire(&r->n);
+    for (uint64_t k = 0; k < n && k < HK_DEBUG_EVENTS; k++) {
+        hk_event *e = &r->ev[(n - 1 - k) % HK_DEBUG_EVENTS];
+        uint64_t s = hk_load_relaxed(&e->stamp);
+        unsigned at = *nout;
+        while (at > 0 && stamps[at - 1] < s) at--;
+        if (at >= HK_DEBUG_EVENTS) break; /* older than all kept: so are the rest */
+        unsigned last = *nout < HK_DEBUG_EVENTS ? *nout : HK_DEBUG_EVENTS - 1;
+        memmove(&out[at + 1], &out[at], (last - at) * sizeof out[0]);
+        memmove(&stamps[at + 1], &stamps[at], (last - at) * sizeof stamps[0]);
+        const char *what = hk_load_relaxed(&e->what);
+        out[at] = (hk_debug_event_view){what != NULL ? what : "", hk_load_relaxed(&e->ptr),
+                                        hk_load_relaxed(&e->size), hk_load_relaxed(&e->tid),
+                                        hk_load_relaxed(&e->cls)};
+        stamps[at] = s;
+        if (*nout < HK_DEBUG_EVENTS) (*nout)++;
+    }
+}
+
+/* Event i counts back from the newest (0), over every ring. */
 bool hk_debug_event(unsigned i, hk_debug_event_view *out) {
-    uint64_t n = hk_load_relaxed(&nevents);
-    if (i >= HK_DEBUG_EVENTS || i >= n) {
+    hk_debug_event_view all[HK_DEBUG_EVENTS];
+    uint64_t stamps[HK_DEBUG_EVENTS];
+    unsigned n = 0;
+    merge_ring(&shared_ring, all, stamps, &n);
+    hk_lock(&hk_heaps_lock);
+    for (hk_heap *h = hk_heaps_all; h != NULL; h = h->next_all) merge_ring(&h->events, all, stamps, &n);
+    hk_unlock(&hk_heaps_lock);
+    if (i >= n) {
         memset(out, 0, sizeof *out);
         out->what = "";
         return false;
     }
-    hk_event *e = &ring[(n - 1 - i) % HK_DEBUG_EVENTS];
-    out->what = hk_load_relaxed(&e->what);
-    if (out->what == NULL) out->what = "";
-    out->ptr = hk_load_relaxed(&e->ptr);
-    out->size = hk_load_relaxed(&e->size);
-    out->cls = hk_load_relaxed(&e->cls);
-    out->tid = hk_load_relaxed(&e->tid);
+    *out = all[i];
     return true;
 }
 
@@ -138,7 +192,6 @@ static bool take_live(hk_page *page, const void *p) {
  * shared_lock) serves a thread that has none: while its heap is being made
  * (pthread_setspecific may allocate), after its exit hook ran, or when
  * metadata runs out. */
-static _Thread_local hk_heap *tls_debug_heap;
 static _Thread_local bool tls_debug_busy, tls_debug_exited;
 static hk_heap *debug_pool; /* heaps of exited threads (hk_heaps_lock) */
 static pthread_key_t debug_key;

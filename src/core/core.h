@@ -84,7 +84,6 @@ extern _Atomic uint64_t hk_nvalidated[HK_VALID_KINDS];
 /* ---- the debug checks (checked.c): reports and the recent-events ring ---- */
 extern _Atomic uint64_t hk_nreports;
 void hk_debug_flush_pooled(void); /* exited threads' debug heaps */
-#define HK_DEBUG_EVENTS 16
 typedef struct hk_debug_event_view {
     const char *what;
     uint64_t ptr, size, tid;

@@ -140,6 +140,21 @@ typedef struct hk_class_counters {
 #define HK_NO_SEGMENT ((struct hk_segment *)1)
 #define HK_OWNED_SEGS 8 /* the cache's second level, by segment address */
 
+/* The debug checks' recent events (checked.c): a ring per checked heap,
+ * written by its thread alone (relaxed stores, no read-modify-write, so
+ * threads never share a cache line for it), read by anyone; stamp orders
+ * the events of all rings. */
+#define HK_DEBUG_EVENTS 16
+typedef struct hk_event {
+    _Atomic(const char *) what;
+    _Atomic uint64_t ptr, size, tid, stamp;
+    _Atomic unsigned cls;
+} hk_event;
+typedef struct hk_event_ring {
+    hk_event ev[HK_DEBUG_EVENTS];
+    _Atomic uint64_t n; /* events recorded; ev[(n - 1) % HK_DEBUG_EVENTS] is the newest */
+} hk_event_ring;
+
 typedef struct hk_heap {
     /* Segments this heap owned a page of at a local free, so free skips
      * the segment-map lookup for them: owned_seg (the last one, compared
@@ -169,6 +184,7 @@ typedef struct hk_heap {
     void *altstack;                    /* signal stack of its thread (altstack.c);
                                           kept across reuse from the pool */
     bool shared;                       /* an arena's heap, used under its lock */
+    hk_event_ring events;              /* a checked heap's recent events (checked.c) */
     bool debug;                        /* a checked heap (checked.c): a thread's, or the
                                           arena's fallback */
 } hk_heap;

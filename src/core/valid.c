@@ -37,7 +37,8 @@ bool hk_page_is_valid(const hk_page *page, int level) {
     hk_fetch_add_relaxed(&hk_nvalidated[HK_VALID_PAGE], 1);
     if (page == &hk_page_empty) return page->free == NULL && page->capacity == 0;
     if (page->slice_offset != 0) return broken("page", page, "not the head of its span");
-    if (page->slice_count == 0 || page->slice_count >= HK_SLICES) return broken("page", page, "slice_count");
+    if (page->slice_count == 0 || page->slice_count >= HK_SLICES)
+        return broken("page", page, "slice_count");
     if (page->cls >= HK_NCLASSES || page->block_size != hk_class_size[page->cls])
         return broken("page", page, "block_size is not its class's size");
     if (page->reserved != page->slice_count * HK_SLICE_SIZE / page->block_size)
@@ -57,8 +58,10 @@ static bool queue_is_valid(const hk_heap *heap, const hk_page_queue *q, unsigned
     const hk_page *prev = NULL;
     for (const hk_page *p = q->first; p != NULL; prev = p, p = p->next) {
         if (p->prev != prev) return broken("heap", heap, "a queue's back link");
-        if (hk_load_relaxed(&p->heap) != heap) return broken("heap", heap, "a queued page of another heap");
-        if ((bool)p->in_full != full) return broken("heap", heap, "in_full disagrees with the list");
+        if (hk_load_relaxed(&p->heap) != heap)
+            return broken("heap", heap, "a queued page of another heap");
+        if ((bool)p->in_full != full)
+            return broken("heap", heap, "in_full disagrees with the list");
         if (!full && p->cls != cls) return broken("heap", heap, "a page in another class's queue");
         if (!hk_page_is_valid(p, 1)) return false;
         if (++n > q->count) break;
@@ -77,7 +80,8 @@ bool hk_heap_is_valid(const hk_heap *heap, int level) {
         if (d != &hk_page_empty && (d->cls != c || hk_load_relaxed(&d->heap) != heap))
             return broken("heap", heap, "direct[c] is not a page of class c of this heap");
         if (!hk_page_is_valid(d, 1)) return false;
-        if (heap->divmagic[c] != hk_class_divmagic[c] || heap->divlimit[c] != hk_class_divmagic[c] - 1)
+        if (heap->divmagic[c] != hk_class_divmagic[c] ||
+            heap->divlimit[c] != hk_class_divmagic[c] - 1)
             return broken("heap", heap, "block-boundary tables");
     }
     if (level < 2) return true;
@@ -89,12 +93,15 @@ bool hk_heap_is_valid(const hk_heap *heap, int level) {
 /* A small segment, under its arena's lock. */
 bool hk_segment_is_valid(const hk_segment *seg) {
     hk_fetch_add_relaxed(&hk_nvalidated[HK_VALID_SEGMENT], 1);
-    if (seg->magic != HK_SEG_MAGIC || seg->kind != HK_SEG_SMALL) return broken("segment", seg, "magic or kind");
+    if (seg->magic != HK_SEG_MAGIC || seg->kind != HK_SEG_SMALL)
+        return broken("segment", seg, "magic or kind");
     if (((uintptr_t)seg & HK_SEG_MASK) != 0) return broken("segment", seg, "not 2 MiB aligned");
     if (!hk_segmap_has(seg)) return broken("segment", seg, "not in the segment map");
     if (seg->free_mask & 1u) return broken("segment", seg, "the header slice is free");
-    if ((seg->dirty_mask & ~seg->free_mask) != 0) return broken("segment", seg, "a dirty slice in a page");
-    if ((seg->purged_mask & ~seg->free_mask) != 0) return broken("segment", seg, "a purged slice in a page");
+    if ((seg->dirty_mask & ~seg->free_mask) != 0)
+        return broken("segment", seg, "a dirty slice in a page");
+    if ((seg->purged_mask & ~seg->free_mask) != 0)
+        return broken("segment", seg, "a purged slice in a page");
     for (unsigned i = 1; i < HK_SLICES;) {
         if (seg->free_mask & (1u << i)) {
             i++;
@@ -105,8 +112,10 @@ bool hk_segment_is_valid(const hk_segment *seg) {
         if (head->slice_offset != 0 || n == 0 || i + n > HK_SLICES)
             return broken("segment", seg, "a used slice that starts no span");
         for (unsigned k = 1; k < n; k++) {
-            if (seg->free_mask & (1u << (i + k))) return broken("segment", seg, "a free slice inside a span");
-            if (seg->pages[i + k].slice_offset != k) return broken("segment", seg, "slice_offset of a span entry");
+            if (seg->free_mask & (1u << (i + k)))
+                return broken("segment", seg, "a free slice inside a span");
+            if (seg->pages[i + k].slice_offset != k)
+                return broken("segment", seg, "slice_offset of a span entry");
         }
         i += n;
     }
@@ -116,15 +125,19 @@ bool hk_segment_is_valid(const hk_segment *seg) {
 /* A huge block's header, live or cached. */
 bool hk_huge_is_valid(const hk_segment *h) {
     hk_fetch_add_relaxed(&hk_nvalidated[HK_VALID_HUGE], 1);
-    if (h->magic != HK_SEG_MAGIC || h->kind != HK_SEG_HUGE) return broken("huge block", h, "magic or kind");
-    if (((uintptr_t)h & HK_SEG_MASK) != 0 || !hk_segmap_has(h)) return broken("huge block", h, "header not a mapped chunk of ours");
+    if (h->magic != HK_SEG_MAGIC || h->kind != HK_SEG_HUGE)
+        return broken("huge block", h, "magic or kind");
+    if (((uintptr_t)h & HK_SEG_MASK) != 0 || !hk_segmap_has(h))
+        return broken("huge block", h, "header not a mapped chunk of ours");
     uint8_t *base = h->map_base, *end = base + h->map_size;
-    if (h->map_size == 0 || h->map_size % HK_OS_PAGE != 0) return broken("huge block", h, "map_size");
+    if (h->map_size == 0 || h->map_size % HK_OS_PAGE != 0)
+        return broken("huge block", h, "map_size");
     if (h->user < base || h->user >= end || h->usable > (size_t)(end - h->user))
         return broken("huge block", h, "user pointer or usable size");
     if (!h->guarded && h->usable != (size_t)(end - h->user))
         return broken("huge block", h, "usable size is not the rest of the mapping");
-    if (((uintptr_t)h->user & 15) != 0) return broken("huge block", h, "user pointer not 16-byte aligned");
+    if (((uintptr_t)h->user & 15) != 0)
+        return broken("huge block", h, "user pointer not 16-byte aligned");
     if (h->cached > 1 || h->guarded > 1) return broken("huge block", h, "flags");
     return true;
 }

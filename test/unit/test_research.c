@@ -121,7 +121,40 @@ static int role_leavers(void) {
     return after <= before + ((size_t)8 << 20) ? 0 : 3;
 }
 
+/* Events of two threads: each thread records in its own ring, and
+ * debug.events.<i> merges them newest first. */
+static void *alloc_eight(void *arg) {
+    void **p = arg;
+    for (int i = 0; i < 8; i++) p[i] = hak_malloc(40);
+    return NULL;
+}
+
+static uint64_t event_ptr(unsigned i) {
+    char name[64];
+    uint64_t v = 0;
+    size_t len = sizeof v;
+    snprintf(name, sizeof name, "debug.events.%u.ptr", i);
+    return hak_ctl(name, &v, &len, NULL, 0) == 0 ? v : 0;
+}
+
+static int role_events_merge(void) {
+    void *theirs[8], *mine;
+    pthread_t t;
+    if (pthread_create(&t, NULL, alloc_eight, theirs) != 0) return 5;
+    pthread_join(t, NULL);
+    mine = hak_malloc(40); /* newest: the main thread's */
+    uint64_t n = 0;
+    size_t len = sizeof n;
+    if (hak_ctl("debug.events.count", &n, &len, NULL, 0) != 0 || n < 9) return 6;
+    if (event_ptr(0) != (uintptr_t)mine) return 7;             /* the newest first */
+    for (unsigned i = 1; i <= 8; i++)                          /* then the thread's, */
+        if (event_ptr(i) != (uintptr_t)theirs[8 - i]) return 8; /* newest first too */
+    fprintf(stderr, "%llu events, the newest merged in order\n", (unsigned long long)n);
+    return 0;
+}
+
 static int run_role(const char *role) {
+    if (strcmp(role, "--events-merge") == 0) return role_events_merge();
     if (strcmp(role, "--leavers") == 0) return role_leavers();
     if (strcmp(role, "--double-free") == 0) return role_double_free();
     if (strcmp(role, "--overrun") == 0) return role_overrun();
@@ -260,6 +293,12 @@ TEST(research_guarded_block_slack_is_a_canary) {
                  "child runs");
     EXPECT_TRUE(exited_0(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
+}
+
+TEST(research_events_of_all_threads_merge_newest_first) {
+    struct child c;
+    REQUIRE_TRUE(run_child("--events-merge", "research", "guard_sample:0", &c), "child runs");
+    EXPECT_TRUE(exited_0(&c), c.err);
 }
 
 TEST(research_exited_threads_pages_go_back) {
