@@ -494,6 +494,16 @@ static const command commands[] = {
      "  A live per-class table: size, live blocks, allocations and frees per\n"
      "  second, thread-cache hit rate, pages.  q quits.  When standard output is\n"
      "  not a terminal, prints COUNT plain tables (default 1).  -a: every class.\n"},
+    {"profile", true, 1, 1,
+     "usage: hakctl -p PID profile start [--rate BYTES] | stop | reset\n"
+     "       hakctl -p PID profile dump [-o FILE] [--format pprof|folded] [--alloc]\n"
+     "       hakctl -p PID profile top [-n N] [--alloc]\n"
+     "  The heap profiler of a running process (prof.* leaves): start samples\n"
+     "  one allocation per BYTES allocated on average (default 524288); dump has\n"
+     "  the process write its profile (pprof: the heap_v2 text jeprof and pprof\n"
+     "  read; folded: one line per stack with estimated bytes; --alloc: all\n"
+     "  allocations since start instead of live ones) and prints it or copies it\n"
+     "  to FILE; top prints the N stacks holding the most estimated live bytes.\n"},
     {"metrics", false, 0, 0,
      "usage: hakctl -p PID metrics | hakctl metrics --all\n"
      "  Prometheus text exposition of one process, or (--all) of every live\n"
@@ -515,6 +525,7 @@ static void usage(FILE *f) {
                "  -p PID set KEY VALUE       write through the command ring\n"
                "  -p PID watch KEY...        values over time (-i MS, -n COUNT)\n"
                "  -p PID top                 live per-class table\n"
+               "  -p PID profile SUB         heap profiler: start, stop, reset, dump, top\n"
                "  -p PID metrics             Prometheus text exposition (--all: every process)\n"
                "  serve --listen ADDR:PORT   HTTP /metrics endpoint (loopback only)\n"
                "options: --json, --human, --timeout MS, -i MS, -n COUNT, -a, -h (also after a\n"
@@ -554,6 +565,15 @@ static int parse_option(hk_cli *c, int argc, char **argv, int *i) {
     else if (!strcmp(a, "-H") || !strcmp(a, "--human")) c->human = true;
     else if (!strcmp(a, "-a") || !strcmp(a, "--all")) c->all = true;
     else if (!strcmp(a, "--conf")) c->conf = true;
+    else if (!strcmp(a, "--alloc")) c->alloc = true;
+    else if (is_opt(a, "-r", "--rate")) {
+        if ((v = opt_value(argc, argv, i, "-r", "--rate")) == NULL || !parse_long(v, 1, 1L << 40, &x)) return -1;
+        c->rate = (unsigned long long)x;
+    } else if (is_opt(a, "-o", "--output")) {
+        if ((c->output = opt_value(argc, argv, i, "-o", "--output")) == NULL) return -1;
+    } else if (is_opt(a, "-f", "--format")) {
+        if ((c->format = opt_value(argc, argv, i, "-f", "--format")) == NULL) return -1;
+    }
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) c->help = true;
     else if (is_opt(a, "-p", "--pid")) {
         if ((v = opt_value(argc, argv, i, "-p", "--pid")) == NULL || !parse_long(v, 1, 0x7fffffff, &x)) return -1;
@@ -636,6 +656,7 @@ static int run(const hk_cli *c, const command *cmd) {
     if (!strcmp(cmd->name, "watch")) return cmd_watch(c);
     if (!strcmp(cmd->name, "top")) return cmd_top(c);
     if (!strcmp(cmd->name, "metrics")) return cmd_metrics(c);
+    if (!strcmp(cmd->name, "profile")) return cmd_profile(c);
     return cmd_serve(c);
 }
 

@@ -1,5 +1,6 @@
 /* hakctl's command-line side: options, exit codes, and the commands split
- * across hakctl.c (ps, get, dump, list, set, watch), hakctl_top.c (top) and
+ * across hakctl.c (ps, get, dump, list, set, watch), hakctl_top.c (top),
+ * hakctl_profile.c (profile) and
  * hakctl_metrics.c (metrics, serve). */
 #ifndef HAKCTL_H
 #define HAKCTL_H
@@ -26,6 +27,10 @@ typedef struct hk_cli {
     long count;            /* -n (watch, top); -1: until stopped */
     const char *listen;    /* --listen (serve) */
     long max_requests;     /* --max-requests (serve); -1: no limit */
+    unsigned long long rate; /* --rate (profile start); 0: unchanged */
+    const char *output;    /* -o (profile dump); NULL: stdout */
+    const char *format;    /* --format (profile dump) */
+    bool alloc;            /* --alloc (profile dump, top): the allocation view */
     char **args;           /* positional arguments after the command */
     int nargs;
 } hk_cli;
@@ -40,6 +45,7 @@ bool cli_interrupted(void);          /* SIGINT or SIGTERM arrived */
 void cli_catch_signals(void);
 
 int cmd_top(const hk_cli *c);
+int cmd_profile(const hk_cli *c);
 int cmd_metrics(const hk_cli *c);
 int cmd_serve(const hk_cli *c);
 

@@ -2,14 +2,20 @@
  * The top of the library: the one file that names every layer.  It fills
  * the tables through which the core runs the layers above it (core/core.h,
  * "hooks"), gives the ctl layer the stats page's getters, and runs the
- * exit work.  Layers, lowest first: base, core, debug, learn, ctl,
+ * exit work.  Layers, lowest first: base, core, debug, learn, prof, ctl,
  * statspage (src/README.md).
  */
 #include "statspage/statspage.h"
 
-static void at_init(void) { hk_crash_install(); }
+static void at_init(void) {
+    hk_crash_install();
+    hk_prof_at_init(); /* research mode profiles from the start */
+}
 
-static void fork_child(void) { hk_statspage_fork_child(); }
+static void fork_child(void) {
+    hk_prof_fork_child();
+    hk_statspage_fork_child();
+}
 
 static void feature_off(enum hk_feature f) {
     if (f == HK_FEAT_LEARNER) hk_learn_stop(); /* the knobs go back to their defaults */
@@ -21,6 +27,8 @@ const hk_hooks hk_upper = {
     .thread_exit = hk_altstack_thread_exit,
     .fork_child = fork_child,
     .feature_off = feature_off,
+    .prof_sample = hk_prof_record,
+    .prof_unsample = hk_prof_forget,
 };
 
 static void statspage_tick(hk_heap *heap) { hk_statspage_tick(); }

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Checks the library's layering from its #include lines (src/README.md):
-#   base < core < debug < learn < ctl < statspage < src/hakmem.c (the top)
+#   base < core < debug < learn < prof < ctl < statspage < src/hakmem.c (the top)
 # A file in src/LAYER/ may include only headers of its own layer or of a
 # layer below ("LAYER/name.h"); a header named *_internal.h only from its
 # own folder; every quoted include names its layer.  Prints each violation
 # as FILE:LINE: what, and exits 1 when there is one.
 #   sh test/check-layers.sh [SRCDIR]      (default: src next to this script)
 src=${1:-$(cd "$(dirname "$0")/../src" && pwd)}
-layers="base core debug learn ctl statspage"
+layers="base core debug learn prof ctl statspage"
 rank() {
   i=0
   for l in $layers; do

@@ -41,16 +41,22 @@ static inline bool wants_own_mapping(unsigned cls) {
     return hk_class_size[cls] > HK_SEGMENT_BLOCK_MAX;
 }
 
+void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size) {
+    void *p = malloc_from_local_free(heap, cls);
+    if (p != NULL) return p;
+    if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
+    return hk_heap_malloc_slow(heap, cls);
+}
+
 /* The current page's head was NULL or failed its check (then it is reported
- * and dropped, and the page looks exhausted). */
+ * and dropped, and the page looks exhausted).  While heap profiling has
+ * ever been on, a thread heap's slow path goes through sample.c. */
 static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
     if (hk_likely(heap != &hk_heap_empty)) {
         hk_page_check_head(heap->direct[cls]);
         if (hk_likely(hk_thread_tcache_wanted())) {
-            void *p = malloc_from_local_free(heap, cls);
-            if (p != NULL) return p;
-            if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
-            return hk_heap_malloc_slow(heap, cls);
+            if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0)) return hk_sample_malloc(heap, cls, size);
+            return hk_malloc_thread_slow(heap, cls, size);
         }
         hk_thread_detach_heap();
     } else {
@@ -147,6 +153,7 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     /* Once the block is pushed the page may be emptied and reused by its
      * owner: read what the counters need first. */
     unsigned cls = page->cls;
+    if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(p);
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
         hk_heap *me = hk_thread_real_heap();

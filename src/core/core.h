@@ -92,6 +92,12 @@ typedef struct hk_debug_event_view {
 uint64_t hk_debug_nevents(void);
 bool hk_debug_event(unsigned i, hk_debug_event_view *out);
 
+/* ---- sample.c: heap profiling's sampling (the records: prof layer) ---- */
+#define HK_SAMPLE_PERIOD_DEFAULT ((size_t)512 << 10)
+void hk_sample_configure(bool active, size_t period); /* threads follow at their next slow path */
+bool hk_sample_active(void);
+size_t hk_sample_period_get(void);
+
 /* ---- hooks.c: the layers above, run from the core without naming them ----
  * src/hakmem.c fills both tables; every entry is set. */
 typedef struct hk_hooks {
@@ -100,6 +106,12 @@ typedef struct hk_hooks {
     void (*thread_exit)(void);              /* before the thread's heap is pooled */
     void (*fork_child)(void);               /* in fork's child, after the core's repair */
     void (*feature_off)(enum hk_feature f); /* f was on and is now off */
+    /* Heap profiling (core/sample.c): p of size bytes (usable: what its
+     * sampling counted) was sampled at period; true when recorded (then
+     * its free calls prof_unsample).  Called on the allocating thread, no
+     * allocator lock held, its own allocations unsampled. */
+    bool (*prof_sample)(void *p, size_t size, size_t usable, size_t period);
+    bool (*prof_unsample)(void *p); /* true: p had a record, now dropped */
 } hk_hooks;
 extern const hk_hooks hk_upper;
 

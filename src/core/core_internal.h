@@ -186,6 +186,29 @@ void hk_fork_install(void);
 
 /* ---- api.c ---- */
 size_t hk_usable_size_impl(const void *p);
+/* What malloc_slow does for a thread heap whose thread cache is wanted. */
+void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size);
+
+/* ---- sample.c ---- */
+extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
+void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
+void hk_sample_huge(hk_segment *h, size_t size);
+void hk_sample_local_free(hk_page *page, void *p);
+void hk_sample_remote_free(void *p);
+void hk_sample_huge_free(hk_segment *h);
+/* hk_page.in_full: bit 0 the page sits in its heap's full list, bits 1..7
+ * count its sampled blocks (owner-written; saturates at HK_PAGE_SAMPLED_MAX).
+ * Non-zero sends the owner's frees to hk_heap_free_local_slow. */
+#define HK_PAGE_FULL 1
+#define HK_PAGE_SAMPLED_MAX 254
+static inline bool hk_page_has_samples(const hk_page *page) {
+    return __atomic_load_n(&page->in_full, __ATOMIC_RELAXED) >= 2;
+}
+/* The owner's writes of in_full: relaxed atomic stores, since remote frees
+ * read it (hk_page_has_samples); the owner's own reads stay plain. */
+static inline void hk_page_set_in_full(hk_page *page, unsigned v) {
+    __atomic_store_n(&page->in_full, (uint8_t)v, __ATOMIC_RELAXED);
+}
 
 /* ---- valid.c: the invariants of core_types.h, checked ----
  * HK_VALIDATE(level, check) asserts check in debug builds when the

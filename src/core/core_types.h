@@ -74,7 +74,8 @@ typedef struct hk_page {
     uint16_t reserved;               /* blocks the span holds (<= 8192) */
     uint16_t cls;                    /* size class */
     uint8_t slice_offset;            /* entries back to the span's head */
-    uint8_t in_full;                 /* owner: sits in heap->full */
+    uint8_t in_full;                 /* owner: bit 0 sits in heap->full; bits 1..7
+                                        sampled blocks (core/sample.c) */
     uint8_t slice_count;             /* slices in the span (head entry) */
     uint8_t is_zero;                 /* uncarved memory is known zero */
     uint32_t block_size;
@@ -105,6 +106,7 @@ typedef struct hk_segment {
     uint64_t cached_at_ms;          /* BigCache: when it was parked */
     uint8_t cached;                 /* BigCache: parked (a free now is a double free) */
     uint8_t guarded;                /* debug: ends right before a PROT_NONE page */
+    uint8_t sampled;                /* the heap profiler holds a record of it */
     hk_page pages[HK_SLICES];
 } hk_segment;
 
@@ -187,6 +189,13 @@ typedef struct hk_heap {
     hk_event_ring events;              /* a checked heap's recent events (checked.c) */
     bool debug;                        /* a checked heap (checked.c): a thread's, or the
                                           arena's fallback */
+    /* Heap profiling (sample.c), owner only: the hk_sample_state seen
+     * last, and per class the bytes to the next sample point as of
+     * prof_seen[c] allocations (counters.nmalloc[c]). */
+    uint32_t prof_epoch;
+    uint64_t prof_rng;
+    int64_t prof_left[HK_NCLASSES];
+    uint64_t prof_seen[HK_NCLASSES];
 } hk_heap;
 
 /* An arena: segments, the page allocator, abandoned pages, one lock. */

@@ -51,6 +51,7 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     hk_store_relaxed(&heap->delayed, 0);
     heap->arena = arena;
     heap->shared = shared;
+    heap->prof_epoch = 0; /* a new countdown at its first slow path */
 }
 
 static void page_to_full(hk_heap *heap, hk_page *page) {
@@ -59,7 +60,7 @@ static void page_to_full(hk_heap *heap, hk_page *page) {
         return; /* a remote free just arrived: it stays in the queue */
     hk_page_queue_remove(&heap->queue[page->cls], page);
     hk_page_queue_push(&heap->full, page);
-    page->in_full = 1;
+    hk_page_set_in_full(page, page->in_full | HK_PAGE_FULL);
     if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
 }
 
@@ -85,7 +86,7 @@ static void page_unfull(hk_heap *heap, hk_page *page) {
     page_clear_full_state(page);
     hk_page_queue_remove(&heap->full, page);
     hk_page_queue_push(&heap->queue[page->cls], page);
-    page->in_full = 0;
+    hk_page_set_in_full(page, page->in_full & ~HK_PAGE_FULL);
 }
 
 static void page_release(hk_heap *heap, hk_page *page) {
@@ -142,7 +143,8 @@ static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
 
 /* A local free left the page empty or found it in the full list. */
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
-    if (page->in_full) page_unfull(heap, page);
+    if (hk_unlikely(page->in_full > HK_PAGE_FULL)) hk_sample_local_free(page, page->local_free);
+    if (page->in_full & HK_PAGE_FULL) page_unfull(heap, page);
     if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
         page_release(heap, page);
 }
@@ -151,7 +153,7 @@ static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
     hk_block_set_next(b, page->local_free);
     page->local_free = b;
     page->used--;
-    if (page->in_full) page_unfull(heap, page);
+    if (page->in_full & HK_PAGE_FULL) page_unfull(heap, page);
 }
 
 /* Takes the blocks that remote frees handed over for full pages. */
@@ -186,7 +188,7 @@ static hk_page *find_in_queue(hk_heap *heap, unsigned cls) {
         hk_page *next = page->next;
         if (page_ready(heap, page) != NULL) return page;
         page_to_full(heap, page);
-        if (!page->in_full && page_ready(heap, page) != NULL) return page;
+        if (!(page->in_full & HK_PAGE_FULL) && page_ready(heap, page) != NULL) return page;
         page = next;
     }
     return NULL;
@@ -267,7 +269,7 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
     hk_page *page;
     while ((page = q->first) != NULL) {
         hk_page_queue_remove(q, page);
-        page->in_full = 0;
+        hk_page_set_in_full(page, page->in_full & ~HK_PAGE_FULL);
         hk_page_collect(page);
         if (page->used == 0) {
             if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);

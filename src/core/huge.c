@@ -169,6 +169,7 @@ static hk_segment *cache_take(size_t map_size) {
 
 static void *finish(hk_segment *h, size_t size, uint8_t *user) {
     h->user = user;
+    h->sampled = 0;
     h->usable = (size_t)((uint8_t *)h->map_base + h->map_size - user);
     hk_heap *me = hk_thread_real_heap();
     if (me != NULL) hk_counter_add(&me->allocated_bytes, h->usable);
@@ -217,7 +218,18 @@ static uint8_t *map_block(size_t size, void **base, size_t *mapped) {
     return hk_os_map_aligned(size, HK_SEG_SIZE, base, mapped);
 }
 
+static void *huge_alloc(size_t size, size_t align, bool zero);
+
+/* Every huge allocation is on a slow path: its bytes count towards the
+ * thread's next heap-profile sample here (core/sample.c). */
 void *hk_huge_alloc(size_t size, size_t align, bool zero) {
+    void *p = huge_alloc(size, align, zero);
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0) && p != NULL)
+        hk_sample_huge(((uintptr_t)p & HK_SEG_MASK) == 0 ? hk_huge_header_aligned(p) : hk_segment_of(p), size);
+    return p;
+}
+
+static void *huge_alloc(size_t size, size_t align, bool zero) {
     hk_ensure_init();
     if (hk_unlikely(!hk_request_fits(size, align))) {
         errno = ENOMEM;
@@ -253,6 +265,7 @@ void hk_huge_free(hk_segment *h) {
         return;
     }
     HK_VALIDATE(1, hk_huge_is_valid(h));
+    if (hk_unlikely(h->sampled)) hk_sample_huge_free(h);
     hk_fetch_add_relaxed(&st_ndalloc, 1);
     hk_heap *me = hk_thread_real_heap();
     if (me != NULL) hk_counter_add(&me->deallocated_bytes, h->usable);
@@ -341,7 +354,9 @@ void *hk_huge_realloc(hk_segment *h, size_t size) {
     /* The old pages replace the head of the new mapping; its tail stays
      * fresh zero memory.  The old chunk leaves the segment map first: once
      * mremap frees its range, another thread's mmap may get it and set the
-     * same bit. */
+     * same bit.  A sampled block's record goes first for the same reason
+     * (the moved block is not sampled: a small undercount, doc/PROFILING.md). */
+    if (hk_unlikely(h->sampled)) hk_sample_huge_free(h);
     hk_segmap_clear(h);
     void *moved = mremap(h, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
     if (moved == MAP_FAILED) {

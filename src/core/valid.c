@@ -60,7 +60,7 @@ static bool queue_is_valid(const hk_heap *heap, const hk_page_queue *q, unsigned
         if (p->prev != prev) return broken("heap", heap, "a queue's back link");
         if (hk_load_relaxed(&p->heap) != heap)
             return broken("heap", heap, "a queued page of another heap");
-        if ((bool)p->in_full != full)
+        if ((bool)(p->in_full & HK_PAGE_FULL) != full)
             return broken("heap", heap, "in_full disagrees with the list");
         if (!full && p->cls != cls) return broken("heap", heap, "a page in another class's queue");
         if (!hk_page_is_valid(p, 1)) return false;

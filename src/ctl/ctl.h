@@ -16,6 +16,7 @@
 
 #include "debug/debug.h"
 #include "learn/learn.h"
+#include "prof/prof.h"
 
 #define HK_CTL_MAXVALS 2
 #define HK_CTL_NAME_MAX 128

@@ -278,6 +278,36 @@ static int get_learn_knob_nchanges(const hk_ctl_row *row, const size_t *v, hk_ct
 static int get_learn_scores(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_learn_scores(knob_of(row, v)); return 0; }
 static int get_learn_conf(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = hk_learn_conf(knob_of(row, v)); return 0; }
 
+/* ---- the heap profiler (prof/, core/sample.c) ---- */
+
+static int get_prof_active(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_sample_active(); return 0; }
+static int set_prof_active(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) { return hk_prof_set_active(in->b); }
+static int get_prof_period(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = hk_sample_period_get(); return 0; }
+static int set_prof_period(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) { return hk_prof_set_period(in->z); }
+static int act_prof_reset(const hk_ctl_row *row, const size_t *v) {
+    hk_prof_reset();
+    return 0;
+}
+/* row->arg: enum hk_prof_format.  Reads give the last path written; ""
+ * writes nothing (so a read value written back is no new dump). */
+static char prof_last_dump[3][256];
+static int get_prof_dump(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = prof_last_dump[row->arg]; return 0; }
+static int set_prof_dump(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
+    if (in->s == NULL) return EINVAL;
+    if (in->s[0] == '\0') return 0;
+    int rc = hk_prof_dump(in->s, (enum hk_prof_format)row->arg);
+    if (rc == 0) hk_fmt(prof_last_dump[row->arg], sizeof prof_last_dump[0], "%s", in->s);
+    return rc;
+}
+/* row->arg: 0 samples, 1 live samples, 2 stacks, 3 dropped */
+static int get_prof_stat(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    hk_prof_stats st;
+    hk_prof_get_stats(&st);
+    const uint64_t all[4] = {st.samples, st.live_samples, st.stacks, st.dropped};
+    o->u64 = all[row->arg];
+    return 0;
+}
+
 const hk_ctl_row hk_ctl_rows[] = {
     {"version", HAK_CTL_STRING, R(get_version), NULL, "library version"},
     {"epoch", HAK_CTL_U64, RW(get_epoch, set_epoch), NULL, "write to refresh the statistics snapshot"},
@@ -380,6 +410,16 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"learn.decay.nchanges", HAK_CTL_U64, R(get_learn_knob_nchanges), NULL, "changes the learner made to it", HK_LEARN_DECAY},
     {"learn.decay.scores", HAK_CTL_STRING, R(get_learn_scores), NULL, "candidates in ms:cost in ns per page allocation", HK_LEARN_DECAY},
     {"learn.decay.conf", HAK_CTL_STRING, R(get_learn_conf), NULL, "HAKMEM_CONF item for it (empty at the default)", HK_LEARN_DECAY},
+    {"prof.active", HAK_CTL_BOOL, RW(get_prof_active, set_prof_active), NULL, "heap profiling: sample allocations and record their stacks"},
+    {"prof.sample_bytes", HAK_CTL_SIZE, RW(get_prof_period, set_prof_period), NULL, "mean bytes allocated between two samples (1..2^40)"},
+    {"prof.reset", HAK_CTL_VOID, ACT(act_prof_reset), NULL, "drop every record (live and allocation views)"},
+    {"prof.dump", HAK_CTL_STRING, RW(get_prof_dump, set_prof_dump), NULL, "write the profile (heap_v2 text, jeprof/pprof) to the path written, mode 0600", HK_PROF_PPROF},
+    {"prof.dump_folded", HAK_CTL_STRING, RW(get_prof_dump, set_prof_dump), NULL, "write the live view as folded stacks with estimated bytes to the path written", HK_PROF_FOLDED},
+    {"prof.dump_folded_alloc", HAK_CTL_STRING, RW(get_prof_dump, set_prof_dump), NULL, "write the allocation view as folded stacks to the path written", HK_PROF_FOLDED_ALLOC},
+    {"prof.stats.samples", HAK_CTL_U64, R(get_prof_stat), NULL, "samples recorded since start or reset", 0},
+    {"prof.stats.live_samples", HAK_CTL_U64, R(get_prof_stat), NULL, "sampled blocks still allocated", 1},
+    {"prof.stats.stacks", HAK_CTL_U64, R(get_prof_stat), NULL, "distinct stacks recorded", 2},
+    {"prof.stats.dropped", HAK_CTL_U64, R(get_prof_stat), NULL, "samples not recorded: a table was full", 3},
 };
 
 const size_t hk_ctl_nrows = sizeof hk_ctl_rows / sizeof hk_ctl_rows[0];

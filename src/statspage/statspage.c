@@ -138,6 +138,8 @@ static const char *const page_settable[] = {
     "config.mode", "config.features.*", "*.class.#.tcache_max",
     "huge.bigcache.max_bytes", "arena.#.decay_ms", "arena.#.purge",
     "stats_page.interval_ms", "stats_page.enabled", "learn.freeze",
+    "prof.active", "prof.sample_bytes", "prof.reset", "prof.dump", "prof.dump_folded",
+    "prof.dump_folded_alloc",
 };
 
 static bool is_settable(const char *name) {

@@ -1,0 +1,202 @@
+/*
+ * Heap profiling's sampling decisions (the records are the prof layer's,
+ * reached through hk_upper.prof_sample / prof_unsample).
+ *
+ * Every byte a thread allocates is a sample point with probability
+ * 1/period, independently (a Poisson process on the byte stream): the
+ * distance to the next point is exponential with mean period, and an
+ * allocation of b bytes holds at least one point with probability
+ * 1 - exp(-b/period) (doc/PROFILING.md).  Each thread heap keeps one such
+ * countdown per size class (the union of independent Poisson processes of
+ * one rate over disjoint bytes is that process again), and one per thread
+ * counts huge blocks.
+ *
+ * The fast path is not touched.  It pops page->free of the class's current
+ * page, so the heap knows how many blocks it can hand out before it comes
+ * back here: at most |free|.  When the sample point falls within them, the
+ * list is cut after the blocks that fit before it and the rest parked on
+ * local_free (both lists stay the page's, every invariant of core_types.h
+ * holds); the allocation that reaches the point finds free empty and comes
+ * to malloc_slow, which sends it here (hk_sample_state is not 0).  Bytes
+ * handed out in between are counted from the heap's nmalloc counter.
+ *
+ * A sampled small block is marked on its page (hk_page.in_full counts
+ * them, bits 1..7) so that its free leaves the fast path; a sampled huge
+ * block by its header (hk_segment.sampled).
+ */
+#include "core/core_internal.h"
+
+_Atomic uint32_t hk_sample_state;                  /* epoch << 1 | active; 0: never on */
+_Atomic size_t hk_sample_period = HK_SAMPLE_PERIOD_DEFAULT;
+static _Atomic uint32_t epoch_next = 1;
+
+/* A record being taken on this thread: its own allocations (the unwinder's
+ * first use) are served unsampled. */
+static _Thread_local bool tls_busy;
+static _Thread_local uint32_t tls_huge_epoch;
+static _Thread_local int64_t tls_huge_left;
+static _Thread_local uint64_t tls_rng;
+
+void hk_sample_configure(bool active, size_t period) {
+    if (period == 0) period = 1;
+    hk_store_relaxed(&hk_sample_period, period);
+    uint32_t e = hk_fetch_add_relaxed(&epoch_next, 1);
+    hk_store_release(&hk_sample_state, (e << 1) | (active ? 1u : 0u));
+}
+
+bool hk_sample_active(void) { return (hk_load_relaxed(&hk_sample_state) & 1) != 0; }
+size_t hk_sample_period_get(void) { return hk_load_relaxed(&hk_sample_period); }
+
+/* ---- exponential draws (no libm) ---- */
+
+static uint64_t rng_next(uint64_t *s) {
+    if (*s == 0) *s = ((uintptr_t)s ^ hk_os_now_ms() * 0x9e3779b97f4a7c15ull) | 1;
+    uint64_t x = *s; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* ln(x) for x in (0, 1]: x = m * 2^e with m in [1, 2), ln m by the atanh
+ * series in s = (m - 1) / (m + 1) <= 1/3 (relative error below 1e-7). */
+static double ln_unit(double x) {
+    int e = 0;
+    while (x < 1.0) {
+        x *= 2.0;
+        e--;
+    }
+    double s = (x - 1.0) / (x + 1.0), s2 = s * s;
+    double series = s * (1 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 / 13))))));
+    return e * 0.6931471805599453 + 2.0 * series;
+}
+
+/* Bytes to the next sample point: exponential with mean period, >= 1. */
+static int64_t draw(uint64_t *rng) {
+    double u = (double)((rng_next(rng) >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
+    double d = -ln_unit(u) * (double)hk_load_relaxed(&hk_sample_period);
+    if (d > 4e18) d = 4e18;
+    return d < 1.0 ? 1 : (int64_t)d;
+}
+
+/* ---- small blocks: a thread heap's classes ---- */
+
+/* The state changed since the heap last looked (or the heap is new):
+ * every class starts a fresh countdown from what it has counted so far. */
+static void heap_resync(hk_heap *heap, uint32_t state) {
+    heap->prof_epoch = state;
+    if (!(state & 1)) return;
+    for (unsigned c = 0; c < HK_NCLASSES; c++) {
+        heap->prof_seen[c] = hk_load_relaxed(&heap->counters.nmalloc[c]);
+        heap->prof_left[c] = draw(&heap->prof_rng);
+    }
+}
+
+/* Parks the blocks of page->free after the first keep on local_free, so
+ * the fast path hands out keep blocks and then comes to the slow path.
+ * Links are checked as they are walked (encoded free lists); a bad one
+ * leaves the list uncut (the pop that reaches it reports it). */
+static void cut_free_list(hk_page *page, uint64_t keep) {
+    hk_block *prev = NULL, *rest = page->free;
+    for (uint64_t i = 0; i < keep; i++) {
+        if (rest == NULL) return;
+        hk_block *next = hk_block_next(rest);
+        if (next != NULL && hk_next_leaves_segment(rest, next)) return;
+        prev = rest;
+        rest = next;
+    }
+    if (rest == NULL) return;
+    if (page->local_free != NULL) { /* rare: its tail joins the old list */
+        hk_block *tail = rest, *next;
+        while ((next = hk_block_next(tail)) != NULL) {
+            if (hk_next_leaves_segment(tail, next)) return;
+            tail = next;
+        }
+        hk_block_set_next(tail, page->local_free);
+    }
+    if (prev != NULL) hk_block_set_next(prev, NULL);
+    else page->free = NULL;
+    page->local_free = rest;
+}
+
+/* On the way out of the slow path: when the current page could hand out
+ * the block that reaches the sample point, cut its list before it.
+ * |free| + |local_free| = capacity - used bounds what the list holds. */
+static void arm_class(hk_heap *heap, unsigned cls) {
+    hk_page *page = heap->direct[cls];
+    if (page == &hk_page_empty || page->free == NULL) return;
+    int64_t left = heap->prof_left[cls];
+    size_t bs = hk_class_size[cls];
+    uint64_t keep = left <= 0 ? 0 : (uint64_t)(left - 1) / bs; /* ceil(left / bs) - 1 */
+    if ((uint64_t)(page->capacity - page->used) <= keep) return;
+    cut_free_list(page, keep);
+}
+
+/* Marks p's page: its frees leave the fast path (in_full bits 1..7 count
+ * the page's sampled blocks, saturating: then the mark stays until the
+ * page empties). */
+static void mark_block(void *p) {
+    hk_page *page = hk_page_of(hk_segment_of(p), p);
+    if (page->in_full < HK_PAGE_SAMPLED_MAX) hk_page_set_in_full(page, page->in_full + 2u);
+}
+
+static bool record(void *p, size_t size, size_t usable) {
+    tls_busy = true;
+    bool kept = hk_upper.prof_sample(p, size, usable, hk_load_relaxed(&hk_sample_period));
+    tls_busy = false;
+    return kept;
+}
+
+/* malloc_slow of a thread heap while hk_sample_state != 0. */
+void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
+    uint32_t state = hk_load_acquire(&hk_sample_state);
+    if (hk_unlikely(heap->prof_epoch != state)) heap_resync(heap, state);
+    if (!(state & 1) || tls_busy || heap->debug || hk_class_size[cls] > HK_SEGMENT_BLOCK_MAX)
+        return hk_malloc_thread_slow(heap, cls, size); /* own mappings: hk_sample_huge */
+    size_t bs = hk_class_size[cls];
+    uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]);
+    int64_t left = heap->prof_left[cls] - (int64_t)((n - heap->prof_seen[cls]) * bs);
+    bool take = left <= (int64_t)bs; /* this block holds the point */
+    void *p = hk_malloc_thread_slow(heap, cls, size);
+    heap->prof_seen[cls] = hk_load_relaxed(&heap->counters.nmalloc[cls]);
+    heap->prof_left[cls] = take ? draw(&heap->prof_rng) : left - (int64_t)bs;
+    if (p != NULL && take && record(p, size, bs)) mark_block(p);
+    arm_class(heap, cls);
+    return p;
+}
+
+/* ---- huge blocks: a countdown per thread ---- */
+
+void hk_sample_huge(hk_segment *h, size_t size) {
+    uint32_t state = hk_load_acquire(&hk_sample_state);
+    if (!(state & 1) || tls_busy) return;
+    if (tls_huge_epoch != state) {
+        tls_huge_epoch = state;
+        tls_huge_left = draw(&tls_rng);
+    }
+    tls_huge_left -= (int64_t)h->usable;
+    if (tls_huge_left > 0) return;
+    tls_huge_left = draw(&tls_rng);
+    if (record(h->user, size, h->usable)) h->sampled = 1;
+}
+
+/* ---- frees of marked blocks ---- */
+
+/* The owner's local free found its page marked: p was just pushed on
+ * page->local_free. */
+void hk_sample_local_free(hk_page *page, void *p) {
+    if (hk_upper.prof_unsample(p) && page->in_full < HK_PAGE_SAMPLED_MAX)
+        hk_page_set_in_full(page, page->in_full - 2u);
+    if (page->used == 0) hk_page_set_in_full(page, page->in_full & 1u); /* no live block, no sampled one */
+}
+
+/* Any other free of a block of a marked page, before the block is pushed
+ * (once pushed, its owner may hand it out and sample it again).  The page
+ * count is the owner's: it stays until the page empties. */
+void hk_sample_remote_free(void *p) { hk_upper.prof_unsample(p); }
+
+void hk_sample_huge_free(hk_segment *h) {
+    h->sampled = 0;
+    hk_upper.prof_unsample(h->user);
+}

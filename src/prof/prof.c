@@ -1,0 +1,353 @@
+/*
+ * The heap profiler's records: what the core's sampling (core/sample.c)
+ * hands over through hk_upper.prof_sample / prof_unsample.
+ *
+ * Two tables of fixed capacity, mapped once (no malloc), under one lock:
+ *
+ *   stacks[HK_PROF_STACKS]  open addressing by the frames' hash, never
+ *                           deleted (until prof.reset): per stack the live
+ *                           and allocation totals, raw and estimated
+ *   slots[HK_PROF_SLOTS]    the live sampled blocks by address, linear
+ *                           probing, at most 3/4 full; a deletion shifts
+ *                           the entries behind it back (no tombstones)
+ *
+ * A sample that finds a table full is counted in dropped, never an error.
+ * Frees of blocks on marked pages look their address up without the lock
+ * (most are not sampled): entries move only at a deletion or a reset,
+ * which make table_seq odd while they work, so a miss that saw the same
+ * even table_seq before and after its probe is a true miss; anything else
+ * is settled under the lock.
+ *
+ * Stacks come from glibc's backtrace() (libgcc's unwinder, loaded by libc
+ * with dlopen at its first use, which allocates: the first use happens
+ * with the core's busy flag set, so those allocations are not sampled;
+ * the unwinder stops at a frame without unwind information).  The frames
+ * inside this library are dropped when it is a shared object of its own.
+ */
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <link.h>
+#include <sys/mman.h>
+
+#include "prof/prof.h"
+
+typedef struct prof_stack {
+    uint64_t hash;
+    uint32_t nframes, used;
+    uint64_t live_n, live_bytes, alloc_n, alloc_bytes;
+    double live_est, alloc_est;
+    void *frames[HK_PROF_FRAMES];
+} prof_stack;
+
+typedef struct prof_slot {
+    _Atomic uintptr_t addr; /* 0: empty */
+    uint32_t stack;
+    uint32_t unused;
+    uint64_t size;
+    double est;             /* bytes it stands for */
+} prof_slot;
+
+#define SLOT_MASK (HK_PROF_SLOTS - 1)
+#define STACK_MASK (HK_PROF_STACKS - 1)
+#define SLOTS_MAX (HK_PROF_SLOTS / 4 * 3)
+#define STACKS_MAX (HK_PROF_STACKS / 8 * 7)
+
+static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
+static prof_stack *stacks; /* set once, under prof_lock */
+static prof_slot *slots;
+static _Atomic(prof_slot *) slots_ready;
+static _Atomic uint32_t table_seq;
+static size_t nstacks, nlive;
+static _Atomic uint64_t nsamples, ndropped;
+static uintptr_t lib_lo, lib_hi; /* this library's code, when a shared object */
+static _Atomic bool warmed;
+
+/* ---- set-up ---- */
+
+static int find_lib(struct dl_phdr_info *info, size_t size, void *arg) {
+    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (me < lo || me >= hi) return 0;
+    /* The main program (statically linked library): its frames are the
+     * program's too, none is dropped. */
+    if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
+        lib_lo = lo;
+        lib_hi = hi;
+    }
+    return 1;
+}
+
+/* The unwinder's first use (it may allocate: the caller's allocations are
+ * unsampled then) and this library's range. */
+static void warm_up(void) {
+    if (hk_load_acquire(&warmed)) return;
+    void *b[4];
+    backtrace(b, 4);
+    dl_iterate_phdr(find_lib, (void *)(uintptr_t)&hk_prof_record);
+    hk_store_release(&warmed, true);
+}
+
+static bool tables_map(void) {
+    if (hk_load_acquire(&slots_ready) != NULL) return true;
+    hk_lock(&prof_lock);
+    if (slots == NULL) {
+        prof_stack *st = hk_os_map(sizeof(prof_stack) * HK_PROF_STACKS);
+        prof_slot *sl = st != NULL ? hk_os_map(sizeof(prof_slot) * HK_PROF_SLOTS) : NULL;
+        if (sl != NULL) {
+            stacks = st;
+            slots = sl;
+            hk_store_release(&slots_ready, sl);
+        } else if (st != NULL) {
+            hk_os_unmap(st, sizeof(prof_stack) * HK_PROF_STACKS);
+        }
+    }
+    hk_unlock(&prof_lock);
+    return hk_load_acquire(&slots_ready) != NULL;
+}
+
+/* ---- the tables (prof_lock held) ---- */
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+static size_t slot_home(uintptr_t a) { return (size_t)(mix(a >> 4) & SLOT_MASK); }
+
+static uint64_t frames_hash(void *const *f, unsigned n) {
+    uint64_t h = n;
+    for (unsigned i = 0; i < n; i++) h = mix(h ^ (uintptr_t)f[i]) + i;
+    return h | 1;
+}
+
+/* The stack's index, added if new; -1 when the table is full. */
+static long stack_find_add(void *const *f, unsigned n) {
+    uint64_t h = frames_hash(f, n);
+    for (size_t i = h & STACK_MASK;; i = (i + 1) & STACK_MASK) {
+        prof_stack *s = &stacks[i];
+        if (s->hash == 0) {
+            if (nstacks >= STACKS_MAX) return -1;
+            s->hash = h;
+            s->nframes = n;
+            memcpy(s->frames, f, n * sizeof *f);
+            nstacks++;
+            return (long)i;
+        }
+        if (s->hash == h && s->nframes == n && memcmp(s->frames, f, n * sizeof *f) == 0) return (long)i;
+    }
+}
+
+static long slot_find(uintptr_t a) {
+    for (size_t i = slot_home(a);; i = (i + 1) & SLOT_MASK) {
+        uintptr_t k = hk_load_relaxed(&slots[i].addr);
+        if (k == a) return (long)i;
+        if (k == 0) return -1;
+    }
+}
+
+static bool slot_add(uintptr_t a, uint32_t stack, uint64_t size, double est) {
+    if (nlive >= SLOTS_MAX) return false;
+    size_t i = slot_home(a);
+    while (hk_load_relaxed(&slots[i].addr) != 0) i = (i + 1) & SLOT_MASK;
+    slots[i].stack = stack;
+    slots[i].size = size;
+    slots[i].est = est;
+    hk_store_release(&slots[i].addr, a);
+    nlive++;
+    return true;
+}
+
+/* Knuth's deletion for linear probing: entries behind the hole whose home
+ * does not lie cyclically in (hole, their slot] move into it. */
+static void slot_delete(size_t hole) {
+    hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1); /* odd */
+    atomic_thread_fence(memory_order_release); /* before the entries move */
+    for (size_t j = (hole + 1) & SLOT_MASK;; j = (j + 1) & SLOT_MASK) {
+        uintptr_t k = hk_load_relaxed(&slots[j].addr);
+        if (k == 0) break;
+        size_t home = slot_home(k);
+        bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays) continue;
+        slots[hole].stack = slots[j].stack;
+        slots[hole].size = slots[j].size;
+        slots[hole].est = slots[j].est;
+        hk_store_relaxed(&slots[hole].addr, k);
+        hole = j;
+    }
+    hk_store_relaxed(&slots[hole].addr, 0);
+    nlive--;
+    hk_store_release(&table_seq, hk_load_relaxed(&table_seq) + 1); /* even */
+}
+
+static void tables_clear_locked(void) {
+    if (slots == NULL) return;
+    hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1);
+    atomic_thread_fence(memory_order_release);
+    memset(stacks, 0, sizeof(prof_stack) * HK_PROF_STACKS);
+    memset((void *)slots, 0, sizeof(prof_slot) * HK_PROF_SLOTS);
+    nstacks = nlive = 0;
+    hk_store_relaxed(&nsamples, 0);
+    hk_store_relaxed(&ndropped, 0);
+    hk_store_release(&table_seq, hk_load_relaxed(&table_seq) + 1);
+}
+
+/* ---- the estimate ---- */
+
+/* 1 - exp(-x), x >= 0, without libm. */
+static double one_minus_exp_neg(double x) {
+    if (x < 1e-4) return x * (1 - x / 2 * (1 - x / 3));
+    if (x > 40) return 1.0;
+    double scale = 1.0, ln2 = 0.6931471805599453;
+    while (x >= ln2) { /* exp(-x) = exp(-r) / 2^k */
+        x -= ln2;
+        scale *= 0.5;
+    }
+    double term = 1.0, sum = 1.0;
+    for (int i = 1; i < 20; i++) {
+        term *= -x / i;
+        sum += term;
+    }
+    return 1.0 - scale * sum;
+}
+
+/* ---- the hooks ---- */
+
+bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
+    if (!tables_map()) {
+        hk_fetch_add_relaxed(&ndropped, 1);
+        return false;
+    }
+    warm_up();
+    void *raw[HK_PROF_FRAMES + 16];
+    int n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
+    int skip = 0;
+    while (skip < n && (uintptr_t)raw[skip] >= lib_lo && (uintptr_t)raw[skip] < lib_hi) skip++;
+    unsigned nf = (unsigned)(n - skip);
+    if (nf > HK_PROF_FRAMES) nf = HK_PROF_FRAMES;
+    double est = (double)size / one_minus_exp_neg((double)usable / (double)period);
+    bool kept = false;
+    hk_lock(&prof_lock);
+    long s = stack_find_add(raw + skip, nf);
+    if (s >= 0) {
+        prof_stack *st = &stacks[s];
+        st->alloc_n++;
+        st->alloc_bytes += size;
+        st->alloc_est += est;
+        kept = slot_add((uintptr_t)p, (uint32_t)s, size, est);
+        if (kept) {
+            st->live_n++;
+            st->live_bytes += size;
+            st->live_est += est;
+        }
+        hk_fetch_add_relaxed(&nsamples, 1);
+    }
+    hk_unlock(&prof_lock);
+    if (!kept) hk_fetch_add_relaxed(&ndropped, 1);
+    return kept;
+}
+
+static bool miss_without_lock(uintptr_t a) {
+    uint32_t seq = hk_load_acquire(&table_seq);
+    if (seq & 1) return false;
+    for (size_t i = slot_home(a);; i = (i + 1) & SLOT_MASK) {
+        uintptr_t k = hk_load_acquire(&slots[i].addr);
+        if (k == a) return false;
+        if (k == 0) break;
+    }
+    return hk_load_acquire(&table_seq) == seq;
+}
+
+bool hk_prof_forget(void *p) {
+    if (hk_load_acquire(&slots_ready) == NULL || miss_without_lock((uintptr_t)p)) return false;
+    hk_lock(&prof_lock);
+    long i = slot_find((uintptr_t)p);
+    if (i >= 0) {
+        prof_stack *st = &stacks[slots[i].stack];
+        st->live_n--;
+        st->live_bytes -= slots[i].size;
+        st->live_est = st->live_n == 0 ? 0.0 : st->live_est - slots[i].est;
+        slot_delete((size_t)i);
+    }
+    hk_unlock(&prof_lock);
+    return i >= 0;
+}
+
+/* ---- control ---- */
+
+void hk_prof_fork_child(void) {
+    pthread_mutex_init(&prof_lock, NULL);
+    hk_store_relaxed(&table_seq, 0);
+    tables_clear_locked();
+}
+
+void hk_prof_at_init(void) {
+    if (hk_opt.mode == HK_MODE_RESEARCH && hk_config_stats && tables_map())
+        hk_sample_configure(true, hk_sample_period_get()); /* unwinder warmed at the first sample */
+}
+
+int hk_prof_set_active(bool on) {
+    if (!hk_config_stats) return EPERM; /* the sampling counts bytes with the counters */
+    if (on) {
+        if (!tables_map()) return ENOMEM;
+        warm_up();
+    }
+    hk_sample_configure(on, hk_sample_period_get());
+    return 0;
+}
+
+int hk_prof_set_period(size_t bytes) {
+    if (bytes == 0 || bytes > ((size_t)1 << 40)) return EINVAL;
+    hk_sample_configure(hk_sample_active(), bytes);
+    return 0;
+}
+
+void hk_prof_reset(void) {
+    hk_lock(&prof_lock);
+    tables_clear_locked();
+    hk_unlock(&prof_lock);
+}
+
+void hk_prof_get_stats(hk_prof_stats *out) {
+    hk_lock(&prof_lock);
+    out->samples = hk_load_relaxed(&nsamples);
+    out->live_samples = nlive;
+    out->stacks = nstacks;
+    out->dropped = hk_load_relaxed(&ndropped);
+    hk_unlock(&prof_lock);
+}
+
+hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period) {
+    *n = 0;
+    *period = hk_sample_period_get();
+    size_t bytes = sizeof(hk_prof_site) * HK_PROF_STACKS;
+    hk_prof_site *out = hk_os_map(bytes);
+    if (out == NULL) return NULL;
+    if (hk_load_acquire(&slots_ready) == NULL) return out;
+    hk_lock(&prof_lock);
+    for (size_t i = 0; i < HK_PROF_STACKS; i++) {
+        const prof_stack *s = &stacks[i];
+        if (s->hash == 0) continue;
+        hk_prof_site *o = &out[(*n)++];
+        o->nframes = s->nframes;
+        memcpy(o->frames, s->frames, s->nframes * sizeof s->frames[0]);
+        o->live_n = s->live_n;
+        o->live_bytes = s->live_bytes;
+        o->alloc_n = s->alloc_n;
+        o->alloc_bytes = s->alloc_bytes;
+        o->live_est = s->live_est;
+        o->alloc_est = s->alloc_est;
+    }
+    hk_unlock(&prof_lock);
+    return out;
+}
+
+void hk_prof_snapshot_free(hk_prof_site *s) {
+    if (s != NULL) hk_os_unmap(s, sizeof(hk_prof_site) * HK_PROF_STACKS);
+}

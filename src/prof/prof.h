@@ -1,0 +1,60 @@
+/*
+ * The heap profiler layer offers the records of sampled allocations: the
+ * hooks the core's sampling calls (prof.c: a stack table and a sample
+ * table of fixed capacity, no malloc), the switches of the prof.* rows,
+ * and the dumps (prof_dump.c: the heap_v2 text format that jeprof and
+ * pprof read, folded stacks).  The sampling itself is the core's
+ * (core/sample.c); doc/PROFILING.md has the method and its error.
+ */
+#ifndef HK_PROF_H
+#define HK_PROF_H
+
+#include "core/core.h"
+
+#pragma GCC visibility push(hidden)
+
+#define HK_PROF_FRAMES 64     /* frames kept per stack */
+#define HK_PROF_STACKS 8192   /* distinct stacks (power of two) */
+#define HK_PROF_SLOTS 65536   /* sample table slots (power of two), 3/4 usable */
+
+/* ---- prof.c: records (hk_upper's prof_sample / prof_unsample) ---- */
+bool hk_prof_record(void *p, size_t size, size_t usable, size_t period);
+bool hk_prof_forget(void *p);
+void hk_prof_fork_child(void);   /* the child starts with an empty profile */
+void hk_prof_at_init(void);      /* research mode starts it */
+
+int hk_prof_set_active(bool on); /* 0, or EPERM without statistics */
+int hk_prof_set_period(size_t bytes);
+void hk_prof_reset(void);
+
+typedef struct hk_prof_stats {
+    uint64_t samples;      /* recorded since start or reset */
+    uint64_t live_samples; /* recorded blocks not freed yet */
+    uint64_t stacks;       /* distinct stacks held */
+    uint64_t dropped;      /* samples not recorded: a table was full */
+} hk_prof_stats;
+void hk_prof_get_stats(hk_prof_stats *out);
+
+/* One stack's totals.  Raw: sampled blocks and their requested bytes;
+ * est: the estimates of what the program allocated (doc/PROFILING.md). */
+typedef struct hk_prof_site {
+    unsigned nframes;
+    void *frames[HK_PROF_FRAMES];  /* innermost first: the caller of malloc */
+    uint64_t live_n, live_bytes;   /* raw, still allocated */
+    uint64_t alloc_n, alloc_bytes; /* raw, since start or reset */
+    double live_est, alloc_est;    /* estimated bytes */
+} hk_prof_site;
+/* A copy of every stack, taken under the profiler's lock into memory
+ * mapped for it (hk_prof_snapshot_free unmaps it); NULL when out of memory. */
+hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period);
+void hk_prof_snapshot_free(hk_prof_site *s);
+
+/* ---- prof_dump.c ---- */
+enum hk_prof_format { HK_PROF_PPROF, HK_PROF_FOLDED, HK_PROF_FOLDED_ALLOC };
+/* Writes the profile to path, created 0600 (replaced if it is there):
+ * 0, or an errno. */
+int hk_prof_dump(const char *path, enum hk_prof_format format);
+
+#pragma GCC visibility pop
+
+#endif

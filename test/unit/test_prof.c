@@ -1,0 +1,215 @@
+/* The heap profiler (prof.*): accuracy of its estimates at the default
+ * rate, the two views, bounded tables, dumps and their errors, fork.
+ *
+ * Accuracy (doc/PROFILING.md, "Error"): at period S a site holding n
+ * blocks of b bytes is estimated as w * K, K ~ Binomial(n, p),
+ * p = 1 - exp(-b/S), w = b/p; its relative standard deviation is
+ * sqrt((1 - p) / (n p)).  At S = 512 KiB:
+ *   A: 65536 x 1 KiB   (64 MiB)  p = 0.00195  rsd  8.8% per run
+ *   B:   128 x 64 KiB  ( 8 MiB)  p = 0.1175   rsd 24.4% per run
+ *   C: 1 GiB in 4 KiB blocks, freed at once: live 0; allocation view rsd 2.2%
+ *   D: one 200 MiB block: p = 1 - exp(-400), exact
+ * The test averages RUNS independent runs (the countdowns go on across
+ * runs; prof.reset between them), so B's rsd is 24.4% / sqrt(32) = 4.3%
+ * and +-15% is 3.5 standard deviations (A: 9.6, C: 38). */
+#include "harness.h"
+#include <hakmem/hakmem.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define RUNS 32
+
+static void *a_blocks[65536];
+static void *b_blocks[128];
+static void *d_block;
+
+__attribute__((noinline)) void prof_site_a(void) {
+    for (size_t i = 0; i < 65536; i++) a_blocks[i] = malloc(KiB);
+}
+__attribute__((noinline)) void prof_site_b(void) {
+    for (size_t i = 0; i < 128; i++) b_blocks[i] = malloc(64 * KiB);
+}
+__attribute__((noinline)) void prof_site_c(void) {
+    for (size_t i = 0; i < (1u << 30) / (4 * KiB); i++) {
+        void *volatile p = malloc(4 * KiB);
+        free(p);
+    }
+}
+__attribute__((noinline)) void prof_site_d(void) { d_block = malloc(200 * MiB); }
+
+static void free_sites(void) {
+    for (size_t i = 0; i < 65536; i++) free(a_blocks[i]);
+    for (size_t i = 0; i < 128; i++) free(b_blocks[i]);
+    free(d_block);
+}
+
+static int set_bool(const char *name, bool v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
+static int set_size(const char *name, size_t v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
+static int set_str(const char *name, const char *v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
+static uint64_t rd_u64(const char *name) {
+    uint64_t v = UINT64_MAX;
+    size_t len = sizeof v;
+    hak_ctl(name, &v, &len, NULL, 0);
+    return v;
+}
+
+static char text[1 << 20];
+
+static size_t load(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof text - 1 && (r = read(fd, text + n, sizeof text - 1 - n)) > 0) n += (size_t)r;
+    close(fd);
+    text[n] = '\0';
+    return n;
+}
+
+/* Sums a folded dump's bytes by the site named in each stack (innermost
+ * site wins); out[4]: stacks naming none. */
+static void folded_by_site(const char *path, double out[5]) {
+    static const char *const names[4] = {"prof_site_a", "prof_site_b", "prof_site_c", "prof_site_d"};
+    for (int i = 0; i < 5; i++) out[i] = 0;
+    load(path);
+    for (char *line = text; *line;) {
+        char *end = strchr(line, '\n');
+        if (end == NULL) end = line + strlen(line);
+        char *sp = end;
+        while (sp > line && sp[-1] != ' ') sp--;
+        double bytes = strtod(sp, NULL);
+        int site = 4;
+        const char *best = NULL;
+        for (int i = 0; i < 4; i++) {
+            for (const char *f = line; (f = strstr(f, names[i])) != NULL && f < sp; f++) {
+                if (best == NULL || f > best) {
+                    best = f;
+                    site = i;
+                }
+            }
+        }
+        out[site] += bytes;
+        line = *end ? end + 1 : end;
+    }
+}
+
+TEST(prof_accuracy_default_rate) {
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 512 * KiB), 0, "prof.sample_bytes");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    char live_path[64], alloc_path[64];
+    snprintf(live_path, sizeof live_path, "/tmp/hk_prof_live.%d", (int)getpid());
+    snprintf(alloc_path, sizeof alloc_path, "/tmp/hk_prof_alloc.%d", (int)getpid());
+    double live[4] = {0}, alloc_c = 0, live_total = 0;
+    for (int r = 0; r < RUNS; r++) {
+        REQUIRE_EQ_I(hak_ctl("prof.reset", NULL, NULL, NULL, 0), 0, "prof.reset");
+        prof_site_a();
+        prof_site_b();
+        prof_site_c();
+        prof_site_d();
+        REQUIRE_EQ_I(set_str("prof.dump_folded", live_path), 0, "prof.dump_folded");
+        REQUIRE_EQ_I(set_str("prof.dump_folded_alloc", alloc_path), 0, "prof.dump_folded_alloc");
+        double v[5];
+        folded_by_site(live_path, v);
+        for (int i = 0; i < 4; i++) live[i] += v[i] / RUNS;
+        live_total += (v[0] + v[1] + v[2] + v[3] + v[4]) / RUNS;
+        folded_by_site(alloc_path, v);
+        alloc_c += v[2] / RUNS;
+        free_sites();
+    }
+    unlink(live_path);
+    unlink(alloc_path);
+    const double truth[4] = {64.0 * MiB, 8.0 * MiB, 0, 200.0 * MiB};
+    hk_test_log("mean of %d runs, MiB: A %.2f (64) B %.2f (8) C %.3f (0) D %.2f (200); "
+                "C allocated %.1f (1024)", RUNS, live[0] / MiB, live[1] / MiB, live[2] / MiB,
+                live[3] / MiB, alloc_c / MiB);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2) continue;
+        EXPECT_GE_I((long)live[i], (long)(truth[i] * 0.85), "live estimate >= truth - 15%");
+        EXPECT_LE_I((long)live[i], (long)(truth[i] * 1.15), "live estimate <= truth + 15%");
+    }
+    EXPECT_LT_I((long)live[2], (long)(live_total * 0.01), "C holds under 1% of the live estimate");
+    EXPECT_GE_I((long)alloc_c, (long)(1024.0 * MiB * 0.85), "allocation view sees C's churn (-15%)");
+    EXPECT_LE_I((long)alloc_c, (long)(1024.0 * MiB * 1.15), "allocation view sees C's churn (+15%)");
+    EXPECT_EQ_U(rd_u64("prof.stats.live_samples") < 16, 1, "records of freed blocks are gone");
+    set_bool("prof.active", false);
+}
+
+TEST(prof_pprof_dump_format) {
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+    prof_site_b();
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hk_prof_pprof.%d", (int)getpid());
+    REQUIRE_EQ_I(set_str("prof.dump", path), 0, "prof.dump");
+    size_t n = load(path);
+    EXPECT_GT_U(n, 0, "dump written");
+    EXPECT_EQ_I(strncmp(text, "heap_v2/524288\n  t*: ", 21), 0, "heap_v2 header and totals");
+    EXPECT_HAS_STR(text, "\n@ 0x", "stack lines");
+    EXPECT_HAS_STR(text, "\nMAPPED_LIBRARIES:\n", "mappings section");
+    int fd = open(path, O_RDONLY);
+    EXPECT_GE_I(fd, 0, "readable");
+    if (fd >= 0) close(fd);
+    unlink(path);
+    for (size_t i = 0; i < 128; i++) free(b_blocks[i]);
+    set_bool("prof.active", false);
+}
+
+TEST(prof_dump_unwritable_path) {
+    int rc = set_str("prof.dump", "/nonexistent-dir/x/heap");
+    EXPECT_EQ_I(rc, ENOENT, "dump to a missing directory fails with ENOENT");
+    EXPECT_EQ_I(set_str("prof.dump", ""), 0, "the empty path writes nothing");
+}
+
+TEST(prof_every_allocation_bounded) {
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "sample every allocation");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+    enum { N = 60000 };
+    static void *keep[N];
+    for (int i = 0; i < N; i++) keep[i] = malloc(24);
+    uint64_t samples = rd_u64("prof.stats.samples"), live = rd_u64("prof.stats.live_samples");
+    uint64_t dropped = rd_u64("prof.stats.dropped");
+    hk_test_log("samples %llu live %llu dropped %llu", (unsigned long long)samples,
+                (unsigned long long)live, (unsigned long long)dropped);
+    EXPECT_GE_U(samples, N - 100, "about every allocation sampled");
+    EXPECT_LE_U(live, 49152, "live records bounded by the table");
+    EXPECT_GT_U(dropped, 0, "a full table counts drops");
+    for (int i = 0; i < N; i++) free(keep[i]);
+    EXPECT_LT_U(rd_u64("prof.stats.live_samples"), 100, "frees drop the records");
+    set_bool("prof.active", false);
+    set_size("prof.sample_bytes", 512 * KiB);
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+}
+
+TEST(prof_fork_child_starts_empty) {
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    prof_site_b();
+    EXPECT_GT_U(rd_u64("prof.stats.samples"), 0, "parent has samples");
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint64_t s = rd_u64("prof.stats.samples");
+        void *p = malloc(100);
+        free(p);
+        _exit(s == 0 ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child's profile is empty");
+    for (size_t i = 0; i < 128; i++) free(b_blocks[i]);
+    set_bool("prof.active", false);
+}
+
+TEST(prof_unsettable_zero_period) {
+    EXPECT_EQ_I(set_size("prof.sample_bytes", 0), EINVAL, "0 refused");
+}
+
+TEST_MAIN()
