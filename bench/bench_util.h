@@ -3,6 +3,14 @@
 #ifndef HK_BENCH_UTIL_H
 #define HK_BENCH_UTIL_H
 
+#include <errno.h>      /* program_invocation_short_name */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 static inline double now_sec(void)
 {
@@ -120,23 +128,135 @@ static inline int check(const void *p, size_t n, uint64_t tag)
     return ok;
 }
 
+/* A live object and what check() needs to verify it. */
+struct item {
+    void *p;
+    size_t size;
+    uint64_t tag;
+};
+
+/* Allocates an object of size bytes under a new tag from rng, stamped. */
+static inline void item_alloc(struct item *it, size_t size, uint64_t *rng)
+{
+    it->size = size;
+    it->tag = rng_next(rng);
+    it->p = xmalloc(size);
+    stamp(it->p, size, it->tag);
+}
+
+static inline void item_free(struct item *it)
+{
+    check(it->p, it->size, it->tag);
+    free(it->p);
+}
+
+/* A "Key:" line's value of /proc/self/status (in KiB for the Vm lines), or -1. */
+static inline long proc_status_kib(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kl = strlen(key);
+    long v = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl)) {
+            v = atol(line + kl);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
 /* Peak resident set of this process in KiB (VmHWM).  Read here rather than
  * from the parent's wait4(): Linux carries the forking parent's high-water
  * mark over exec into the child's ru_maxrss. */
 static inline long peak_rss_kib(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) {
-            v = atol(line + 6);
-            break;
-        }
-    fclose(f);
-    return v;
+    return proc_status_kib("VmHWM:");
+}
+
+/* ---- running the threads ----
+ *
+ * The usual run: every worker does its untimed set-up, calls bench_start()
+ * (all workers and the runner pass it together), does the timed work and
+ * calls bench_stop(); the time is the span from the first bench_start() to
+ * the last bench_stop() (struct span). */
+static pthread_barrier_t bench_gate;
+static struct span bench_span = SPAN_INIT;
+
+static inline void bench_start(void)
+{
+    pthread_barrier_wait(&bench_gate);
+    span_begin(&bench_span);
+}
+
+static inline void bench_stop(void)
+{
+    span_end(&bench_span);
+}
+
+/* n threads of one function: thread i runs fn(array + i * stride). */
+struct bench_group {
+    void *(*fn)(void *);
+    void *array;
+    size_t stride;
+    int n;
+};
+
+/* Starts every group's threads, then joins them all, group by group.
+ * gated: the workers call bench_start() and the result is the timed span;
+ * otherwise nothing waits for them to start (the result is 0).  A thread
+ * that cannot be created ends the program (exit 1). */
+static inline double bench_run_groups(const struct bench_group *g, int ngroups, int gated)
+{
+    int total = 0;
+    for (int k = 0; k < ngroups; k++)
+        total += g[k].n;
+    pthread_t tid[total];
+    if (gated)
+        pthread_barrier_init(&bench_gate, NULL, (unsigned)total + 1);
+    for (int k = 0, t = 0; k < ngroups; k++)
+        for (int i = 0; i < g[k].n; i++, t++)
+            if (pthread_create(&tid[t], NULL, g[k].fn,
+                               (char *)g[k].array + (size_t)i * g[k].stride) != 0) {
+                fprintf(stderr, "%s: pthread_create failed\n", program_invocation_short_name);
+                exit(1);
+            }
+    if (gated)
+        pthread_barrier_wait(&bench_gate);
+    for (int t = 0; t < total; t++)
+        pthread_join(tid[t], NULL);
+    if (!gated)
+        return 0;
+    pthread_barrier_destroy(&bench_gate);
+    return span_secs(&bench_span);
+}
+
+/* The usual run of n workers fn(array + i * stride); returns its time. */
+static inline double bench_run_threads(int n, void *(*fn)(void *), void *array, size_t stride)
+{
+    struct bench_group g = { fn, array, stride, n };
+    return bench_run_groups(&g, 1, 1);
+}
+
+/* Counts a failure (reported once) when fewer or more objects were freed
+ * than were made ("produced", "sent", ...). */
+static inline void bench_check_freed(const char *made_how, long made, long freed)
+{
+    if (freed != made && atomic_fetch_add(&bench_errors, 1) == 0)
+        fprintf(stderr, "%s: %s %ld objects, freed %ld\n", program_invocation_short_name,
+                made_how, made, freed);
+}
+
+/* Ends the result line the program began ("NAME threads=... secs=..."): the
+ * keys every benchmark prints last, " peak_rss_kib=N verified=ok" (FAIL
+ * after any failed check).  Returns the exit status: 1 after a failed check. */
+static inline int bench_report(void)
+{
+    unsigned long errs = atomic_load(&bench_errors);
+    printf(" peak_rss_kib=%ld verified=%s\n", peak_rss_kib(), errs ? "FAIL" : "ok");
+    return errs ? 1 : 0;
 }
 
 static inline void parse_args(int argc, char **argv, int *threads, double *scale)

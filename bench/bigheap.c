@@ -119,22 +119,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static long vm_rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) {
-            v = atol(line + 6);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
 /* Strips -m/--max-mib from argv (parse_args knows only -t and -s). */
 static long take_max_mib(int *argc, char **argv)
 {
@@ -187,7 +171,7 @@ int main(int argc, char **argv)
         }
     }
     pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1);
-    long base_kib = vm_rss_kib();
+    long base_kib = proc_status_kib("VmRSS:");
     for (int i = 0; i < nthreads; i++)
         if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
             fprintf(stderr, "bigheap: pthread_create failed\n");
@@ -213,7 +197,7 @@ int main(int argc, char **argv)
             grown += t->grown;
             book += (t->n * sizeof(struct entry) + 4095) & ~(size_t)4095;
         }
-        long rss_kib = vm_rss_kib();
+        long rss_kib = proc_status_kib("VmRSS:");
         double heap = (double)rss_kib * 1024 - (double)base_kib * 1024 - (double)book;
         double ratio = heap / (double)live;
         double ns_op = churn * 1e9 / (double)(churn_ops / nthreads * nthreads);
@@ -231,11 +215,10 @@ int main(int argc, char **argv)
     pthread_barrier_wait(&bar);
     for (int i = 0; i < nthreads; i++)
         pthread_join(threads[i].tid, NULL);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("bigheap threads=%d max_mib=%ld ops=%ld secs=%.4f%s peak_rss_kib=%ld verified=%s\n",
-           nthreads, max_mib, ops, secs, figures, peak_rss_kib(), errs ? "FAIL" : "ok");
+    printf("bigheap threads=%d max_mib=%ld ops=%ld secs=%.4f%s",
+           nthreads, max_mib, ops, secs, figures);
     for (int i = 0; i < nthreads; i++)
         munmap(threads[i].tab, threads[i].cap * sizeof(struct entry));
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

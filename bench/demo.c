@@ -55,12 +55,6 @@ static const char *phase_name[NPHASES] = {
     "churn", "prodcons", "mixed", "realloc", "huge", "threads",
 };
 
-struct item {
-    void *p;
-    size_t size;
-    uint64_t tag;
-};
-
 struct worker {
     pthread_t tid;
     int id;

@@ -34,8 +34,7 @@ static const char usage[] =
 #define HAND_EVERY 16
 
 struct thread {
-    _Alignas(64) pthread_t tid;
-    int id;
+    _Alignas(64) int id;
     long iters;
     unsigned char *given;                 /* from main: free it first */
     _Atomic(unsigned char *) inbox;       /* one object from the neighbour */
@@ -44,8 +43,6 @@ struct thread {
 
 static struct thread *threads;
 static int nthreads;
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
 static atomic_int nfinished;
 
 static void check_obj(unsigned char *p)
@@ -74,8 +71,7 @@ static void *worker(void *arg)
     struct thread *t = arg;
     struct thread *next = &threads[(t->id + 1) % nthreads];
 
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
+    bench_start();
     free(t->given);
     for (long it = 0; it < t->iters; it++) {
         volatile unsigned char *p = xmalloc(OBJ_SIZE);
@@ -100,7 +96,7 @@ static void *worker(void *arg)
     while (atomic_load(&nfinished) < nthreads)
         sched_yield();
     t->nreceived += take_inbox(t);
-    span_end(&span);
+    bench_stop();
     return NULL;
 }
 
@@ -115,31 +111,20 @@ int main(int argc, char **argv)
     if (threads == NULL)
         return 1;
     memset(threads, 0, sizeof(struct thread) * (size_t)nthreads);
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         threads[i].id = i;
         threads[i].iters = total / nthreads;
         threads[i].given = xmalloc(OBJ_SIZE);   /* back to back, on purpose */
         atomic_init(&threads[i].inbox, NULL);
     }
-    for (int i = 0; i < nthreads; i++)
-        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
-            fprintf(stderr, "falseshare: pthread_create failed\n");
-            return 1;
-        }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
     long iters = 0, received = 0;
     for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i].tid, NULL);
         iters += threads[i].iters;
         received += threads[i].nreceived;
     }
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("falseshare threads=%d ops=%ld secs=%.4f mops_per_s=%.3f handed_over=%ld "
-           "peak_rss_kib=%ld verified=%s\n",
-           nthreads, iters, secs, (double)iters / secs / 1e6, received, peak_rss_kib(),
-           errs ? "FAIL" : "ok");
+    printf("falseshare threads=%d ops=%ld secs=%.4f mops_per_s=%.3f handed_over=%ld",
+           nthreads, iters, secs, (double)iters / secs / 1e6, received);
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -32,12 +32,6 @@ static const char usage[] =
 
 #define PAGE 4096
 
-struct item {
-    void *p;
-    size_t size;
-    uint64_t tag;
-};
-
 struct thread {
     pthread_t tid;
     int id;

@@ -110,10 +110,8 @@ int main(int argc, char **argv)
 
     long ops = rounds * NBLOCKS * nthreads;
     double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("hugeset threads=%d ops=%ld secs=%.4f us_per_block=%.1f peak_rss_kib=%ld verified=%s\n",
-           nthreads, ops, secs, secs * 1e6 * nthreads / (double)ops, peak_rss_kib(),
-           errs ? "FAIL" : "ok");
+    printf("hugeset threads=%d ops=%ld secs=%.4f us_per_block=%.1f",
+           nthreads, ops, secs, secs * 1e6 * nthreads / (double)ops);
     free(th);
-    return errs ? 1 : 0;
+    return bench_report();
 }

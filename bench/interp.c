@@ -33,21 +33,11 @@ static const char usage[] =
 #define LONG_EVERY 64
 #define LOOSE_EVERY 8           /* pops that free one of the top 8 */
 
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 struct thread {
-    pthread_t tid;
     int id;
     long ops;
     char pad[64];
 };
-
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
 
 /* 16-128 B in steps of 8, the small end likelier (min of two draws) */
 static uint32_t obj_size(uint64_t *rng)
@@ -59,16 +49,7 @@ static uint32_t obj_size(uint64_t *rng)
 
 static void new_item(struct item *it, uint64_t *rng)
 {
-    it->size = obj_size(rng);
-    it->tag = rng_next(rng);
-    it->p = xmalloc(it->size);
-    stamp(it->p, it->size, it->tag);
-}
-
-static void free_item(struct item *it)
-{
-    check(it->p, it->size, it->tag);
-    free(it->p);
+    item_alloc(it, obj_size(rng), rng);
 }
 
 static void *worker(void *arg)
@@ -81,14 +62,13 @@ static void *worker(void *arg)
 
     for (int i = 0; i < TABLE; i++)
         new_item(&table[i], &rng);
-    pthread_barrier_wait(&start_bar);   /* the table fill is not timed */
-    span_begin(&span);
+    bench_start();                      /* the table fill is not timed */
 
     for (long op = 1; op <= t->ops; op++) {
         uint64_t r = rng_next(&rng);
         if (op % LONG_EVERY == 0) {
             struct item *g = &table[r % TABLE];
-            free_item(g);
+            item_free(g);
             new_item(g, &rng);
             continue;
         }
@@ -102,17 +82,17 @@ static void *worker(void *arg)
             int k = depth - 1;
             if ((r >> 20) % LOOSE_EVERY == 0 && depth >= 8)
                 k = depth - 1 - (int)((r >> 24) & 7);
-            free_item(&stack[k]);
+            item_free(&stack[k]);
             stack[k] = stack[depth - 1];
             depth--;
             r = rng_next(&rng);
         }
     }
     while (depth > 0)
-        free_item(&stack[--depth]);
+        item_free(&stack[--depth]);
     for (int i = 0; i < TABLE; i++)
-        free_item(&table[i]);
-    span_end(&span);
+        item_free(&table[i]);
+    bench_stop();
     free(stack);
     free(table);
     return NULL;
@@ -128,26 +108,16 @@ int main(int argc, char **argv)
     struct thread *threads = calloc((size_t)nthreads, sizeof *threads);
     if (threads == NULL)
         return 1;
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         threads[i].id = i;
         threads[i].ops = total / nthreads;
-        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
-            fprintf(stderr, "interp: pthread_create failed\n");
-            return 1;
-        }
     }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
     long ops = 0;
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i].tid, NULL);
+    for (int i = 0; i < nthreads; i++)
         ops += threads[i].ops;
-    }
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("interp threads=%d ops=%ld secs=%.4f mops_per_s=%.2f peak_rss_kib=%ld verified=%s\n",
-           nthreads, ops, secs, (double)ops / secs / 1e6, peak_rss_kib(),
-           errs ? "FAIL" : "ok");
+    printf("interp threads=%d ops=%ld secs=%.4f mops_per_s=%.2f",
+           nthreads, ops, secs, (double)ops / secs / 1e6);
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -33,21 +33,11 @@ static const char usage[] =
 #define MAX_SIZE (1u << 20)
 #define PAGE 4096
 
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 struct thread {
-    pthread_t tid;
     int id;
     long ops;
     char pad[64];
 };
-
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
 
 static void new_item(struct item *it, uint64_t *rng)
 {
@@ -66,22 +56,17 @@ static void *worker(void *arg)
     struct item live[LIVE];
 
     memset(live, 0, sizeof live);
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
+    bench_start();
     for (long op = 0; op < t->ops; op++) {
         struct item *it = &live[rng_next(&rng) % LIVE];
-        if (it->p != NULL) {
-            check(it->p, it->size, it->tag);
-            free(it->p);
-        }
+        if (it->p != NULL)
+            item_free(it);
         new_item(it, &rng);
     }
     for (int i = 0; i < LIVE; i++)
-        if (live[i].p != NULL) {
-            check(live[i].p, live[i].size, live[i].tag);
-            free(live[i].p);
-        }
-    span_end(&span);
+        if (live[i].p != NULL)
+            item_free(&live[i]);
+    bench_stop();
     return NULL;
 }
 
@@ -95,26 +80,16 @@ int main(int argc, char **argv)
     struct thread *threads = calloc((size_t)nthreads, sizeof *threads);
     if (threads == NULL)
         return 1;
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         threads[i].id = i;
         threads[i].ops = total / nthreads;
-        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
-            fprintf(stderr, "largerand: pthread_create failed\n");
-            return 1;
-        }
     }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
     long ops = 0;
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i].tid, NULL);
+    for (int i = 0; i < nthreads; i++)
         ops += threads[i].ops;
-    }
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("largerand threads=%d ops=%ld secs=%.4f us_per_op=%.3f peak_rss_kib=%ld verified=%s\n",
-           nthreads, ops, secs, secs * 1e6 / (double)ops, peak_rss_kib(),
-           errs ? "FAIL" : "ok");
+    printf("largerand threads=%d ops=%ld secs=%.4f us_per_op=%.3f",
+           nthreads, ops, secs, secs * 1e6 / (double)ops);
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

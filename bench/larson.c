@@ -35,12 +35,6 @@ static const char usage[] =
 #define PARCEL_EVERY 64      /* replacements between parcels */
 #define PARCEL_ITEMS 16
 
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 struct parcel {
     struct parcel *next;
     int n;
@@ -48,7 +42,6 @@ struct parcel {
 };
 
 struct thread {
-    pthread_t tid;
     int id;
     long ops;                       /* replacements to do */
     long nmalloc, nremote;          /* done: allocations, remote frees */
@@ -58,22 +51,11 @@ struct thread {
 
 static struct thread *threads;
 static int nthreads;
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
 static atomic_int nfinished;
 
 static void new_item(struct item *it, uint64_t *rng)
 {
-    it->size = (uint32_t)rng_range(rng, MIN_SIZE, MAX_SIZE);
-    it->tag = rng_next(rng);
-    it->p = xmalloc(it->size);
-    stamp(it->p, it->size, it->tag);
-}
-
-static void free_item(struct item *it)
-{
-    check(it->p, it->size, it->tag);
-    free(it->p);
+    item_alloc(it, rng_range(rng, MIN_SIZE, MAX_SIZE), rng);
 }
 
 /* Takes the whole mailbox at once (no ABA: nobody pops single nodes). */
@@ -84,7 +66,7 @@ static long drain_mailbox(struct thread *t)
     while (pc != NULL) {
         struct parcel *next = pc->next;
         for (int i = 0; i < pc->n; i++)
-            free_item(&pc->items[i]);
+            item_free(&pc->items[i]);
         n += pc->n;
         free(pc);
         pc = next;
@@ -110,12 +92,11 @@ static void *worker(void *arg)
 
     for (int i = 0; i < WINDOW; i++)
         new_item(&win[i], &rng);
-    pthread_barrier_wait(&start_bar);   /* the window fill is not timed */
-    span_begin(&span);
+    bench_start();                      /* the window fill is not timed */
 
     for (long op = 1; op <= t->ops; op++) {
         struct item *it = &win[rng_next(&rng) % WINDOW];
-        free_item(it);
+        item_free(it);
         new_item(it, &rng);
         t->nmalloc++;
         if (op % PARCEL_EVERY == 0) {
@@ -145,9 +126,9 @@ static void *worker(void *arg)
     }
     t->nremote += drain_mailbox(t);
     for (int i = 0; i < WINDOW; i++)
-        free_item(&win[i]);
+        item_free(&win[i]);
     free(win);
-    span_end(&span);
+    bench_stop();
     return NULL;
 }
 
@@ -161,29 +142,19 @@ int main(int argc, char **argv)
     threads = calloc((size_t)nthreads, sizeof *threads);
     if (threads == NULL)
         return 1;
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         threads[i].id = i;
         threads[i].ops = total / nthreads;
         atomic_init(&threads[i].mailbox, NULL);
-        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
-            fprintf(stderr, "larson: pthread_create failed\n");
-            return 1;
-        }
     }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
     long nmalloc = 0, nremote = 0;
     for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i].tid, NULL);
         nmalloc += threads[i].nmalloc;
         nremote += threads[i].nremote;
     }
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("larson threads=%d ops=%ld secs=%.4f mops_per_s=%.2f remote_frees=%ld "
-           "peak_rss_kib=%ld verified=%s\n",
-           nthreads, nmalloc, secs, (double)nmalloc / secs / 1e6, nremote,
-           peak_rss_kib(), errs ? "FAIL" : "ok");
+    printf("larson threads=%d ops=%ld secs=%.4f mops_per_s=%.2f remote_frees=%ld",
+           nthreads, nmalloc, secs, (double)nmalloc / secs / 1e6, nremote);
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

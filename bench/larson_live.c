@@ -35,14 +35,7 @@ static const char usage[] =
 #define MAX_SIZE 1000
 #define PER_ROUND 5000          /* replacements per thread per round */
 
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 struct thread {
-    pthread_t tid;
     int id;
     long nmalloc;
     char pad[64];
@@ -52,20 +45,10 @@ static struct item **arrays;    /* arrays[k]: one thread's chunks */
 static int nthreads;
 static long nrounds;
 static pthread_barrier_t round_bar;
-static struct span span = SPAN_INIT;
 
 static void new_item(struct item *it, uint64_t *rng)
 {
-    it->size = (uint32_t)rng_range(rng, MIN_SIZE, MAX_SIZE);
-    it->tag = rng_next(rng);
-    it->p = xmalloc(it->size);
-    stamp(it->p, it->size, it->tag);
-}
-
-static void free_item(struct item *it)
-{
-    check(it->p, it->size, it->tag);
-    free(it->p);
+    item_alloc(it, rng_range(rng, MIN_SIZE, MAX_SIZE), rng);
 }
 
 static void *worker(void *arg)
@@ -77,15 +60,14 @@ static void *worker(void *arg)
     for (int i = 0; i < CHUNKS; i++)
         new_item(&own[i], &rng);
     arrays[t->id] = own;
-    pthread_barrier_wait(&round_bar);   /* the fill is not timed */
-    span_begin(&span);
+    bench_start();                      /* the fill is not timed */
 
     for (long r = 0; r < nrounds; r++) {
         /* round r: thread i works on the array thread 0 filled r+i ago */
         struct item *a = arrays[(t->id + r) % nthreads];
         for (int k = 0; k < PER_ROUND; k++) {
             struct item *it = &a[rng_next(&rng) % CHUNKS];
-            free_item(it);
+            item_free(it);
             new_item(it, &rng);
         }
         t->nmalloc += PER_ROUND;
@@ -94,8 +76,8 @@ static void *worker(void *arg)
     /* the last array this thread touched is freed here */
     struct item *a = arrays[(t->id + nrounds) % nthreads];
     for (int i = 0; i < CHUNKS; i++)
-        free_item(&a[i]);
-    span_end(&span);
+        item_free(&a[i]);
+    bench_stop();
     return NULL;
 }
 
@@ -114,27 +96,17 @@ int main(int argc, char **argv)
     if (threads == NULL || arrays == NULL)
         return 1;
     pthread_barrier_init(&round_bar, NULL, (unsigned)nthreads);
-    for (int i = 0; i < nthreads; i++) {
+    for (int i = 0; i < nthreads; i++)
         threads[i].id = i;
-        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
-            fprintf(stderr, "larson_live: pthread_create failed\n");
-            return 1;
-        }
-    }
+    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
     long nmalloc = 0;
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i].tid, NULL);
+    for (int i = 0; i < nthreads; i++)
         nmalloc += threads[i].nmalloc;
-    }
     for (int i = 0; i < nthreads; i++)
         free(arrays[i]);        /* the arrays too were handed around */
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("larson_live threads=%d ops=%ld rounds=%ld secs=%.4f mops_per_s=%.2f "
-           "peak_rss_kib=%ld verified=%s\n",
-           nthreads, nmalloc, nrounds, secs, (double)nmalloc / secs / 1e6,
-           peak_rss_kib(), errs ? "FAIL" : "ok");
+    printf("larson_live threads=%d ops=%ld rounds=%ld secs=%.4f mops_per_s=%.2f",
+           nthreads, nmalloc, nrounds, secs, (double)nmalloc / secs / 1e6);
     free(arrays);
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

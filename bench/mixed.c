@@ -29,23 +29,13 @@ static const char usage[] =
 #define TOTAL_SLOTS 4000
 #define PAGE 4096
 
-struct item {
-    void *p;
-    size_t size;
-    uint64_t tag;
-};
-
 struct thread {
-    pthread_t tid;
     int id, nslots;
     long ops;
     uint64_t bytes;            /* allocated in the timed phase */
     long ntier[3];
     char pad[64];
 };
-
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
 
 static size_t pick_size(uint64_t *rng, long *ntier)
 {
@@ -110,8 +100,7 @@ static void *worker(void *arg)
         new_item(&slots[i], &rng, t);
     t->bytes = 0;
     memset(t->ntier, 0, sizeof t->ntier);
-    pthread_barrier_wait(&start_bar);   /* the first fill is not timed */
-    span_begin(&span);
+    bench_start();                      /* the first fill is not timed */
 
     for (long op = 0; op < t->ops; op++) {
         struct item *it = &slots[rng_next(&rng) % (uint64_t)t->nslots];
@@ -121,7 +110,7 @@ static void *worker(void *arg)
     for (int i = 0; i < t->nslots; i++)
         free_item(&slots[i]);
     free(slots);
-    span_end(&span);
+    bench_stop();
     return NULL;
 }
 
@@ -135,32 +124,24 @@ int main(int argc, char **argv)
     struct thread *th = calloc((size_t)nthreads, sizeof *th);
     if (th == NULL)
         return 1;
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         th[i].id = i;
         th[i].nslots = TOTAL_SLOTS / nthreads > 0 ? TOTAL_SLOTS / nthreads : 1;
         th[i].ops = total / nthreads;
-        if (pthread_create(&th[i].tid, NULL, worker, &th[i]) != 0) {
-            fprintf(stderr, "mixed: pthread_create failed\n");
-            return 1;
-        }
     }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, th, sizeof *th);
     long ops = 0, ntier[3] = { 0, 0, 0 };
     double bytes = 0;
     for (int i = 0; i < nthreads; i++) {
-        pthread_join(th[i].tid, NULL);
         ops += th[i].ops;
         bytes += (double)th[i].bytes;
         for (int k = 0; k < 3; k++)
             ntier[k] += th[i].ntier[k];
     }
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
     printf("mixed threads=%d ops=%ld secs=%.4f mops_per_s=%.3f tiny=%ld mid=%ld large=%ld "
-           "mib_allocated=%.0f peak_rss_kib=%ld verified=%s\n",
+           "mib_allocated=%.0f",
            nthreads, ops, secs, (double)ops / secs / 1e6, ntier[0], ntier[1], ntier[2],
-           bytes / 1048576.0, peak_rss_kib(), errs ? "FAIL" : "ok");
+           bytes / 1048576.0);
     free(th);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -2,11 +2,11 @@
  *
  * Of THREADS threads, ceil(THREADS/2) producers only allocate (16-512 B) and
  * floor(THREADS/2) consumers only free.  Each producer owns a bounded
- * single-producer/single-consumer lock-free ring (indices published every
- * 32 items, so the queue's own cache traffic stays small next to the
- * allocator's); consumer c serves rings
- * c, c+C, c+2C, ... A thread that finds its ring full (or all its rings
- * empty) spins briefly, then yields, so oversubscription works.
+ * single-producer/single-consumer lock-free ring (bench/ring.h: indices
+ * published every 32 items, so the queue's own cache traffic stays small
+ * next to the allocator's); consumer c serves rings c, c+C, c+2C, ... A
+ * thread that finds its ring full (or all its rings empty) spins briefly,
+ * then yields, so oversubscription works.
  *
  * Total objects are fixed and split among the producers.  Each object is
  * tagged at both ends (1 in 16 entirely) and checked by its consumer.
@@ -24,131 +24,55 @@ static const char usage[] =
     "usage: prodcons [-t THREADS] [-s SCALE] [THREADS [SCALE]]\n"
     "  THREADS >= 2 (half produce, half consume); 6M objects at scale 1\n";
 
-#include "bench_util.h"
+#include "ring.h"
 
 /* ---- the benchmark ---- */
 
-#define RING_SIZE 1024            /* power of two */
 #define MIN_SIZE 16
 #define MAX_SIZE 512
-#define SPINS 200
-#define PUBLISH 32              /* items between index updates */
-
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
-struct ring {
-    _Alignas(64) atomic_ulong tail;   /* written by the producer */
-    _Alignas(64) atomic_ulong head;   /* written by the consumer */
-    atomic_int done;                  /* producer has pushed its last item */
-    _Alignas(64) struct item slot[RING_SIZE];
-};
 
 struct prod {
-    pthread_t tid;
     struct ring *ring;
     long nitems;
     uint64_t seed;
 };
 
 struct cons {
-    pthread_t tid;
     struct ring **rings;
     int nrings;
     long nfreed;
     char pad[64];
 };
 
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 static void *producer(void *arg)
 {
     struct prod *pr = arg;
-    struct ring *r = pr->ring;
+    struct ring_writer w = { pr->ring, 0, 0 };
     uint64_t rng = pr->seed;
-    unsigned long tail = 0, head = 0;
 
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
+    bench_start();
     for (long i = 0; i < pr->nitems; i++) {
         struct item it;
-        it.size = (uint32_t)rng_range(&rng, MIN_SIZE, MAX_SIZE);
-        it.tag = rng_next(&rng);
-        it.p = xmalloc(it.size);
-        stamp(it.p, it.size, it.tag);
-        for (int spin = 0; tail - head == RING_SIZE; spin++) {
-            head = atomic_load_explicit(&r->head, memory_order_acquire);
-            if (spin >= SPINS)
-                sched_yield();
-            else
-                cpu_relax();
-        }
-        r->slot[tail++ % RING_SIZE] = it;
-        /* publish in batches: the queue is not what is being measured */
-        if (tail % PUBLISH == 0)
-            atomic_store_explicit(&r->tail, tail, memory_order_release);
+        item_alloc(&it, rng_range(&rng, MIN_SIZE, MAX_SIZE), &rng);
+        ring_push(&w, &it);
     }
-    atomic_store_explicit(&r->tail, tail, memory_order_release);
-    atomic_store_explicit(&r->done, 1, memory_order_release);
-    span_end(&span);
+    ring_close(&w);
+    bench_stop();
     return NULL;
 }
 
-/* Frees everything currently in the ring; returns how many. */
-static long consume(struct ring *r)
+static void free_taken(void *ctx, struct item *it)
 {
-    unsigned long head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    unsigned long tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    long n = 0;
-    for (; head != tail; head++, n++) {
-        struct item *it = &r->slot[head % RING_SIZE];
-        check(it->p, it->size, it->tag);
-        free(it->p);
-        if ((n % PUBLISH) == PUBLISH - 1)
-            atomic_store_explicit(&r->head, head + 1, memory_order_release);
-    }
-    atomic_store_explicit(&r->head, head, memory_order_release);
-    return n;
+    item_free(it);
 }
 
 static void *consumer(void *arg)
 {
     struct cons *c = arg;
-    int live = c->nrings, idle = 0;
 
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
-    while (live > 0) {
-        long got = 0;
-        live = 0;
-        for (int i = 0; i < c->nrings; i++) {
-            struct ring *r = c->rings[i];
-            /* read done before draining: whatever was pushed before done
-             * is seen by this drain */
-            int done = atomic_load_explicit(&r->done, memory_order_acquire);
-            got += consume(r);
-            if (!done)
-                live++;
-        }
-        c->nfreed += got;
-        if (got == 0 && ++idle >= SPINS) {
-            sched_yield();
-            idle = 0;
-        } else if (got == 0)
-            cpu_relax();
-    }
-    span_end(&span);
+    bench_start();
+    c->nfreed = ring_serve(c->rings, c->nrings, free_taken, NULL);
+    bench_stop();
     return NULL;
 }
 
@@ -164,57 +88,34 @@ int main(int argc, char **argv)
 
     struct prod *prods = calloc((size_t)np, sizeof *prods);
     struct cons *conss = calloc((size_t)nc, sizeof *conss);
-    struct ring **rings = calloc((size_t)np, sizeof *rings);
-    if (prods == NULL || conss == NULL || rings == NULL)
+    if (prods == NULL || conss == NULL)
         return 1;
+    struct ring **rings = rings_new(np);
     for (int i = 0; i < np; i++) {
-        if (posix_memalign((void **)&rings[i], 64, sizeof(struct ring)) != 0)
-            return 1;
-        memset(rings[i], 0, sizeof(struct ring));
         prods[i].ring = rings[i];
         prods[i].nitems = total / np;
         prods[i].seed = 0xabcdefull * (uint64_t)(i + 1);
     }
-    for (int c = 0; c < nc; c++) {
-        conss[c].rings = calloc((size_t)np, sizeof(struct ring *));
-        if (conss[c].rings == NULL)
-            return 1;
-        for (int i = c; i < np; i += nc)
-            conss[c].rings[conss[c].nrings++] = rings[i];
-    }
-
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
-    for (int i = 0; i < np; i++)
-        if (pthread_create(&prods[i].tid, NULL, producer, &prods[i]) != 0)
-            return 1;
     for (int c = 0; c < nc; c++)
-        if (pthread_create(&conss[c].tid, NULL, consumer, &conss[c]) != 0)
-            return 1;
-    pthread_barrier_wait(&start_bar);
-    long produced = 0, freed = 0;
-    for (int i = 0; i < np; i++) {
-        pthread_join(prods[i].tid, NULL);
-        produced += prods[i].nitems;
-    }
-    for (int c = 0; c < nc; c++) {
-        pthread_join(conss[c].tid, NULL);
-        freed += conss[c].nfreed;
-    }
-    double secs = span_secs(&span);
+        conss[c].rings = rings_served_by(rings, np, c, nc, &conss[c].nrings);
 
-    if (freed != produced && atomic_fetch_add(&bench_errors, 1) == 0)
-        fprintf(stderr, "prodcons: produced %ld objects, freed %ld\n", produced, freed);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("prodcons threads=%d producers=%d consumers=%d ops=%ld secs=%.4f mops_per_s=%.2f "
-           "peak_rss_kib=%ld verified=%s\n",
-           nthreads, np, nc, produced, secs, (double)produced / secs / 1e6,
-           peak_rss_kib(), errs ? "FAIL" : "ok");
+    struct bench_group g[2] = {
+        { producer, prods, sizeof *prods, np },
+        { consumer, conss, sizeof *conss, nc },
+    };
+    double secs = bench_run_groups(g, 2, 1);
+    long produced = 0, freed = 0;
     for (int i = 0; i < np; i++)
-        free(rings[i]);
+        produced += prods[i].nitems;
+    for (int c = 0; c < nc; c++)
+        freed += conss[c].nfreed;
+    bench_check_freed("produced", produced, freed);
+    printf("prodcons threads=%d producers=%d consumers=%d ops=%ld secs=%.4f mops_per_s=%.2f",
+           nthreads, np, nc, produced, secs, (double)produced / secs / 1e6);
+    rings_free(rings, np);
     for (int c = 0; c < nc; c++)
         free(conss[c].rings);
-    free(rings);
     free(prods);
     free(conss);
-    return errs ? 1 : 0;
+    return bench_report();
 }

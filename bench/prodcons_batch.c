@@ -2,7 +2,7 @@
  *
  * Of THREADS threads, ceil(THREADS/2) producers only allocate 64 B objects
  * and floor(THREADS/2) consumers only free them, through the same bounded
- * single-producer/single-consumer rings as prodcons.  A consumer does not
+ * single-producer/single-consumer rings as prodcons (bench/ring.h).  A consumer does not
  * free an object as it arrives: it collects the pointers into a batch of
  * 1000 and frees the batch together once it is full, the shape of a
  * message queue or a deferred-reclamation list.  Every free is remote, and
@@ -25,38 +25,20 @@ static const char usage[] =
     "  THREADS >= 2 (half produce, half consume); 10M objects of 64 B at\n"
     "  scale 1, freed by the consumers in batches of 1000\n";
 
-#include "bench_util.h"
+#include "ring.h"
 
 /* ---- the benchmark ---- */
 
-#define RING_SIZE 1024            /* power of two */
 #define OBJ_SIZE 64
 #define BATCH 1000
-#define SPINS 200
-#define PUBLISH 32              /* items between index updates */
-
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
-struct ring {
-    _Alignas(64) atomic_ulong tail;   /* written by the producer */
-    _Alignas(64) atomic_ulong head;   /* written by the consumer */
-    atomic_int done;                  /* producer has pushed its last item */
-    _Alignas(64) struct item slot[RING_SIZE];
-};
 
 struct prod {
-    pthread_t tid;
     struct ring *ring;
     long nitems;
     uint64_t seed;
 };
 
 struct cons {
-    pthread_t tid;
     struct ring **rings;
     int nrings;
     long nfreed;
@@ -65,105 +47,48 @@ struct cons {
     char pad[64];
 };
 
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 static void *producer(void *arg)
 {
     struct prod *pr = arg;
-    struct ring *r = pr->ring;
+    struct ring_writer w = { pr->ring, 0, 0 };
     uint64_t rng = pr->seed;
-    unsigned long tail = 0, head = 0;
 
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
+    bench_start();
     for (long i = 0; i < pr->nitems; i++) {
         struct item it;
-        it.size = OBJ_SIZE;
-        it.tag = rng_next(&rng);
-        it.p = xmalloc(it.size);
-        stamp(it.p, it.size, it.tag);
-        for (int spin = 0; tail - head == RING_SIZE; spin++) {
-            head = atomic_load_explicit(&r->head, memory_order_acquire);
-            if (spin >= SPINS)
-                sched_yield();
-            else
-                cpu_relax();
-        }
-        r->slot[tail++ % RING_SIZE] = it;
-        /* publish in batches: the queue is not what is being measured */
-        if (tail % PUBLISH == 0)
-            atomic_store_explicit(&r->tail, tail, memory_order_release);
+        item_alloc(&it, OBJ_SIZE, &rng);
+        ring_push(&w, &it);
     }
-    atomic_store_explicit(&r->tail, tail, memory_order_release);
-    atomic_store_explicit(&r->done, 1, memory_order_release);
-    span_end(&span);
+    ring_close(&w);
+    bench_stop();
     return NULL;
 }
 
 static void free_batch(struct cons *c)
 {
-    for (int i = 0; i < c->nbatch; i++) {
-        struct item *it = &c->batch[i];
-        check(it->p, it->size, it->tag);
-        free(it->p);
-    }
+    for (int i = 0; i < c->nbatch; i++)
+        item_free(&c->batch[i]);
     c->nfreed += c->nbatch;
     c->nbatch = 0;
 }
 
-/* Takes everything currently in the ring into the batch, freeing the batch
- * whenever it fills; returns how many were taken. */
-static long consume(struct cons *c, struct ring *r)
+/* Takes an item into the batch, freeing the batch whenever it fills. */
+static void batch_taken(void *ctx, struct item *it)
 {
-    unsigned long head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    unsigned long tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-    long n = 0;
-    for (; head != tail; head++, n++) {
-        c->batch[c->nbatch++] = r->slot[head % RING_SIZE];
-        if (c->nbatch == BATCH)
-            free_batch(c);
-        if ((n % PUBLISH) == PUBLISH - 1)
-            atomic_store_explicit(&r->head, head + 1, memory_order_release);
-    }
-    atomic_store_explicit(&r->head, head, memory_order_release);
-    return n;
+    struct cons *c = ctx;
+    c->batch[c->nbatch++] = *it;
+    if (c->nbatch == BATCH)
+        free_batch(c);
 }
 
 static void *consumer(void *arg)
 {
     struct cons *c = arg;
-    int live = c->nrings, idle = 0;
 
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
-    while (live > 0) {
-        long got = 0;
-        live = 0;
-        for (int i = 0; i < c->nrings; i++) {
-            struct ring *r = c->rings[i];
-            /* read done before draining: whatever was pushed before done
-             * is seen by this drain */
-            int done = atomic_load_explicit(&r->done, memory_order_acquire);
-            got += consume(c, r);
-            if (!done)
-                live++;
-        }
-        if (got == 0 && ++idle >= SPINS) {
-            sched_yield();
-            idle = 0;
-        } else if (got == 0)
-            cpu_relax();
-    }
+    bench_start();
+    ring_serve(c->rings, c->nrings, batch_taken, c);
     free_batch(c);
-    span_end(&span);
+    bench_stop();
     return NULL;
 }
 
@@ -179,60 +104,39 @@ int main(int argc, char **argv)
 
     struct prod *prods = calloc((size_t)np, sizeof *prods);
     struct cons *conss = calloc((size_t)nc, sizeof *conss);
-    struct ring **rings = calloc((size_t)np, sizeof *rings);
-    if (prods == NULL || conss == NULL || rings == NULL)
+    if (prods == NULL || conss == NULL)
         return 1;
+    struct ring **rings = rings_new(np);
     for (int i = 0; i < np; i++) {
-        if (posix_memalign((void **)&rings[i], 64, sizeof(struct ring)) != 0)
-            return 1;
-        memset(rings[i], 0, sizeof(struct ring));
         prods[i].ring = rings[i];
         prods[i].nitems = total / np;
         prods[i].seed = 0xabcdefull * (uint64_t)(i + 1);
     }
     for (int c = 0; c < nc; c++) {
-        conss[c].rings = calloc((size_t)np, sizeof(struct ring *));
-        conss[c].batch = calloc(BATCH, sizeof(struct item));
-        if (conss[c].rings == NULL || conss[c].batch == NULL)
-            return 1;
-        for (int i = c; i < np; i += nc)
-            conss[c].rings[conss[c].nrings++] = rings[i];
+        conss[c].rings = rings_served_by(rings, np, c, nc, &conss[c].nrings);
+        conss[c].batch = xmalloc(sizeof(struct item) * BATCH);
     }
 
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
-    for (int i = 0; i < np; i++)
-        if (pthread_create(&prods[i].tid, NULL, producer, &prods[i]) != 0)
-            return 1;
-    for (int c = 0; c < nc; c++)
-        if (pthread_create(&conss[c].tid, NULL, consumer, &conss[c]) != 0)
-            return 1;
-    pthread_barrier_wait(&start_bar);
+    struct bench_group g[2] = {
+        { producer, prods, sizeof *prods, np },
+        { consumer, conss, sizeof *conss, nc },
+    };
+    double secs = bench_run_groups(g, 2, 1);
     long produced = 0, freed = 0;
-    for (int i = 0; i < np; i++) {
-        pthread_join(prods[i].tid, NULL);
-        produced += prods[i].nitems;
-    }
-    for (int c = 0; c < nc; c++) {
-        pthread_join(conss[c].tid, NULL);
-        freed += conss[c].nfreed;
-    }
-    double secs = span_secs(&span);
-
-    if (freed != produced && atomic_fetch_add(&bench_errors, 1) == 0)
-        fprintf(stderr, "prodcons_batch: produced %ld objects, freed %ld\n", produced, freed);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("prodcons_batch threads=%d producers=%d consumers=%d ops=%ld secs=%.4f mops_per_s=%.2f "
-           "peak_rss_kib=%ld verified=%s\n",
-           nthreads, np, nc, produced, secs, (double)produced / secs / 1e6,
-           peak_rss_kib(), errs ? "FAIL" : "ok");
     for (int i = 0; i < np; i++)
-        free(rings[i]);
+        produced += prods[i].nitems;
+    for (int c = 0; c < nc; c++)
+        freed += conss[c].nfreed;
+    bench_check_freed("produced", produced, freed);
+    printf("prodcons_batch threads=%d producers=%d consumers=%d ops=%ld secs=%.4f "
+           "mops_per_s=%.2f",
+           nthreads, np, nc, produced, secs, (double)produced / secs / 1e6);
+    rings_free(rings, np);
     for (int c = 0; c < nc; c++) {
         free(conss[c].rings);
         free(conss[c].batch);
     }
-    free(rings);
     free(prods);
     free(conss);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -40,9 +40,6 @@ struct thread {
     char pad[64];
 };
 
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
-
 static void *xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n);
@@ -148,8 +145,7 @@ static void *worker(void *arg)
 {
     struct thread *t = arg;
     uint64_t rng = 0x99ull * (uint64_t)(t->id + 1);
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
+    bench_start();
     double t0 = now_sec();
     for (long r = 0; r < t->double_rounds; r++)
         t->nrealloc += doubling_round(rng_next(&rng));
@@ -158,7 +154,7 @@ static void *worker(void *arg)
         t->nrealloc += increment_round(&rng);
     t->double_secs = t1 - t0;
     t->incr_secs = now_sec() - t1;
-    span_end(&span);
+    bench_stop();
     return NULL;
 }
 
@@ -172,33 +168,24 @@ int main(int argc, char **argv)
     struct thread *th = calloc((size_t)nthreads, sizeof *th);
     if (th == NULL)
         return 1;
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         th[i].id = i;
         th[i].double_rounds = dbl / nthreads > 0 ? dbl / nthreads : 1;
         th[i].incr_rounds = inc / nthreads > 0 ? inc / nthreads : 1;
-        if (pthread_create(&th[i].tid, NULL, worker, &th[i]) != 0) {
-            fprintf(stderr, "realloc: pthread_create failed\n");
-            return 1;
-        }
     }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, th, sizeof *th);
     long ops = 0;
     double dsecs = 0, isecs = 0;
     for (int i = 0; i < nthreads; i++) {
-        pthread_join(th[i].tid, NULL);
         ops += th[i].nrealloc;
         if (th[i].double_secs > dsecs)
             dsecs = th[i].double_secs;
         if (th[i].incr_secs > isecs)
             isecs = th[i].incr_secs;
     }
-    double secs = span_secs(&span);
-    unsigned long errs = atomic_load(&bench_errors);
     printf("realloc threads=%d ops=%ld secs=%.4f mops_per_s=%.3f doubling_secs=%.4f "
-           "increment_secs=%.4f peak_rss_kib=%ld verified=%s\n",
-           nthreads, ops, secs, (double)ops / secs / 1e6, dsecs, isecs, peak_rss_kib(),
-           errs ? "FAIL" : "ok");
+           "increment_secs=%.4f",
+           nthreads, ops, secs, (double)ops / secs / 1e6, dsecs, isecs);
     free(th);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -29,12 +29,6 @@ static const char usage[] =
 #define MAX_SIZE 2048
 #define POOL 256
 
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 struct job {
     pthread_t tid;
     uint64_t seed;

@@ -38,14 +38,7 @@ static const char usage[] =
 #define BIG_MAX 65536
 #define N (NSMALL + NBIG)
 
-struct item {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 struct job {
-    pthread_t tid;
     uint64_t seed;
 };
 
@@ -66,14 +59,10 @@ static void *worker(void *arg)
         stamp(it[i].p, it[i].size, it[i].tag);
     }
     /* a permutation of the small blocks: a stride coprime to NSMALL */
-    for (int k = 0, i = 0; k < NSMALL; k++, i = (i + 7919) % NSMALL) {
-        check(it[i].p, it[i].size, it[i].tag);
-        free(it[i].p);
-    }
-    for (int i = NSMALL; i < N; i++) {
-        check(it[i].p, it[i].size, it[i].tag);
-        free(it[i].p);
-    }
+    for (int k = 0, i = 0; k < NSMALL; k++, i = (i + 7919) % NSMALL)
+        item_free(&it[i]);
+    for (int i = NSMALL; i < N; i++)
+        item_free(&it[i]);
     free(it);
     return NULL;
 }
@@ -90,25 +79,18 @@ int main(int argc, char **argv)
     struct job *jobs = calloc((size_t)nthreads, sizeof *jobs);
     if (jobs == NULL)
         return 1;
+    struct bench_group g = { worker, jobs, sizeof *jobs, nthreads };
     double t0 = now_sec();
     for (long r = 0; r < rounds; r++) {
-        for (int i = 0; i < nthreads; i++) {
-            jobs[i].seed = 0x7e57ull * (uint64_t)(r * nthreads + i + 1);
-            if (pthread_create(&jobs[i].tid, NULL, worker, &jobs[i]) != 0) {
-                fprintf(stderr, "threadrounds: pthread_create failed\n");
-                return 1;
-            }
-        }
         for (int i = 0; i < nthreads; i++)
-            pthread_join(jobs[i].tid, NULL);
+            jobs[i].seed = 0x7e57ull * (uint64_t)(r * nthreads + i + 1);
+        bench_run_groups(&g, 1, 0);
     }
     double secs = now_sec() - t0;
     long ops = rounds * nthreads * (long)N;
-    unsigned long errs = atomic_load(&bench_errors);
     printf("threadrounds threads=%d rounds=%ld ops=%ld secs=%.4f mops_per_s=%.2f "
-           "ms_per_round=%.3f peak_rss_kib=%ld verified=%s\n",
-           nthreads, rounds, ops, secs, (double)ops / secs / 1e6,
-           secs * 1e3 / (double)rounds, peak_rss_kib(), errs ? "FAIL" : "ok");
+           "ms_per_round=%.3f",
+           nthreads, rounds, ops, secs, (double)ops / secs / 1e6, secs * 1e3 / (double)rounds);
     free(jobs);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -43,7 +43,6 @@ struct obj {
 };
 
 struct thread {
-    pthread_t tid;
     int id;
     long nitems;
     long nfreed;
@@ -53,8 +52,6 @@ struct thread {
 
 static struct thread *threads;
 static int nthreads;
-static pthread_barrier_t start_bar;
-static struct span span = SPAN_INIT;
 static atomic_int nfinished;
 
 static uint64_t addr_tag(const void *p)
@@ -115,8 +112,7 @@ static void *worker(void *arg)
     struct thread *t = arg;
     uint64_t rng = 0x32323ull * (uint64_t)(t->id + 1);
 
-    pthread_barrier_wait(&start_bar);
-    span_begin(&span);
+    bench_start();
     for (long i = 1; i <= t->nitems; i++) {
         int to = nthreads == 1 ? 0
                  : (t->id + 1 + (int)(rng_next(&rng) % (uint64_t)(nthreads - 1))) % nthreads;
@@ -130,7 +126,7 @@ static void *worker(void *arg)
         if (drain(t) == 0)
             sched_yield();
     drain(t);
-    span_end(&span);
+    bench_stop();
     return NULL;
 }
 
@@ -144,31 +140,20 @@ int main(int argc, char **argv)
     threads = calloc((size_t)nthreads, sizeof *threads);
     if (threads == NULL)
         return 1;
-    pthread_barrier_init(&start_bar, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
         threads[i].id = i;
         threads[i].nitems = total / nthreads;
         atomic_init(&threads[i].queue, NULL);
-        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0) {
-            fprintf(stderr, "xthread32: pthread_create failed\n");
-            return 1;
-        }
     }
-    pthread_barrier_wait(&start_bar);
+    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
     long sent = 0, freed = 0;
     for (int i = 0; i < nthreads; i++) {
-        pthread_join(threads[i].tid, NULL);
         sent += threads[i].nitems;
-    }
-    for (int i = 0; i < nthreads; i++)
         freed += threads[i].nfreed;
-    double secs = span_secs(&span);
-    if (freed != sent && atomic_fetch_add(&bench_errors, 1) == 0)
-        fprintf(stderr, "xthread32: sent %ld objects, freed %ld\n", sent, freed);
-    unsigned long errs = atomic_load(&bench_errors);
-    printf("xthread32 threads=%d ops=%ld secs=%.4f mops_per_s=%.2f peak_rss_kib=%ld verified=%s\n",
-           nthreads, sent, secs, (double)sent / secs / 1e6, peak_rss_kib(),
-           errs ? "FAIL" : "ok");
+    }
+    bench_check_freed("sent", sent, freed);
+    printf("xthread32 threads=%d ops=%ld secs=%.4f mops_per_s=%.2f",
+           nthreads, sent, secs, (double)sent / secs / 1e6);
     free(threads);
-    return errs ? 1 : 0;
+    return bench_report();
 }

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +197,147 @@ uint64_t hk_test_xorshift(uint64_t *s) {
 int hk_test_uptr_cmp(const void *a, const void *b) {
     uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* ---- children (harness.h) ---- */
+
+const char *hk_test_role(void) {
+    static char buf[8192];
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    ssize_t n = 0, r;
+    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+        n += r;
+    close(fd);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    size_t a0 = strlen(buf);
+    if ((ssize_t)a0 + 1 >= n) return NULL;
+    return buf + a0 + 1;
+}
+
+/* One read from a child's pipe into buf (the first cap - 1 bytes kept,
+ * all counted); closes the pipe at its end. */
+static void collect(int *fd, char *buf, size_t cap, size_t *bytes, size_t *lines, char *last) {
+    char tmp[4096];
+    ssize_t n = read(*fd, tmp, sizeof tmp);
+    if (n <= 0) {
+        if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            close(*fd);
+            *fd = -1;
+        }
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (*bytes + 1 < cap) buf[*bytes] = tmp[i];
+        (*bytes)++;
+        if (lines && tmp[i] == '\n') (*lines)++;
+        *last = tmp[i];
+    }
+    buf[*bytes + 1 < cap ? *bytes : cap - 1] = '\0';
+}
+
+/* The child's side: environment, pipes, exec; never returns. */
+static void exec_self(const char *exe, const char *role, int po[2], int pe[2], va_list env) {
+    dup2(po[1], 1);
+    dup2(pe[1], 2);
+    close(po[0]);
+    close(po[1]);
+    close(pe[0]);
+    close(pe[1]);
+    unsetenv("HAKMEM_TEST_FILTER");
+    for (const char *name; (name = va_arg(env, const char *)) != NULL;) {
+        const char *value = va_arg(env, const char *);
+        if (value) setenv(name, value, 1);
+        else unsetenv(name);
+    }
+    alarm(30);
+    execl(exe, exe, role, (char *)NULL);
+    _exit(127);
+}
+
+int hk_test_run_self(struct hk_test_child *c, const char *role, ...) {
+    char exe[4096];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    memset(c, 0, sizeof *c);
+    c->status = -1;
+    if (el <= 0) return -1;
+    exe[el] = '\0';
+    int po[2], pe[2];
+    if (pipe(po) != 0) return -1;
+    if (pipe(pe) != 0) {
+        close(po[0]);
+        close(po[1]);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        va_list env;
+        va_start(env, role);
+        exec_self(exe, role, po, pe, env);
+    }
+    close(po[1]);
+    close(pe[1]);
+    int fo = po[0], fe = pe[0];
+    char last_o = '\n', last_e = '\n';
+    while (fo >= 0 || fe >= 0) {
+        struct pollfd pf[2];
+        int np = 0;
+        if (fo >= 0) pf[np++] = (struct pollfd){.fd = fo, .events = POLLIN};
+        if (fe >= 0) pf[np++] = (struct pollfd){.fd = fe, .events = POLLIN};
+        if (poll(pf, (nfds_t)np, 60000) <= 0) break;
+        for (int i = 0; i < np; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (pf[i].fd == fo) collect(&fo, c->out, sizeof c->out, &c->out_bytes, NULL, &last_o);
+            else collect(&fe, c->err, sizeof c->err, &c->err_bytes, &c->err_lines, &last_e);
+        }
+    }
+    if (fo >= 0) close(fo);
+    if (fe >= 0) close(fe);
+    if (c->err_bytes > 0 && last_e != '\n') c->err_lines++;
+    int st;
+    pid_t w;
+    do w = waitpid(pid, &st, 0);
+    while (w < 0 && errno == EINTR);
+    if (w != pid) return -1;
+    c->status = st;
+    return 0;
+}
+
+bool hk_test_exited_ok(const struct hk_test_child *c) {
+    return c->status >= 0 && WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
+}
+
+void hk_test_describe_status(const struct hk_test_child *c, char *buf, size_t n) {
+    if (c->status < 0) snprintf(buf, n, "did not run");
+    else if (WIFEXITED(c->status)) snprintf(buf, n, "exit %d", WEXITSTATUS(c->status));
+    else if (WIFSIGNALED(c->status)) snprintf(buf, n, "signal %d", WTERMSIG(c->status));
+    else snprintf(buf, n, "status %#x", c->status);
+}
+
+bool hk_test_child_value(const struct hk_test_child *c, const char *name, char *val, size_t n) {
+    size_t nl = strlen(name);
+    const char *s = c->out;
+    while (s && *s) {
+        if (strncmp(s, name, nl) == 0 && s[nl] == '=') {
+            const char *v = s + nl + 1;
+            size_t k = strcspn(v, "\n");
+            if (k >= n) k = n - 1;
+            memcpy(val, v, k);
+            val[k] = '\0';
+            return true;
+        }
+        s = strchr(s, '\n');
+        if (s) s++;
+    }
+    return false;
 }
 
 int hk_test_main(void) {

@@ -52,6 +52,35 @@ size_t hk_test_rss_bytes(void);              /* resident set size in bytes */
 uint64_t hk_test_xorshift(uint64_t *state);  /* xorshift64; state nonzero */
 int hk_test_uptr_cmp(const void *a, const void *b); /* qsort of uintptr_t */
 
+/*
+ * Children: a test binary re-executes itself (/proc/self/exe) with argv[1]
+ * naming a role; a constructor of the test file asks hk_test_role() for it,
+ * runs the role and exits before the tests would start.
+ */
+/* argv[1] of this process (read from /proc/self/cmdline, so it works in a
+ * constructor), or NULL when there is none. */
+const char *hk_test_role(void);
+
+struct hk_test_child {
+    int status;             /* from waitpid, or -1 when it did not run */
+    char out[16384];        /* first bytes of stdout, NUL-terminated */
+    char err[16384];        /* first bytes of stderr, NUL-terminated */
+    size_t out_bytes, err_bytes;    /* all it wrote, kept or not */
+    size_t err_lines;       /* newlines on stderr, plus a last unterminated line */
+};
+
+/* Runs this binary as `role` (stdout and stderr captured into *c, killed by
+ * SIGALRM after 30 s) in this environment less HAKMEM_TEST_FILTER, with the
+ * NAME, VALUE pairs that follow role set (a NULL VALUE unsets NAME); a NULL
+ * NAME ends the list.  Returns 0, or -1 when it could not run it. */
+int hk_test_run_self(struct hk_test_child *c, const char *role, ...)
+    __attribute__((sentinel));
+bool hk_test_exited_ok(const struct hk_test_child *c);       /* exit 0 */
+/* "exit N", "signal N", "did not run" or "status 0x..." into buf. */
+void hk_test_describe_status(const struct hk_test_child *c, char *buf, size_t n);
+/* The value after "name=" at the start of a line of the child's stdout. */
+bool hk_test_child_value(const struct hk_test_child *c, const char *name, char *val, size_t n);
+
 #define TEST(name)                                                        \
     static void name(void);                                               \
     __attribute__((constructor)) static void hk_reg_##name(void) {        \

@@ -9,16 +9,11 @@
 #include "harness.h"
 #include <hakmem/hakmem.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
@@ -176,18 +171,8 @@ static int child_phases(void) {
 }
 
 __attribute__((constructor)) static void child_dispatch(void) {
-    char buf[8192];
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ssize_t n = 0, r;
-    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-        n += r;
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    size_t a0 = strlen(buf);
-    if ((ssize_t)a0 + 1 >= n) return;
-    const char *arg1 = buf + a0 + 1;
+    const char *arg1 = hk_test_role();
+    if (arg1 == NULL) return;
     int rc;
     if (strcmp(arg1, "--child") == 0) rc = child_basic();
     else if (strcmp(arg1, "--child-opts") == 0) rc = child_opts();
@@ -201,116 +186,10 @@ __attribute__((constructor)) static void child_dispatch(void) {
 
 /* ---------------- the parent side ---------------- */
 
-struct child {
-    int status;         /* from waitpid, or -1 */
-    char out[16384];    /* first bytes of stdout */
-    char err[16384];    /* first bytes of stderr */
-    size_t out_bytes, err_bytes;
-    size_t err_lines;   /* newlines on stderr, plus a last unterminated line */
-};
-
-static void collect(int fd, char *buf, size_t cap, size_t *bytes, size_t *lines,
-                    int *open_fd, char *last) {
-    char tmp[4096];
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n <= 0) {
-        if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-            close(fd);
-            *open_fd = -1;
-        }
-        return;
-    }
-    for (ssize_t i = 0; i < n; i++) {
-        if (*bytes + 1 < cap) buf[*bytes] = tmp[i];
-        (*bytes)++;
-        if (lines && tmp[i] == '\n') (*lines)++;
-        *last = tmp[i];
-    }
-    buf[*bytes + 1 < cap ? *bytes : cap - 1] = '\0';
-}
-
 /* Runs this binary as `role` with HAKMEM_CONF = conf (unset when NULL). */
-static int run_child(const char *role, const char *conf, struct child *c) {
-    char exe[4096];
-    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    memset(c, 0, sizeof *c);
-    c->status = -1;
-    if (el <= 0) return -1;
-    exe[el] = '\0';
-    int po[2], pe[2];
-    if (pipe(po) != 0) return -1;
-    if (pipe(pe) != 0) { close(po[0]); close(po[1]); return -1; }
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
-        unsetenv("HAKMEM_MODE");
-        unsetenv("HAKMEM_TEST_FILTER");
-        if (conf) setenv("HAKMEM_CONF", conf, 1);
-        else unsetenv("HAKMEM_CONF");
-        alarm(30);
-        execl(exe, exe, role, (char *)NULL);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    int fo = po[0], fe = pe[0];
-    char last_o = '\n', last_e = '\n';
-    while (fo >= 0 || fe >= 0) {
-        struct pollfd pf[2];
-        int np = 0;
-        if (fo >= 0) pf[np++] = (struct pollfd){ .fd = fo, .events = POLLIN };
-        if (fe >= 0) pf[np++] = (struct pollfd){ .fd = fe, .events = POLLIN };
-        if (poll(pf, (nfds_t)np, 60000) <= 0) break;
-        for (int i = 0; i < np; i++) {
-            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            if (pf[i].fd == fo)
-                collect(fo, c->out, sizeof c->out, &c->out_bytes, NULL, &fo, &last_o);
-            else
-                collect(fe, c->err, sizeof c->err, &c->err_bytes, &c->err_lines, &fe, &last_e);
-        }
-    }
-    if (fo >= 0) close(fo);
-    if (fe >= 0) close(fe);
-    if (c->err_bytes > 0 && last_e != '\n') c->err_lines++;
-    int st;
-    pid_t w;
-    do w = waitpid(pid, &st, 0); while (w < 0 && errno == EINTR);
-    if (w != pid) return -1;
-    c->status = st;
-    return 0;
-}
-
-static bool exited_ok(const struct child *c) {
-    return c->status >= 0 && WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
-}
-
-static void describe_status(const struct child *c, char *buf, size_t n) {
-    if (c->status < 0) snprintf(buf, n, "did not run");
-    else if (WIFEXITED(c->status)) snprintf(buf, n, "exit %d", WEXITSTATUS(c->status));
-    else if (WIFSIGNALED(c->status)) snprintf(buf, n, "signal %d", WTERMSIG(c->status));
-    else snprintf(buf, n, "status %#x", c->status);
-}
-
-/* The value after "name=" on its own line of the child's stdout. */
-static bool get_value(const struct child *c, const char *name, char *val, size_t n) {
-    size_t nl = strlen(name);
-    const char *s = c->out;
-    while (s && *s) {
-        if (strncmp(s, name, nl) == 0 && s[nl] == '=') {
-            const char *v = s + nl + 1;
-            size_t k = strcspn(v, "\n");
-            if (k >= n) k = n - 1;
-            memcpy(val, v, k);
-            val[k] = '\0';
-            return true;
-        }
-        s = strchr(s, '\n');
-        if (s) s++;
-    }
-    return false;
+static int run_child(const char *role, const char *conf, struct hk_test_child *c) {
+    return hk_test_run_self(c, role, "HAKMEM_MODE", (char *)NULL, "HAKMEM_CONF", conf,
+                            (char *)NULL);
 }
 
 static char *repeat(const char *unit, size_t total) {
@@ -329,14 +208,14 @@ static size_t count_keys(const char *s) {
 }
 
 static void check_bad(const char *conf, const char *label) {
-    struct child c;
+    struct hk_test_child c;
     char st[64];
     if (run_child("--child", conf, &c) != 0) {
         hk_test_fail(__FILE__, __LINE__, "could not run the child for %s", label);
         return;
     }
-    if (!exited_ok(&c)) {
-        describe_status(&c, st, sizeof st);
+    if (!hk_test_exited_ok(&c)) {
+        hk_test_describe_status(&c, st, sizeof st);
         hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=%s: child %s; stderr: %.300s", label,
                      st, c.err);
     }
@@ -407,30 +286,30 @@ TEST(conf_good_strings_are_silent) {
         "narenas:2,narenas:3",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        struct child c;
+        struct hk_test_child c;
         char st[64];
         if (run_child("--child", good[i], &c) != 0) {
             hk_test_fail(__FILE__, __LINE__, "could not run the child");
             continue;
         }
-        if (!exited_ok(&c)) {
-            describe_status(&c, st, sizeof st);
+        if (!hk_test_exited_ok(&c)) {
+            hk_test_describe_status(&c, st, sizeof st);
             hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": child %s", good[i], st);
         }
         if (c.err_bytes != 0)
             hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\" printed: %.300s", good[i],
                          c.err);
     }
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_EQ_U(run_child("--child", NULL, &c), 0, "run child");
-    EXPECT_TRUE(exited_ok(&c), "child without HAKMEM_CONF exits 0");
+    EXPECT_TRUE(hk_test_exited_ok(&c), "child without HAKMEM_CONF exits 0");
     EXPECT_EQ_U(c.err_bytes, 0, "no HAKMEM_CONF: nothing on stderr");
 }
 
-static void expect_opt(const struct child *c, const char *conf, const char *name,
+static void expect_opt(const struct hk_test_child *c, const char *conf, const char *name,
                        const char *want) {
     char v[64];
-    if (!get_value(c, name, v, sizeof v))
+    if (!hk_test_child_value(c, name, v, sizeof v))
         hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": child printed no %s: %.200s",
                      conf ? conf : "(unset)", name, c->out);
     else if (strcmp(v, want) != 0)
@@ -438,14 +317,14 @@ static void expect_opt(const struct child *c, const char *conf, const char *name
                      conf ? conf : "(unset)", name, v, want);
 }
 
-static bool run_opts(const char *conf, struct child *c) {
+static bool run_opts(const char *conf, struct hk_test_child *c) {
     char st[64];
     if (run_child("--child-opts", conf, c) != 0) {
         hk_test_fail(__FILE__, __LINE__, "could not run the child");
         return false;
     }
-    if (!exited_ok(c)) {
-        describe_status(c, st, sizeof st);
+    if (!hk_test_exited_ok(c)) {
+        hk_test_describe_status(c, st, sizeof st);
         hk_test_fail(__FILE__, __LINE__, "HAKMEM_CONF=\"%s\": child %s; stderr %.200s",
                      conf ? conf : "(unset)", st, c->err);
         return false;
@@ -454,7 +333,7 @@ static bool run_opts(const char *conf, struct child *c) {
 }
 
 TEST(conf_options_visible_under_opt) {
-    static struct child c;
+    static struct hk_test_child c;
     const char *conf = "narenas:3,tcache:0,bigcache_max_mb:8,decay_ms:0";
     if (run_opts(conf, &c)) {
         expect_opt(&c, conf, "opt.narenas", "3");
@@ -481,7 +360,7 @@ TEST(conf_options_visible_under_opt) {
 }
 
 TEST(conf_later_keys_win) {
-    static struct child c;
+    static struct hk_test_child c;
     const char *conf = "narenas:2,tcache:0,narenas:5,decay_ms:7,tcache:1,decay_ms:9";
     if (run_opts(conf, &c)) {
         expect_opt(&c, conf, "opt.narenas", "5");
@@ -491,13 +370,13 @@ TEST(conf_later_keys_win) {
 }
 
 TEST(conf_bad_value_keeps_default) {
-    static struct child dflt, c;
+    static struct hk_test_child dflt, c;
     if (!run_opts(NULL, &dflt)) return;
     static const char *names[] = { "opt.narenas", "opt.tcache", "opt.decay_ms",
                                    "opt.bigcache_max_mb" };
     char want[4][64];
     for (int i = 0; i < 4; i++) {
-        if (!get_value(&dflt, names[i], want[i], sizeof want[i]) ||
+        if (!hk_test_child_value(&dflt, names[i], want[i], sizeof want[i]) ||
             strncmp(want[i], "ERR", 3) == 0) {
             hk_test_fail(__FILE__, __LINE__, "default %s unreadable: %.200s", names[i],
                          dflt.out);
@@ -523,20 +402,20 @@ TEST(conf_bad_value_keeps_default) {
 }
 
 TEST(conf_stats_print_writes_at_exit) {
-    static struct child c;
+    static struct hk_test_child c;
     REQUIRE_EQ_U(run_child("--child", "stats_print:1", &c), 0, "run child");
-    EXPECT_TRUE(exited_ok(&c), "child with stats_print:1 exits 0");
+    EXPECT_TRUE(hk_test_exited_ok(&c), "child with stats_print:1 exits 0");
     EXPECT_GT_U(c.out_bytes + c.err_bytes, 0, "stats_print:1 printed nothing at exit");
     REQUIRE_EQ_U(run_child("--child", "stats_print:0", &c), 0, "run child");
-    EXPECT_TRUE(exited_ok(&c), "child with stats_print:0 exits 0");
+    EXPECT_TRUE(hk_test_exited_ok(&c), "child with stats_print:0 exits 0");
     EXPECT_EQ_U(c.out_bytes + c.err_bytes, 0, "stats_print:0 printed something");
 }
 
 static long bigcache_hits(const char *conf) {
-    static struct child c;
+    static struct hk_test_child c;
     char v[64];
-    if (run_child("--child-bigcache", conf, &c) != 0 || !exited_ok(&c) ||
-        !get_value(&c, "hits", v, sizeof v)) {
+    if (run_child("--child-bigcache", conf, &c) != 0 || !hk_test_exited_ok(&c) ||
+        !hk_test_child_value(&c, "hits", v, sizeof v)) {
         hk_test_fail(__FILE__, __LINE__, "bigcache child with \"%s\" failed: %.200s",
                      conf ? conf : "(unset)", c.err);
         return -1;
@@ -560,9 +439,9 @@ TEST(conf_bigcache_max_mb_zero_disables_reuse) {
 /* Runs a fill/free child; checks that at least half of what it added to
  * its resident size was gone at the end. */
 static void expect_memory_returned(const char *role, const char *conf, const char *what) {
-    static struct child c;
+    static struct hk_test_child c;
     REQUIRE_EQ_U(run_child(role, conf, &c), 0, "run child");
-    REQUIRE_TRUE(exited_ok(&c), "fill/free child exits 0");
+    REQUIRE_TRUE(hk_test_exited_ok(&c), "fill/free child exits 0");
     size_t r0 = 0, r1 = 0, r2 = 0;
     int ctl = -1;
     const char *s = strstr(c.out, "rss=");
@@ -595,9 +474,9 @@ TEST(conf_single_arena_purge_lowers_rss) {
 /* With the thread cache off, pages a size class emptied still go back to
  * be reused by other classes (test_fragmentation checks the default). */
 TEST(conf_tcache_off_pages_move_between_classes) {
-    static struct child c;
+    static struct hk_test_child c;
     REQUIRE_EQ_U(run_child("--child-phases", "tcache:0", &c), 0, "run child");
-    REQUIRE_TRUE(exited_ok(&c), "phases child exits 0");
+    REQUIRE_TRUE(hk_test_exited_ok(&c), "phases child exits 0");
     size_t r0 = 0, peak = 0;
     const char *s = strstr(c.out, "phases=");
     REQUIRE_TRUE(s && sscanf(s, "phases=%zu,%zu", &r0, &peak) == 2, "phases child output");

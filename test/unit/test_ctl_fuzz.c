@@ -14,14 +14,11 @@
 #include <hakmem/hakmem.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -721,63 +718,15 @@ static int child_fuzz(void) {
 }
 
 __attribute__((constructor)) static void child_dispatch(void) {
-    char buf[4096];
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ssize_t n = 0, r;
-    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-        n += r;
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    size_t a0 = strlen(buf);
-    if ((ssize_t)a0 + 1 >= n) return;
-    if (strcmp(buf + a0 + 1, "--child-fuzz") == 0) exit(child_fuzz());
+    const char *role = hk_test_role();
+    if (role && strcmp(role, "--child-fuzz") == 0) exit(child_fuzz());
 }
 
-/* Runs the fuzz child; returns its wait status, or -1.  Output is drained
- * and dropped. */
+/* Runs the fuzz child; returns its wait status, or -1.  Output is dropped. */
 static int run_child(const char *mode, const char *conf) {
-    char exe[4096];
-    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (el <= 0) return -1;
-    exe[el] = '\0';
-    int po[2];
-    if (pipe(po) != 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(po[0]);
-        close(po[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(po[1], 2);
-        close(po[0]);
-        close(po[1]);
-        unsetenv("HAKMEM_TEST_FILTER");
-        if (mode) setenv("HAKMEM_MODE", mode, 1);
-        else unsetenv("HAKMEM_MODE");
-        if (conf) setenv("HAKMEM_CONF", conf, 1);
-        else unsetenv("HAKMEM_CONF");
-        alarm(30);
-        execl(exe, exe, "--child-fuzz", (char *)NULL);
-        _exit(127);
-    }
-    close(po[1]);
-    char tmp[4096];
-    for (;;) {
-        struct pollfd pf = {.fd = po[0], .events = POLLIN};
-        if (poll(&pf, 1, 60000) <= 0) break;
-        ssize_t r = read(po[0], tmp, sizeof tmp);
-        if (r == 0 || (r < 0 && errno != EINTR)) break;
-    }
-    close(po[0]);
-    int st;
-    pid_t w;
-    do w = waitpid(pid, &st, 0);
-    while (w < 0 && errno == EINTR);
-    return w == pid ? st : -1;
+    static struct hk_test_child c;
+    hk_test_run_self(&c, "--child-fuzz", "HAKMEM_MODE", mode, "HAKMEM_CONF", conf, (char *)NULL);
+    return c.status;
 }
 
 static const char *const conf_keys[] = {

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,7 +29,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,142 +167,31 @@ static int child_small(void) {
 }
 
 __attribute__((constructor)) static void child_dispatch(void) {
-    char buf[4096];
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ssize_t n = 0, r;
-    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-        n += r;
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    size_t a0 = strlen(buf);
-    if ((ssize_t)a0 + 1 >= n) return;
-    const char *arg1 = buf + a0 + 1;
-    if (strcmp(arg1, "--child-small") == 0) exit(child_small());
+    const char *role = hk_test_role();
+    if (role && strcmp(role, "--child-small") == 0) exit(child_small());
 }
 
 /* ---------------- the parent side ---------------- */
 
-struct child {
-    int status;
-    char out[8192];
-    char err[8192];
-    size_t out_bytes, err_bytes;
-};
-
-static void collect(int *fd, char *buf, size_t cap, size_t *bytes) {
-    char tmp[4096];
-    ssize_t n = read(*fd, tmp, sizeof tmp);
-    if (n <= 0) {
-        if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-            close(*fd);
-            *fd = -1;
-        }
-        return;
-    }
-    for (ssize_t i = 0; i < n; i++) {
-        if (*bytes + 1 < cap) buf[*bytes] = tmp[i];
-        (*bytes)++;
-    }
-    buf[*bytes + 1 < cap ? *bytes : cap - 1] = '\0';
-}
-
 /* Runs this binary as `role` with HAKMEM_MODE and HAKMEM_CONF set (unset
  * when NULL). */
-static int run_child(const char *role, const char *mode, const char *conf, struct child *c) {
-    char exe[4096];
-    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    memset(c, 0, sizeof *c);
-    c->status = -1;
-    if (el <= 0) return -1;
-    exe[el] = '\0';
-    int po[2], pe[2];
-    if (pipe(po) != 0) return -1;
-    if (pipe(pe) != 0) {
-        close(po[0]);
-        close(po[1]);
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]);
-        close(po[1]);
-        close(pe[0]);
-        close(pe[1]);
-        unsetenv("HAKMEM_TEST_FILTER");
-        if (mode) setenv("HAKMEM_MODE", mode, 1);
-        else unsetenv("HAKMEM_MODE");
-        if (conf) setenv("HAKMEM_CONF", conf, 1);
-        else unsetenv("HAKMEM_CONF");
-        alarm(30);
-        execl(exe, exe, role, (char *)NULL);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    int fo = po[0], fe = pe[0];
-    while (fo >= 0 || fe >= 0) {
-        struct pollfd pf[2];
-        int np = 0;
-        if (fo >= 0) pf[np++] = (struct pollfd){.fd = fo, .events = POLLIN};
-        if (fe >= 0) pf[np++] = (struct pollfd){.fd = fe, .events = POLLIN};
-        if (poll(pf, (nfds_t)np, 60000) <= 0) break;
-        for (int i = 0; i < np; i++) {
-            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            if (pf[i].fd == fo) collect(&fo, c->out, sizeof c->out, &c->out_bytes);
-            else collect(&fe, c->err, sizeof c->err, &c->err_bytes);
-        }
-    }
-    if (fo >= 0) close(fo);
-    if (fe >= 0) close(fe);
-    int st;
-    pid_t w;
-    do w = waitpid(pid, &st, 0);
-    while (w < 0 && errno == EINTR);
-    if (w != pid) return -1;
-    c->status = st;
-    return 0;
+static int run_child(const char *role, const char *mode, const char *conf, struct hk_test_child *c) {
+    return hk_test_run_self(c, role, "HAKMEM_MODE", mode, "HAKMEM_CONF", conf, (char *)NULL);
 }
 
-static bool exited_ok(const struct child *c) {
-    return c->status >= 0 && WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
-}
-
-static bool get_value(const struct child *c, const char *name, char *val, size_t n) {
-    size_t nl = strlen(name);
-    const char *s = c->out;
-    while (s && *s) {
-        if (strncmp(s, name, nl) == 0 && s[nl] == '=') {
-            const char *v = s + nl + 1;
-            size_t k = strcspn(v, "\n");
-            if (k >= n) k = n - 1;
-            memcpy(val, v, k);
-            val[k] = '\0';
-            return true;
-        }
-        s = strchr(s, '\n');
-        if (s) s++;
-    }
-    return false;
-}
-
-static unsigned long long get_ull(const struct child *c, const char *name) {
+static unsigned long long get_ull(const struct hk_test_child *c, const char *name) {
     char v[64];
-    if (!get_value(c, name, v, sizeof v)) return ~0ull;
+    if (!hk_test_child_value(c, name, v, sizeof v)) return ~0ull;
     return strtoull(v, NULL, 10);
 }
 
 /* Runs the small-block child; on success *c holds its report. */
-static bool run_small(const char *mode, const char *conf, struct child *c) {
+static bool run_small(const char *mode, const char *conf, struct hk_test_child *c) {
     if (run_child("--child-small", mode, conf, c) != 0) {
         hk_test_fail(__FILE__, __LINE__, "could not run the child");
         return false;
     }
-    if (!exited_ok(c)) {
+    if (!hk_test_exited_ok(c)) {
         hk_test_fail(__FILE__, __LINE__,
                      "HAKMEM_MODE=%s HAKMEM_CONF=%s: child status %#x; stderr: %.300s",
                      mode ? mode : "(unset)", conf ? conf : "(unset)", (unsigned)c->status,
@@ -314,10 +201,10 @@ static bool run_small(const char *mode, const char *conf, struct child *c) {
     return true;
 }
 
-static void expect_child_value(const struct child *c, const char *what, const char *name,
+static void expect_child_value(const struct hk_test_child *c, const char *what, const char *name,
                                const char *want) {
     char v[64];
-    if (!get_value(c, name, v, sizeof v))
+    if (!hk_test_child_value(c, name, v, sizeof v))
         hk_test_fail(__FILE__, __LINE__, "%s: child printed no %s: %.200s", what, name, c->out);
     else if (strcmp(v, want) != 0)
         hk_test_fail(__FILE__, __LINE__, "%s: %s is %s, want %s", what, name, v, want);
@@ -329,7 +216,7 @@ static void preset_string(unsigned m, char out4[5]) {
 }
 
 TEST(modes_minimal_at_startup_never_hits_tcache) {
-    static struct child c;
+    static struct hk_test_child c;
     if (!run_small("minimal", NULL, &c)) return;
     unsigned long long nm = get_ull(&c, "nmalloc"), hits = get_ull(&c, "hits"),
                        all = get_ull(&c, "allhits");
@@ -346,7 +233,7 @@ TEST(modes_minimal_at_startup_never_hits_tcache) {
 }
 
 TEST(modes_default_balanced_hits_tcache) {
-    static struct child c;
+    static struct hk_test_child c;
     if (!run_small(NULL, NULL, &c)) return;
     unsigned long long nm = get_ull(&c, "nmalloc"), hits = get_ull(&c, "hits");
     hk_test_log("default: nmalloc +%llu, tcache_hits +%llu", nm, hits);
@@ -362,7 +249,7 @@ TEST(modes_default_balanced_hits_tcache) {
 }
 
 TEST(modes_every_mode_at_startup_applies_its_preset) {
-    static struct child c;
+    static struct hk_test_child c;
     for (unsigned m = 0; m < 5; m++) {
         if (!run_small(mode_names[m], NULL, &c)) continue;
         char want[5], what[64];
@@ -386,7 +273,7 @@ TEST(modes_every_mode_at_startup_applies_its_preset) {
 }
 
 TEST(modes_env_mode_refined_by_conf) {
-    static struct child c;
+    static struct hk_test_child c;
     /* HAKMEM_MODE picks the preset, HAKMEM_CONF refines it. */
     if (run_small("minimal", "tcache:1", &c)) {
         expect_child_value(&c, "minimal + tcache:1", "features", "1000");

@@ -12,7 +12,6 @@
 #include "harness.h"
 #include <hakmem/hakmem.h>
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -165,73 +164,25 @@ static int run_role(const char *role) {
 }
 
 __attribute__((constructor)) static void child_dispatch(void) {
-    char buf[4096];
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ssize_t n = 0, r;
-    while (n < (ssize_t)sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-        n += r;
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    size_t a0 = strlen(buf);
-    if ((ssize_t)a0 + 1 >= n) return;
-    int rc = run_role(buf + a0 + 1);
+    const char *role = hk_test_role();
+    int rc = role ? run_role(role) : -1;
     if (rc >= 0) exit(rc);
 }
 
 /* ---------------- the parent side ---------------- */
 
-struct child {
-    int status;
-    char err[8192];
-};
-
 /* Runs this binary as role with HAKMEM_MODE and HAKMEM_CONF (unset when
- * NULL); stderr captured.  False when it could not run. */
-static bool run_child(const char *role, const char *mode, const char *conf, struct child *c) {
-    char exe[4096];
-    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    memset(c, 0, sizeof *c);
-    if (el <= 0) return false;
-    exe[el] = '\0';
-    int pe[2];
-    if (pipe(pe) != 0) return false;
-    pid_t pid = fork();
-    if (pid < 0) return false;
-    if (pid == 0) {
-        dup2(pe[1], 2);
-        close(pe[0]);
-        close(pe[1]);
-        if (mode) setenv("HAKMEM_MODE", mode, 1);
-        else unsetenv("HAKMEM_MODE");
-        if (conf) setenv("HAKMEM_CONF", conf, 1);
-        else unsetenv("HAKMEM_CONF");
-        alarm(30);
-        execl(exe, exe, role, (char *)NULL);
-        _exit(127);
-    }
-    close(pe[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < sizeof c->err && (r = read(pe[0], c->err + n, sizeof c->err - 1 - n)) > 0)
-        n += (size_t)r;
-    c->err[n] = '\0';
-    close(pe[0]);
-    waitpid(pid, &c->status, 0);
-    return true;
+ * NULL).  False when it could not run. */
+static bool run_child(const char *role, const char *mode, const char *conf, struct hk_test_child *c) {
+    return hk_test_run_self(c, role, "HAKMEM_MODE", mode, "HAKMEM_CONF", conf, (char *)NULL) == 0;
 }
 
-static bool died_of_abort(const struct child *c) {
+static bool died_of_abort(const struct hk_test_child *c) {
     return WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGABRT;
 }
 
-static bool exited_0(const struct child *c) {
-    return WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
-}
-
 TEST(research_double_free_aborts_by_default) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--double-free", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
@@ -240,27 +191,27 @@ TEST(research_double_free_aborts_by_default) {
 }
 
 TEST(research_overrun_aborts_by_default) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--overrun", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
 }
 
 TEST(research_remote_double_free_aborts) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--remote-double-free", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
 }
 
 TEST(research_abort_on_error_0_reports_and_continues) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--double-free", "research", "abort_on_error:0", &c), "child runs");
-    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(hk_test_exited_ok(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
     /* Later keys win: the key after the preset overrides it... */
     REQUIRE_TRUE(run_child("--overrun", NULL, "mode:research,abort_on_error:0", &c), "child runs");
-    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(hk_test_exited_ok(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
     /* ...and the preset overrides a key before it, as it does features. */
     REQUIRE_TRUE(run_child("--overrun", NULL, "abort_on_error:0,mode:research", &c), "child runs");
@@ -270,41 +221,41 @@ TEST(research_abort_on_error_0_reports_and_continues) {
 TEST(research_other_modes_report_and_continue) {
     static const char *const modes[] = {NULL, "minimal", "fast", "balanced", "learning"};
     for (unsigned m = 0; m < sizeof modes / sizeof modes[0]; m++) {
-        struct child c;
+        struct hk_test_child c;
         REQUIRE_TRUE(run_child("--double-free", modes[m], NULL, &c), "child runs");
-        EXPECT_TRUE(exited_0(&c), modes[m] ? modes[m] : "default mode");
+        EXPECT_TRUE(hk_test_exited_ok(&c), modes[m] ? modes[m] : "default mode");
     }
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--double-free", "balanced", "debug_checks:1", &c), "child runs");
-    EXPECT_TRUE(exited_0(&c), "debug_checks alone keeps abort_on_error off");
+    EXPECT_TRUE(hk_test_exited_ok(&c), "debug_checks alone keeps abort_on_error off");
     EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
 }
 
 TEST(research_every_block_is_16_byte_aligned) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--aligned", "research", "guard_sample:2", &c), "child runs");
-    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(hk_test_exited_ok(&c), c.err);
     EXPECT_EQ_U(strlen(c.err), 0, c.err);
 }
 
 TEST(research_guarded_block_slack_is_a_canary) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--guard-slack", "research", "guard_sample:1,abort_on_error:0", &c),
                  "child runs");
-    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(hk_test_exited_ok(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: buffer overrun", c.err);
 }
 
 TEST(research_events_of_all_threads_merge_newest_first) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--events-merge", "research", "guard_sample:0", &c), "child runs");
-    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(hk_test_exited_ok(&c), c.err);
 }
 
 TEST(research_exited_threads_pages_go_back) {
-    struct child c;
+    struct hk_test_child c;
     REQUIRE_TRUE(run_child("--leavers", "research", NULL, &c), "child runs");
-    EXPECT_TRUE(exited_0(&c), c.err);
+    EXPECT_TRUE(hk_test_exited_ok(&c), c.err);
 }
 
 TEST_MAIN()
