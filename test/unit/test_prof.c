@@ -24,6 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* hakmem's allocator by name: in an ASan or TSan build the sanitizer
+ * replaces malloc itself, and the profiler would see nothing. */
+#define malloc(n) hak_malloc(n)
+#define free(p) hak_free(p)
+
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define RUNS 32
