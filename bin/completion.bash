@@ -200,7 +200,7 @@ _hakmem_complete() {
             local keys="mode tcache bigcache decay stats_page narenas bigcache_max_mb decay_ms
                 tcache_max thp stats_print stats_print_opts stats_page_delay_ms
                 stats_page_interval_ms background_thread crash_report abort_on_error
-                debug_checks guard_sample fail_mmap_after"
+                debug_checks guard_sample fail_mmap_after validate prof prof_dump_at_exit"
             local head= key=$cur
             if [[ $cur == *,* ]]; then head=${cur%,*},; key=${cur##*,}; fi
             [[ $key == *:* ]] && return 0

@@ -49,7 +49,21 @@ const hk_statspage_getters hk_statspage_rows = {
     .refresh_now = hk_statspage_refresh_now,
 };
 
+/* prof_dump_at_exit:PATH (the launcher's --profile): the heap profile,
+ * live view, in the heap_v2 format. */
+static void prof_dump_at_exit(void) {
+    const char *path = hk_opt.prof_dump_at_exit;
+    if (path[0] == '\0') return;
+    int rc = hk_prof_dump(path, HK_PROF_PPROF);
+    if (rc != 0) hk_warn("prof_dump_at_exit: cannot write %s: %s", path, strerror(rc));
+}
+
 __attribute__((destructor)) static void hk_fini(void) {
-    if (hk_load_acquire(&hk_initialized) && hk_opt.stats_print) hk_stats_print_at_exit();
+    if (!hk_load_acquire(&hk_initialized)) {
+        hk_statspage_fini();
+        return;
+    }
+    if (hk_opt.stats_print) hk_stats_print_at_exit();
+    prof_dump_at_exit();
     hk_statspage_fini();
 }

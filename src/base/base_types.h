@@ -73,6 +73,8 @@ typedef struct hk_options {
     unsigned thp;                  /* 1: MADV_HUGEPAGE on huge blocks */
     bool stats_print;              /* print statistics at exit */
     char stats_print_opts[16];     /* options for that print ("J": JSON) */
+    bool prof;                     /* the heap profiler on from the start */
+    char prof_dump_at_exit[256];   /* write a heap profile here at exit ("": none) */
     unsigned stats_page_interval_ms; /* refresh the stats page at most this often */
     unsigned stats_page_delay_ms;  /* create it only after the process lived this long */
     bool background_thread;        /* a thread keeps the page fresh */

@@ -3,7 +3,7 @@
 # preloaded and its exit status comes back; -m, -c and --stats reach the
 # library (the workload reports the mode it runs in); an existing
 # LD_PRELOAD is kept after ours; usage errors exit 2, a missing command or
-# library 127, a command that cannot run 126; --profile is refused; an
+# library 127, a command that cannot run 126; --profile writes a heap profile; an
 # install under DESTDIR runs its own library, also when the installed tree
 # is moved and when the launcher is reached through a symbolic link.
 #
@@ -11,7 +11,7 @@
 # SANITIZER.  Ends with "N passed, N failed[, N skipped]".
 . "$(dirname "$0")/../src/real_common.sh"
 
-TESTS="launcher_usage launcher_profile_refused launcher_exit_status launcher_preloads
+TESTS="launcher_usage launcher_profile_writes_heap_profile launcher_exit_status launcher_preloads
 launcher_env launcher_mode_reaches_library launcher_ld_preload_kept launcher_command_errors
 launcher_missing_library launcher_destdir_install"
 gate sh $TESTS
@@ -38,12 +38,16 @@ rc=$(run_rc "$hm" sh -c 'echo "$1"' sh -h); { [ "$rc" = 0 ] && [ "$(cat "$tmp/rc
 rc=$(run_rc "$hm" -- sh -c 'exit 0'); [ "$rc" = 0 ] || bad="$bad; --: $rc"
 if [ -z "$bad" ]; then pass launcher_usage; else fail launcher_usage "${bad#; }"; fi
 
-rc=$(run_rc "$hm" --profile "$tmp/prof" true)
-rc2=$(run_rc "$hm" --profile="$tmp/prof" true)
-if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && grep -q 'not available in this build' "$tmp/rc.err" && [ ! -e "$tmp/prof" ]; then
-  pass launcher_profile_refused
+# --profile FILE: the live heap written at exit, heap_v2, mode 0600.
+rc=$(cd "$tmp" && run_rc env -u HAKMEM_CONF "$hm" --profile prof.heap "$child" -d 0.1)
+rc2=$(run_rc "$hm" --profile "$tmp/a,b" true)
+perm=$(stat -c %a "$tmp/prof.heap" 2>/dev/null)
+if [ "$rc" = 0 ] && head -n 1 "$tmp/prof.heap" 2>/dev/null | grep -q '^heap_v2/' &&
+   grep -q '^MAPPED_LIBRARIES:' "$tmp/prof.heap" && [ "$perm" = 600 ] &&
+   [ "$rc2" = 2 ] && grep -q 'comma' "$tmp/rc.err"; then
+  pass launcher_profile_writes_heap_profile
 else
-  fail launcher_profile_refused "exit $rc/$rc2: $(cat "$tmp/rc.err")"
+  fail launcher_profile_writes_heap_profile "exit $rc/$rc2, mode $perm, head: $(head -n 1 "$tmp/prof.heap" 2>&1)"
 fi
 
 bad=""
