@@ -281,7 +281,14 @@ bool hk_prof_forget(void *p) {
 
 /* ---- control ---- */
 
+/* The child starts with an empty profile, and with profiling off: the
+ * unwinder's own state (libgcc's lookup caches, updated under the dynamic
+ * linker's lock, which fork resets) may have been half-way through an
+ * update by another thread of the parent, and unwinding over it aborts
+ * (a research-mode child of a threaded parent died of SIGABRT about once in
+ * ten conformance runs).  prof.active turns it on again. */
 void hk_prof_fork_child(void) {
+    hk_sample_configure(false, hk_sample_period_get());
     pthread_mutex_init(&prof_lock, NULL);
     hk_store_relaxed(&table_seq, 0);
     tables_clear_locked();

@@ -200,15 +200,18 @@ TEST(prof_fork_child_starts_empty) {
     prof_site_b();
     EXPECT_GT_U(rd_u64("prof.stats.samples"), 0, "parent has samples");
     pid_t pid = fork();
-    if (pid == 0) {
+    if (pid == 0) { /* empty, and off until turned on again */
         uint64_t s = rd_u64("prof.stats.samples");
+        bool on = true;
+        size_t len = sizeof on;
+        hak_ctl("prof.active", &on, &len, NULL, 0);
         void *p = malloc(100);
         free(p);
-        _exit(s == 0 ? 0 : 1);
+        _exit(s == 0 && !on ? 0 : 1);
     }
     int st = 0;
     waitpid(pid, &st, 0);
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child's profile is empty");
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child's profile is empty and off");
     for (size_t i = 0; i < 128; i++) free(b_blocks[i]);
     set_bool("prof.active", false);
 }
