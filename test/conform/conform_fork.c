@@ -93,6 +93,21 @@ static bool child_ok(pid_t pid, const char *what, long i) {
     return child_ok_within(pid, what, i, CHILD_HANG_MS);
 }
 
+/* One fork of a test's main loop: the child allocates, frees and exits;
+ * false (reported) when fork failed or the child did not end well. */
+static bool loop_fork(long n) {
+    pid_t pid = fork();
+    if (pid < 0) {
+        cf_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+        return false;
+    }
+    if (pid == 0) {
+        free(malloc(100));
+        _exit(0);
+    }
+    return child_ok(pid, "loop fork", n);
+}
+
 /* Children in flight: the loops keep up to POOL of them running, so the
  * parent forks again while earlier children still run. */
 enum { POOL = 8 };
@@ -380,16 +395,7 @@ CF_TEST(fork_in_signal_handler_single_thread, 15) {
                 cf_fail(__FILE__, __LINE__, "a block changed or malloc failed");
                 return;
             }
-        pid_t pid = fork();
-        if (pid < 0) {
-            cf_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
-            break;
-        }
-        if (pid == 0) {
-            free(malloc(100));
-            _exit(0);
-        }
-        if (!child_ok(pid, "loop fork", n)) break;
+        if (!loop_fork(n)) break;
         n++;
         if (!reap_handler_children(false)) break;
     }
@@ -476,16 +482,7 @@ CF_TEST(fork_in_signal_handler_multi_thread, 15) {
             cf_fail(__FILE__, __LINE__, "a block changed or malloc failed");
             break;
         }
-        pid_t pid = fork();
-        if (pid < 0) {
-            cf_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
-            break;
-        }
-        if (pid == 0) {
-            free(malloc(100));
-            _exit(0);
-        }
-        ok = child_ok(pid, "loop fork", n) && reap_handler_children(false);
+        ok = loop_fork(n) && reap_handler_children(false);
         n++;
     }
     atomic_store(&stop, true);
