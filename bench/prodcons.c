@@ -31,35 +31,12 @@ static const char usage[] =
 #define MIN_SIZE 16
 #define MAX_SIZE 512
 
-struct prod {
-    struct ring *ring;
-    long nitems;
-    uint64_t seed;
-};
-
 struct cons {
     struct ring **rings;
     int nrings;
     long nfreed;
     char pad[64];
 };
-
-static void *producer(void *arg)
-{
-    struct prod *pr = arg;
-    struct ring_writer w = { pr->ring, 0, 0 };
-    uint64_t rng = pr->seed;
-
-    bench_start();
-    for (long i = 0; i < pr->nitems; i++) {
-        struct item it;
-        item_alloc(&it, rng_range(&rng, MIN_SIZE, MAX_SIZE), &rng);
-        ring_push(&w, &it);
-    }
-    ring_close(&w);
-    bench_stop();
-    return NULL;
-}
 
 static void free_taken(void *ctx, struct item *it)
 {
@@ -86,27 +63,20 @@ int main(int argc, char **argv)
     int np = (nthreads + 1) / 2, nc = nthreads / 2;
     long total = (long)(6e6 * scale);
 
-    struct prod *prods = calloc((size_t)np, sizeof *prods);
     struct cons *conss = calloc((size_t)nc, sizeof *conss);
-    if (prods == NULL || conss == NULL)
+    if (conss == NULL)
         return 1;
     struct ring **rings = rings_new(np);
-    for (int i = 0; i < np; i++) {
-        prods[i].ring = rings[i];
-        prods[i].nitems = total / np;
-        prods[i].seed = 0xabcdefull * (uint64_t)(i + 1);
-    }
+    struct ring_producer *prods = ring_producers_new(rings, np, total, MIN_SIZE, MAX_SIZE);
     for (int c = 0; c < nc; c++)
         conss[c].rings = rings_served_by(rings, np, c, nc, &conss[c].nrings);
 
     struct bench_group g[2] = {
-        { producer, prods, sizeof *prods, np },
+        { ring_producer_run, prods, sizeof *prods, np },
         { consumer, conss, sizeof *conss, nc },
     };
     double secs = bench_run_groups(g, 2, 1);
-    long produced = 0, freed = 0;
-    for (int i = 0; i < np; i++)
-        produced += prods[i].nitems;
+    long produced = ring_produced(prods, np), freed = 0;
     for (int c = 0; c < nc; c++)
         freed += conss[c].nfreed;
     bench_check_freed("produced", produced, freed);

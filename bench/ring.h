@@ -132,6 +132,51 @@ static inline struct ring **rings_served_by(struct ring **rings, int n, int c, i
     return mine;
 }
 
+/* A producer: nitems items of min..max bytes pushed on its ring, which is
+ * then closed (a thread of bench_run_groups). */
+struct ring_producer {
+    struct ring *ring;
+    long nitems;
+    uint64_t seed;
+    size_t min, max;
+};
+
+static void *ring_producer_run(void *arg)
+{
+    struct ring_producer *pr = arg;
+    struct ring_writer w = { pr->ring, 0, 0 };
+    uint64_t rng = pr->seed;
+
+    bench_start();
+    for (long i = 0; i < pr->nitems; i++) {
+        struct item it;
+        item_alloc(&it, rng_range(&rng, pr->min, pr->max), &rng);
+        ring_push(&w, &it);
+    }
+    ring_close(&w);
+    bench_stop();
+    return NULL;
+}
+
+/* One producer a ring, total items split among the np of them. */
+static inline struct ring_producer *ring_producers_new(struct ring **rings, int np, long total,
+                                                       size_t min, size_t max)
+{
+    struct ring_producer *prods = xmalloc(sizeof *prods * (size_t)np);
+    for (int i = 0; i < np; i++)
+        prods[i] = (struct ring_producer){ rings[i], total / np, 0xabcdefull * (uint64_t)(i + 1),
+                                           min, max };
+    return prods;
+}
+
+static inline long ring_produced(const struct ring_producer *prods, int np)
+{
+    long n = 0;
+    for (int i = 0; i < np; i++)
+        n += prods[i].nitems;
+    return n;
+}
+
 static inline void rings_free(struct ring **rings, int n)
 {
     for (int i = 0; i < n; i++)
