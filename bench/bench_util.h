@@ -240,6 +240,33 @@ static inline double bench_run_threads(int n, void *(*fn)(void *), void *array, 
     return bench_run_groups(&g, 1, 1);
 }
 
+/* The usual worker argument: its index and its share of the work (padded
+ * so that two workers' counters share no cache line). */
+struct bench_share {
+    int id;
+    long ops;
+    char pad[64];
+};
+
+/* n workers fn(&share[i]) splitting total ops; returns the time, and in
+ * *ops the ops they report done. */
+static inline double bench_run_shares(int n, void *(*fn)(void *), long total, long *ops)
+{
+    struct bench_share *s = calloc((size_t)n, sizeof *s);
+    if (s == NULL) {
+        fprintf(stderr, "%s: out of memory\n", program_invocation_short_name);
+        exit(1);
+    }
+    for (int i = 0; i < n; i++)
+        s[i] = (struct bench_share){ .id = i, .ops = total / n };
+    double secs = bench_run_threads(n, fn, s, sizeof *s);
+    *ops = 0;
+    for (int i = 0; i < n; i++)
+        *ops += s[i].ops;
+    free(s);
+    return secs;
+}
+
 /* Counts a failure (reported once) when fewer or more objects were freed
  * than were made ("produced", "sent", ...). */
 static inline void bench_check_freed(const char *made_how, long made, long freed)

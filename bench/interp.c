@@ -33,12 +33,6 @@ static const char usage[] =
 #define LONG_EVERY 64
 #define LOOSE_EVERY 8           /* pops that free one of the top 8 */
 
-struct thread {
-    int id;
-    long ops;
-    char pad[64];
-};
-
 /* 16-128 B in steps of 8, the small end likelier (min of two draws) */
 static uint32_t obj_size(uint64_t *rng)
 {
@@ -54,7 +48,7 @@ static void new_item(struct item *it, uint64_t *rng)
 
 static void *worker(void *arg)
 {
-    struct thread *t = arg;
+    struct bench_share *t = arg;
     uint64_t rng = 0x1e7e7ull * (uint64_t)(t->id + 1);
     struct item *stack = xmalloc(sizeof(struct item) * STACK_MAX);
     struct item *table = xmalloc(sizeof(struct item) * TABLE);
@@ -105,19 +99,9 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &nthreads, &scale);
     long total = (long)(30e6 * scale);
 
-    struct thread *threads = calloc((size_t)nthreads, sizeof *threads);
-    if (threads == NULL)
-        return 1;
-    for (int i = 0; i < nthreads; i++) {
-        threads[i].id = i;
-        threads[i].ops = total / nthreads;
-    }
-    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
-    long ops = 0;
-    for (int i = 0; i < nthreads; i++)
-        ops += threads[i].ops;
+    long ops;
+    double secs = bench_run_shares(nthreads, worker, total, &ops);
     printf("interp threads=%d ops=%ld secs=%.4f mops_per_s=%.2f",
            nthreads, ops, secs, (double)ops / secs / 1e6);
-    free(threads);
     return bench_report();
 }

@@ -33,12 +33,6 @@ static const char usage[] =
 #define MAX_SIZE (1u << 20)
 #define PAGE 4096
 
-struct thread {
-    int id;
-    long ops;
-    char pad[64];
-};
-
 static void new_item(struct item *it, uint64_t *rng)
 {
     it->size = (uint32_t)rng_range(rng, MIN_SIZE, MAX_SIZE);
@@ -51,7 +45,7 @@ static void new_item(struct item *it, uint64_t *rng)
 
 static void *worker(void *arg)
 {
-    struct thread *t = arg;
+    struct bench_share *t = arg;
     uint64_t rng = 0x1a76eull * (uint64_t)(t->id + 1);
     struct item live[LIVE];
 
@@ -77,19 +71,9 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &nthreads, &scale);
     long total = (long)(150e3 * scale);
 
-    struct thread *threads = calloc((size_t)nthreads, sizeof *threads);
-    if (threads == NULL)
-        return 1;
-    for (int i = 0; i < nthreads; i++) {
-        threads[i].id = i;
-        threads[i].ops = total / nthreads;
-    }
-    double secs = bench_run_threads(nthreads, worker, threads, sizeof *threads);
-    long ops = 0;
-    for (int i = 0; i < nthreads; i++)
-        ops += threads[i].ops;
+    long ops;
+    double secs = bench_run_shares(nthreads, worker, total, &ops);
     printf("largerand threads=%d ops=%ld secs=%.4f us_per_op=%.3f",
            nthreads, ops, secs, secs * 1e6 / (double)ops);
-    free(threads);
     return bench_report();
 }
