@@ -313,6 +313,17 @@ static void *fail_nomem(void) {
     return NULL;
 }
 
+/* A block of class size s, aligned as the class is.  Debug checks turned on
+ * after aligned_impl looked (mode flips are not fenced against allocation)
+ * send the request to the checked heap, whose blocks sit behind a canary:
+ * such a block goes back and the request gets a mapping of its own. */
+static void *class_block_aligned(size_t s, size_t size, size_t align) {
+    void *p = malloc_any_out_of_line(s);
+    if (hk_likely(((uintptr_t)p & (align - 1)) == 0)) return p;
+    hak_free(p);
+    return hk_huge_alloc(size, align, false);
+}
+
 /* align is a power of two. */
 static void *aligned_impl(size_t align, size_t size) {
     if (align <= 16) return malloc_any_out_of_line(size); /* every block is 16-aligned */
@@ -330,7 +341,7 @@ static void *aligned_impl(size_t align, size_t size) {
             }
             /* Every page starts on a 64 KiB slice and blocks sit at multiples
              * of the class size, so the class size's alignment holds. */
-            if (cls < HK_NCLASSES) return malloc_any_out_of_line(hk_class_size[cls]);
+            if (cls < HK_NCLASSES) return class_block_aligned(hk_class_size[cls], size, align);
         }
     }
     return hk_huge_alloc(size, align, false);

@@ -5,6 +5,9 @@
 #include <hakmem/hakmem.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +168,56 @@ TEST(align_mixed_churn) {
         }
     }
     for (int k = 0; k < SLOTS; k++) hak_free(p[k]);
+}
+
+/* ---- debug checks turned on and off while aligned blocks are asked for ----
+ * An aligned request that found the checks off may reach the allocator's
+ * slow path after they came on, where a checked block (canary in front)
+ * is handed out: the alignment must hold all the same.  (mode_flip's stress
+ * test found aligned_alloc(128, 54) at an address ending in 0x320.) */
+
+static atomic_bool flip_stop;
+
+static void *flip_debug_checks(void *arg) {
+    (void)arg;
+    bool on = true;
+    while (!atomic_load(&flip_stop)) {
+        hak_ctl("config.features.debug_checks", NULL, NULL, &on, sizeof on);
+        on = !on;
+    }
+    on = false;
+    hak_ctl("config.features.debug_checks", NULL, NULL, &on, sizeof on);
+    return NULL;
+}
+
+TEST(align_holds_while_debug_checks_flip) {
+    pthread_t t;
+    atomic_store(&flip_stop, false);
+    REQUIRE_EQ_U(pthread_create(&t, NULL, flip_debug_checks, NULL), 0, "pthread_create");
+    static const size_t aligns[] = {32, 64, 128, 256, 4096};
+    unsigned bad = 0, failed = 0;
+    uintptr_t first_bad = 0;
+    size_t first_align = 0;
+    for (unsigned i = 0; i < 200000 * hk_test_scale(); i++) {
+        size_t align = aligns[i % 5], size = 1 + (i * 37) % 200;
+        void *p = hak_aligned_alloc(align, size);
+        if (p == NULL) {
+            failed++;
+            continue;
+        }
+        if ((uintptr_t)p % align != 0 && bad++ == 0) {
+            first_bad = (uintptr_t)p;
+            first_align = align;
+        }
+        memset(p, 0x5a, size);
+        hak_free(p);
+    }
+    atomic_store(&flip_stop, true);
+    pthread_join(t, NULL);
+    EXPECT_EQ_U(failed, 0, "aligned_alloc failed while the checks flipped");
+    if (bad != 0)
+        hk_test_fail(__FILE__, __LINE__, "%u misaligned blocks, first %#lx for alignment %zu", bad,
+                     (unsigned long)first_bad, first_align);
 }
 
 TEST_MAIN()
