@@ -153,7 +153,7 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     /* Once the block is pushed the page may be emptied and reused by its
      * owner: read what the counters need first. */
     unsigned cls = page->cls;
-    if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(p);
+    if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(seg, page, p);
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
         hk_heap *me = hk_thread_real_heap();

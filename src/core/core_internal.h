@@ -194,7 +194,7 @@ extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
 void hk_sample_huge(hk_segment *h, size_t size);
 void hk_sample_local_free(hk_page *page, void *p);
-void hk_sample_remote_free(void *p);
+void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);
 void hk_sample_huge_free(hk_segment *h);
 /* hk_page.in_full: bit 0 the page sits in its heap's full list, bits 1..7
  * count its sampled blocks (owner-written; saturates at HK_PAGE_SAMPLED_MAX).

@@ -107,6 +107,11 @@ typedef struct hk_segment {
     uint8_t cached;                 /* BigCache: parked (a free now is a double free) */
     uint8_t guarded;                /* debug: ends right before a PROT_NONE page */
     uint8_t sampled;                /* the heap profiler holds a record of it */
+    /* small segments: per page (by its head slice), a 64-bit Bloom filter
+     * of the addresses of its sampled blocks (core/sample.c): owner-written,
+     * cleared with the page's sample count; a block whose bit is clear was
+     * not sampled, so its free skips the profiler's table */
+    _Atomic uint64_t sample_bloom[HK_SLICES];
     hk_page pages[HK_SLICES];
 } hk_segment;
 

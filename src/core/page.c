@@ -17,6 +17,7 @@ void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
                   unsigned cls, bool is_zero) {
     hk_page *page = &seg->pages[idx];
     memset(page, 0, sizeof *page);
+    hk_store_relaxed(&seg->sample_bloom[idx], 0); /* no sampled block yet */
     page->cls = (uint16_t)cls;
     page->block_size = hk_class_size[cls];
     page->slice_count = (uint8_t)nslices;

@@ -21,7 +21,9 @@
  * handed out in between are counted from the heap's nmalloc counter.
  *
  * A sampled small block is marked on its page (hk_page.in_full counts
- * them, bits 1..7) so that its free leaves the fast path; a sampled huge
+ * them, bits 1..7) so that its free leaves the fast path, and in the
+ * page's Bloom filter (hk_segment.sample_bloom) so that the frees of the
+ * page's other blocks mostly skip the profiler's table; a sampled huge
  * block by its header (hk_segment.sampled).
  */
 #include "core/core_internal.h"
@@ -133,12 +135,38 @@ static void arm_class(hk_heap *heap, unsigned cls) {
     cut_free_list(page, keep);
 }
 
+/* ---- the marks: a count and a Bloom filter per page ---- */
+
+/* p's bit in its page's filter: 6 bits of a multiplicative hash of the
+ * address (blocks are 16-aligned). */
+static uint64_t bloom_bit(const void *p) {
+    return 1ull << (((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> 58);
+}
+
+static _Atomic uint64_t *bloom_of(hk_segment *seg, hk_page *page) {
+    return &seg->sample_bloom[page - seg->pages];
+}
+
+/* p may be sampled: its bit is set (a clear bit proves it is not). */
+static bool maybe_sampled(hk_segment *seg, hk_page *page, const void *p) {
+    return (hk_load_relaxed(bloom_of(seg, page)) & bloom_bit(p)) != 0;
+}
+
 /* Marks p's page: its frees leave the fast path (in_full bits 1..7 count
  * the page's sampled blocks, saturating: then the mark stays until the
- * page empties). */
+ * page empties), and sets p's bit in the page's filter. */
 static void mark_block(void *p) {
-    hk_page *page = hk_page_of(hk_segment_of(p), p);
+    hk_segment *seg = hk_segment_of(p);
+    hk_page *page = hk_page_of(seg, p);
+    _Atomic uint64_t *bloom = bloom_of(seg, page);
+    hk_store_relaxed(bloom, hk_load_relaxed(bloom) | bloom_bit(p));
     if (page->in_full < HK_PAGE_SAMPLED_MAX) hk_page_set_in_full(page, page->in_full + 2u);
+}
+
+/* The page holds no sampled block the owner knows of. */
+static void unmark_page(hk_segment *seg, hk_page *page) {
+    hk_page_set_in_full(page, page->in_full & HK_PAGE_FULL);
+    hk_store_relaxed(bloom_of(seg, page), 0);
 }
 
 static bool record(void *p, size_t size, size_t usable) {
@@ -186,15 +214,20 @@ void hk_sample_huge(hk_segment *h, size_t size) {
 /* The owner's local free found its page marked: p was just pushed on
  * page->local_free. */
 void hk_sample_local_free(hk_page *page, void *p) {
-    if (hk_upper.prof_unsample(p) && page->in_full < HK_PAGE_SAMPLED_MAX)
+    hk_segment *seg = hk_segment_of(p);
+    if (maybe_sampled(seg, page, p) && hk_upper.prof_unsample(p) && page->in_full < HK_PAGE_SAMPLED_MAX) {
         hk_page_set_in_full(page, page->in_full - 2u);
-    if (page->used == 0) hk_page_set_in_full(page, page->in_full & 1u); /* no live block, no sampled one */
+        if (page->in_full <= HK_PAGE_FULL) unmark_page(seg, page);
+    }
+    if (page->used == 0) unmark_page(seg, page); /* no live block, no sampled one */
 }
 
 /* Any other free of a block of a marked page, before the block is pushed
  * (once pushed, its owner may hand it out and sample it again).  The page
  * count is the owner's: it stays until the page empties. */
-void hk_sample_remote_free(void *p) { hk_upper.prof_unsample(p); }
+void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p) {
+    if (maybe_sampled(seg, page, p)) hk_upper.prof_unsample(p);
+}
 
 void hk_sample_huge_free(hk_segment *h) {
     h->sampled = 0;
