@@ -191,7 +191,10 @@ static void tables_clear_locked(void) {
     hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1);
     atomic_thread_fence(memory_order_release);
     memset(stacks, 0, sizeof(prof_stack) * HK_PROF_STACKS);
-    memset((void *)slots, 0, sizeof(prof_slot) * HK_PROF_SLOTS);
+    /* Frees probe addr without the lock (miss_without_lock): atomic stores,
+     * never a memset under them.  A slot's other fields are written before
+     * its addr is published again. */
+    for (size_t i = 0; i < HK_PROF_SLOTS; i++) hk_store_relaxed(&slots[i].addr, 0);
     nstacks = nlive = 0;
     hk_store_relaxed(&nsamples, 0);
     hk_store_relaxed(&ndropped, 0);
