@@ -59,6 +59,7 @@ static _Atomic(prof_slot *) slots_ready;
 static _Atomic uint32_t table_seq;
 static size_t nstacks, nlive;
 static _Atomic uint64_t nsamples, ndropped;
+static char last_dump[3][256]; /* enum hk_prof_format: the last path written */
 static uintptr_t lib_lo, lib_hi; /* this library's code, when a shared object */
 static _Atomic bool warmed;
 
@@ -322,6 +323,22 @@ int hk_prof_set_period(size_t bytes) {
 void hk_prof_reset(void) {
     hk_lock(&prof_lock);
     tables_clear_locked();
+    hk_unlock(&prof_lock);
+}
+
+/* Under prof_lock, which a fork child re-initialises: the stats page reads
+ * these paths while another thread may be writing one. */
+void hk_prof_note_dump(enum hk_prof_format format, const char *path) {
+    size_t n = strnlen(path, sizeof last_dump[0] - 1);
+    hk_lock(&prof_lock);
+    memcpy(last_dump[format], path, n);
+    last_dump[format][n] = '\0';
+    hk_unlock(&prof_lock);
+}
+
+void hk_prof_last_dump(enum hk_prof_format format, char *out, size_t cap) {
+    hk_lock(&prof_lock);
+    hk_fmt(out, cap, "%s", last_dump[format]);
     hk_unlock(&prof_lock);
 }
 

@@ -169,5 +169,6 @@ int hk_prof_dump(const char *path, enum hk_prof_format format) {
     flush(&w);
     if (close(fd) != 0 && w.err == 0) w.err = errno;
     hk_prof_snapshot_free(s);
+    if (w.err == 0) hk_prof_note_dump(format, path);
     return w.err;
 }
