@@ -47,6 +47,12 @@ typedef struct prof_slot {
     double est;             /* bytes it stands for */
 } prof_slot;
 
+/* This library's code, when it is a shared object of its own (else lo ==
+ * hi == 0: no frame is dropped).  me: an address inside it. */
+typedef struct lib_range {
+    uintptr_t me, lo, hi;
+} lib_range;
+
 #define SLOT_MASK (HK_PROF_SLOTS - 1)
 #define STACK_MASK (HK_PROF_STACKS - 1)
 #define SLOTS_MAX (HK_PROF_SLOTS / 4 * 3)
@@ -60,13 +66,14 @@ static _Atomic uint32_t table_seq;
 static size_t nstacks, nlive;
 static _Atomic uint64_t nsamples, ndropped;
 static char last_dump[3][256]; /* enum hk_prof_format: the last path written */
-static uintptr_t lib_lo, lib_hi; /* this library's code, when a shared object */
-static _Atomic bool warmed;
+static lib_range lib;
+static _Atomic int lib_state; /* 0: unknown, 1: being published, 2: lib set */
 
 /* ---- set-up ---- */
 
 static int find_lib(struct dl_phdr_info *info, size_t size, void *arg) {
-    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    lib_range *r = arg;
+    uintptr_t me = r->me, lo = UINTPTR_MAX, hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
@@ -78,20 +85,33 @@ static int find_lib(struct dl_phdr_info *info, size_t size, void *arg) {
     /* The main program (statically linked library): its frames are the
      * program's too, none is dropped. */
     if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
-        lib_lo = lo;
-        lib_hi = hi;
+        r->lo = lo;
+        r->hi = hi;
     }
     return 1;
 }
 
 /* The unwinder's first use (it may allocate: the caller's allocations are
- * unsampled then) and this library's range. */
-static void warm_up(void) {
-    if (hk_load_acquire(&warmed)) return;
+ * unsampled then) and this library's range into *out.  Threads that take
+ * their first samples together all get here before the range is known
+ * (profiling on from the start): each works it out into its own copy, and
+ * the first to finish publishes it (lib is written once, before lib_state
+ * becomes 2, and read only after). */
+static void warm_up(lib_range *out) {
+    if (hk_load_acquire(&lib_state) == 2) {
+        *out = lib;
+        return;
+    }
     void *b[4];
     backtrace(b, 4);
-    dl_iterate_phdr(find_lib, (void *)(uintptr_t)&hk_prof_record);
-    hk_store_release(&warmed, true);
+    lib_range r = {.me = (uintptr_t)&hk_prof_record};
+    dl_iterate_phdr(find_lib, &r);
+    *out = r;
+    int cold = 0;
+    if (hk_cas_strong_acq_rel(&lib_state, &cold, 1)) {
+        lib = r;
+        hk_store_release(&lib_state, 2);
+    }
 }
 
 static bool tables_map(void) {
@@ -228,11 +248,12 @@ bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
         hk_fetch_add_relaxed(&ndropped, 1);
         return false;
     }
-    warm_up();
+    lib_range me;
+    warm_up(&me);
     void *raw[HK_PROF_FRAMES + 16];
     int n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
     int skip = 0;
-    while (skip < n && (uintptr_t)raw[skip] >= lib_lo && (uintptr_t)raw[skip] < lib_hi) skip++;
+    while (skip < n && (uintptr_t)raw[skip] >= me.lo && (uintptr_t)raw[skip] < me.hi) skip++;
     unsigned nf = (unsigned)(n - skip);
     if (nf > HK_PROF_FRAMES) nf = HK_PROF_FRAMES;
     double est = (double)size / one_minus_exp_neg((double)usable / (double)period);
@@ -308,7 +329,8 @@ int hk_prof_set_active(bool on) {
     if (!hk_config_stats) return EPERM; /* the sampling counts bytes with the counters */
     if (on) {
         if (!tables_map()) return ENOMEM;
-        warm_up();
+        lib_range unused;
+        warm_up(&unused);
     }
     hk_sample_configure(on, hk_sample_period_get());
     return 0;

@@ -9,7 +9,9 @@
  * sites is live, and prof.stats.* agree with each other.  Also: a sample
  * table filled by several threads counts its drops and empties again; fork
  * children of a loaded parent start with an empty profile, and a child of a
- * quiet one profiles only itself; a thread's records outlive it.
+ * quiet one profiles only itself; a thread's records outlive it; profiling
+ * on from the start (HAKMEM_CONF=prof:1) with threads that take their first
+ * samples at once.
  *
  * A watchdog thread reports a test that runs past its deadline as a failure
  * (with the closing line the runner reads) instead of hanging.
@@ -745,6 +747,61 @@ TEST(prof_fork_children_start_empty) {
     EXPECT_GE_U(rd_u64("prof.stats.live_samples"), 1, "the parent keeps its records");
     blk_free(&pb, "parent's block after the fork");
     HK_ERRS_REPORT(&errs);
+    watchdog_disarm();
+}
+
+/* ---- prof_on_from_start_threads ----
+ * HAKMEM_CONF=prof:1: threads take their first samples (huge blocks, each
+ * sampled at once) together, so they warm the unwinder up together. */
+
+enum { START_THREADS = 8 };
+
+static atomic_int start_go;
+
+/* Spins (rather than sleeps) to the start, so that the threads leave
+ * together. */
+static void *start_thread(void *v) {
+    hk_barrier_wait(v);
+    while (!atomic_load(&start_go)) {
+    }
+    void *big = hak_malloc(4 << 20);
+    for (int i = 0; i < 256; i++) hak_free(hak_malloc(64 * KiB));
+    hak_free(big);
+    return NULL;
+}
+
+static int child_start(void) {
+    hk_barrier bar;
+    hk_barrier_init(&bar, START_THREADS + 1);
+    pthread_t t[START_THREADS];
+    for (int i = 0; i < START_THREADS; i++)
+        if (pthread_create(&t[i], NULL, start_thread, &bar) != 0) return 2;
+    hk_barrier_wait(&bar);
+    atomic_store(&start_go, 1);
+    for (int i = 0; i < START_THREADS; i++) pthread_join(t[i], NULL);
+    if (!rd_bool("prof.active")) return 3;
+    if (rd_u64("prof.stats.samples") < START_THREADS) return 4;
+    return rd_u64("prof.stats.live_samples") <= SLACK ? 0 : 5;
+}
+
+__attribute__((constructor)) static void child_dispatch(void) {
+    const char *role = hk_test_role();
+    if (role != NULL && strcmp(role, "--child-start") == 0) exit(child_start());
+}
+
+TEST(prof_on_from_start_threads) {
+    watchdog_arm("prof_on_from_start_threads", 60);
+    for (int run = 0; run < 3; run++) {
+        struct hk_test_child c;
+        REQUIRE_EQ_I(hk_test_run_self(&c, "--child-start", "HAKMEM_CONF", "prof:1", (char *)NULL), 0,
+                     "run the child");
+        char why[64];
+        hk_test_describe_status(&c, why, sizeof why);
+        if (!hk_test_exited_ok(&c)) {
+            hk_test_fail(__FILE__, __LINE__, "child with prof:1: %s; stderr: %.600s", why, c.err);
+            break;
+        }
+    }
     watchdog_disarm();
 }
 
