@@ -66,6 +66,9 @@ static _Atomic uint32_t table_seq;
 static size_t nstacks, nlive;
 static _Atomic uint64_t nsamples, ndropped;
 static char last_dump[3][256]; /* enum hk_prof_format: the last path written */
+/* prof.active and prof.sample_bytes each rewrite both (hk_sample_configure):
+ * one at a time, or a write of one can put back an old value of the other. */
+static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
 static lib_range lib;
 static _Atomic int lib_state; /* 0: unknown, 1: being published, 2: lib set */
 
@@ -313,6 +316,7 @@ bool hk_prof_forget(void *p) {
  * (a research-mode child of a threaded parent died of SIGABRT about once in
  * ten conformance runs).  prof.active turns it on again. */
 void hk_prof_fork_child(void) {
+    pthread_mutex_init(&switch_lock, NULL);
     hk_sample_configure(false, hk_sample_period_get());
     pthread_mutex_init(&prof_lock, NULL);
     hk_store_relaxed(&table_seq, 0);
@@ -321,8 +325,11 @@ void hk_prof_fork_child(void) {
 
 void hk_prof_at_init(void) {
     bool wanted = hk_opt.prof || hk_opt.prof_dump_at_exit[0] != '\0' || hk_opt.mode == HK_MODE_RESEARCH;
-    if (wanted && hk_config_stats && tables_map())
+    if (wanted && hk_config_stats && tables_map()) {
+        hk_lock(&switch_lock);
         hk_sample_configure(true, hk_sample_period_get()); /* unwinder warmed at the first sample */
+        hk_unlock(&switch_lock);
+    }
 }
 
 int hk_prof_set_active(bool on) {
@@ -332,13 +339,17 @@ int hk_prof_set_active(bool on) {
         lib_range unused;
         warm_up(&unused);
     }
+    hk_lock(&switch_lock);
     hk_sample_configure(on, hk_sample_period_get());
+    hk_unlock(&switch_lock);
     return 0;
 }
 
 int hk_prof_set_period(size_t bytes) {
     if (bytes == 0 || bytes > ((size_t)1 << 40)) return EINVAL;
+    hk_lock(&switch_lock);
     hk_sample_configure(hk_sample_active(), bytes);
+    hk_unlock(&switch_lock);
     return 0;
 }
 

@@ -750,6 +750,47 @@ TEST(prof_fork_children_start_empty) {
     watchdog_disarm();
 }
 
+/* ---- prof_switches_hold_under_concurrent_writes ----
+ * prof.active and prof.sample_bytes written by two threads at once: each
+ * reads back what it wrote (a write of one must not put back an old value
+ * of the other). */
+
+static atomic_int switch_stop;
+static atomic_ullong period_lost;
+
+static void *period_writer(void *v) {
+    size_t p = 4 * KiB;
+    while (!atomic_load_explicit(&switch_stop, memory_order_relaxed)) {
+        p = p == 4 * KiB ? 8 * KiB : 4 * KiB;
+        set_size("prof.sample_bytes", p);
+        if (rd_u64("prof.sample_bytes") != p) atomic_fetch_add(&period_lost, 1);
+    }
+    return v;
+}
+
+TEST(prof_switches_hold_under_concurrent_writes) {
+    watchdog_arm("prof_switches_hold_under_concurrent_writes", 60);
+    atomic_store(&switch_stop, 0);
+    atomic_store(&period_lost, 0);
+    pthread_t t;
+    REQUIRE_EQ_I(pthread_create(&t, NULL, period_writer, NULL), 0, "thread");
+    unsigned n = hk_storm_scaled(100000), active_lost = 0;
+    for (unsigned i = 0; i < n; i++) {
+        bool on = i & 1;
+        set_bool("prof.active", on);
+        if (rd_bool("prof.active") != on) active_lost++;
+    }
+    atomic_store(&switch_stop, 1);
+    pthread_join(t, NULL);
+    hk_test_log("%u prof.active writes: %u undone; prof.sample_bytes writes undone: %llu", n,
+                active_lost, (unsigned long long)atomic_load(&period_lost));
+    EXPECT_EQ_U(active_lost, 0, "prof.active reads back what was written");
+    EXPECT_EQ_U(atomic_load(&period_lost), 0, "prof.sample_bytes reads back what was written");
+    set_bool("prof.active", false);
+    set_size("prof.sample_bytes", 4 * KiB);
+    watchdog_disarm();
+}
+
 /* ---- prof_on_from_start_threads ----
  * HAKMEM_CONF=prof:1: threads take their first samples (huge blocks, each
  * sampled at once) together, so they warm the unwinder up together. */
