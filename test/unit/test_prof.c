@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -187,6 +189,35 @@ TEST(prof_dump_unwritable_path) {
     EXPECT_STREQ(rd_str("prof.dump"), path, "a failed dump leaves the last path written");
     EXPECT_EQ_I(set_str("prof.dump", ""), 0, "the empty path writes nothing");
     EXPECT_STREQ(rd_str("prof.dump"), path, "and is not noted");
+    unlink(path);
+}
+
+/* A FIFO without a reader would block the dumping thread in open() for
+ * good; a device would be written to and chmodded.  The FIFO dump runs in a
+ * child under alarm(): a hang kills it, and the test fails instead of
+ * hanging. */
+TEST(prof_dump_to_fifo_or_device_fails) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hk_prof_fifo.%d", (int)getpid());
+    unlink(path);
+    REQUIRE_EQ_I(mkfifo(path, 0600), 0, "mkfifo");
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        _exit(set_str("prof.dump", path) == EINVAL ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                "a dump to a FIFO fails with EINVAL at once (a signal: it hung)");
+    unlink(path);
+    snprintf(path, sizeof path, "/tmp/hk_prof_dev.%d", (int)getpid());
+    unlink(path);
+    SKIP_IF(mknod(path, S_IFCHR | 0666, makedev(1, 3)) != 0 || chmod(path, 0666) != 0,
+            "cannot make a device node (not root)");
+    EXPECT_EQ_I(set_str("prof.dump", path), EINVAL, "a dump to a device fails with EINVAL");
+    struct stat sb;
+    EXPECT_TRUE(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0666, "the device keeps its mode");
     unlink(path);
 }
 
