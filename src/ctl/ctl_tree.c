@@ -288,16 +288,20 @@ static int act_prof_reset(const hk_ctl_row *row, const size_t *v) {
     hk_prof_reset();
     return 0;
 }
-/* row->arg: enum hk_prof_format.  Reads give the last path written; ""
- * writes nothing (so a read value written back is no new dump). */
-static char prof_last_dump[3][256];
-static int get_prof_dump(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->s = prof_last_dump[row->arg]; return 0; }
+/* row->arg: enum hk_prof_format.  Reads give the last path written, copied
+ * into a buffer of the calling thread (another thread may be writing one
+ * meanwhile: the stats page reads these leaves); "" writes nothing (so a
+ * read value written back is no new dump). */
+static _Thread_local char prof_dump_read[256];
+static int get_prof_dump(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {
+    hk_prof_last_dump((enum hk_prof_format)row->arg, prof_dump_read, sizeof prof_dump_read);
+    o->s = prof_dump_read;
+    return 0;
+}
 static int set_prof_dump(const hk_ctl_row *row, const size_t *v, const hk_ctl_value *in) {
     if (in->s == NULL) return EINVAL;
     if (in->s[0] == '\0') return 0;
-    int rc = hk_prof_dump(in->s, (enum hk_prof_format)row->arg);
-    if (rc == 0) hk_fmt(prof_last_dump[row->arg], sizeof prof_last_dump[0], "%s", in->s);
-    return rc;
+    return hk_prof_dump(in->s, (enum hk_prof_format)row->arg);
 }
 /* row->arg: 0 samples, 1 live samples, 2 stacks, 3 dropped */
 static int get_prof_stat(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) {

@@ -47,6 +47,12 @@ typedef struct prof_slot {
     double est;             /* bytes it stands for */
 } prof_slot;
 
+/* This library's code, when it is a shared object of its own (else lo ==
+ * hi == 0: no frame is dropped).  me: an address inside it. */
+typedef struct lib_range {
+    uintptr_t me, lo, hi;
+} lib_range;
+
 #define SLOT_MASK (HK_PROF_SLOTS - 1)
 #define STACK_MASK (HK_PROF_STACKS - 1)
 #define SLOTS_MAX (HK_PROF_SLOTS / 4 * 3)
@@ -59,13 +65,18 @@ static _Atomic(prof_slot *) slots_ready;
 static _Atomic uint32_t table_seq;
 static size_t nstacks, nlive;
 static _Atomic uint64_t nsamples, ndropped;
-static uintptr_t lib_lo, lib_hi; /* this library's code, when a shared object */
-static _Atomic bool warmed;
+static char last_dump[3][256]; /* enum hk_prof_format: the last path written */
+/* prof.active and prof.sample_bytes each rewrite both (hk_sample_configure):
+ * one at a time, or a write of one can put back an old value of the other. */
+static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
+static lib_range lib;
+static _Atomic int lib_state; /* 0: unknown, 1: being published, 2: lib set */
 
 /* ---- set-up ---- */
 
 static int find_lib(struct dl_phdr_info *info, size_t size, void *arg) {
-    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    lib_range *r = arg;
+    uintptr_t me = r->me, lo = UINTPTR_MAX, hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
@@ -77,20 +88,33 @@ static int find_lib(struct dl_phdr_info *info, size_t size, void *arg) {
     /* The main program (statically linked library): its frames are the
      * program's too, none is dropped. */
     if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
-        lib_lo = lo;
-        lib_hi = hi;
+        r->lo = lo;
+        r->hi = hi;
     }
     return 1;
 }
 
 /* The unwinder's first use (it may allocate: the caller's allocations are
- * unsampled then) and this library's range. */
-static void warm_up(void) {
-    if (hk_load_acquire(&warmed)) return;
+ * unsampled then) and this library's range into *out.  Threads that take
+ * their first samples together all get here before the range is known
+ * (profiling on from the start): each works it out into its own copy, and
+ * the first to finish publishes it (lib is written once, before lib_state
+ * becomes 2, and read only after). */
+static void warm_up(lib_range *out) {
+    if (hk_load_acquire(&lib_state) == 2) {
+        *out = lib;
+        return;
+    }
     void *b[4];
     backtrace(b, 4);
-    dl_iterate_phdr(find_lib, (void *)(uintptr_t)&hk_prof_record);
-    hk_store_release(&warmed, true);
+    lib_range r = {.me = (uintptr_t)&hk_prof_record};
+    dl_iterate_phdr(find_lib, &r);
+    *out = r;
+    int cold = 0;
+    if (hk_cas_strong_acq_rel(&lib_state, &cold, 1)) {
+        lib = r;
+        hk_store_release(&lib_state, 2);
+    }
 }
 
 static bool tables_map(void) {
@@ -191,7 +215,10 @@ static void tables_clear_locked(void) {
     hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1);
     atomic_thread_fence(memory_order_release);
     memset(stacks, 0, sizeof(prof_stack) * HK_PROF_STACKS);
-    memset((void *)slots, 0, sizeof(prof_slot) * HK_PROF_SLOTS);
+    /* Frees probe addr without the lock (miss_without_lock): atomic stores,
+     * never a memset under them.  A slot's other fields are written before
+     * its addr is published again. */
+    for (size_t i = 0; i < HK_PROF_SLOTS; i++) hk_store_relaxed(&slots[i].addr, 0);
     nstacks = nlive = 0;
     hk_store_relaxed(&nsamples, 0);
     hk_store_relaxed(&ndropped, 0);
@@ -224,11 +251,12 @@ bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
         hk_fetch_add_relaxed(&ndropped, 1);
         return false;
     }
-    warm_up();
+    lib_range me;
+    warm_up(&me);
     void *raw[HK_PROF_FRAMES + 16];
     int n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
     int skip = 0;
-    while (skip < n && (uintptr_t)raw[skip] >= lib_lo && (uintptr_t)raw[skip] < lib_hi) skip++;
+    while (skip < n && (uintptr_t)raw[skip] >= me.lo && (uintptr_t)raw[skip] < me.hi) skip++;
     unsigned nf = (unsigned)(n - skip);
     if (nf > HK_PROF_FRAMES) nf = HK_PROF_FRAMES;
     double est = (double)size / one_minus_exp_neg((double)usable / (double)period);
@@ -288,6 +316,7 @@ bool hk_prof_forget(void *p) {
  * (a research-mode child of a threaded parent died of SIGABRT about once in
  * ten conformance runs).  prof.active turns it on again. */
 void hk_prof_fork_child(void) {
+    pthread_mutex_init(&switch_lock, NULL);
     hk_sample_configure(false, hk_sample_period_get());
     pthread_mutex_init(&prof_lock, NULL);
     hk_store_relaxed(&table_seq, 0);
@@ -296,29 +325,53 @@ void hk_prof_fork_child(void) {
 
 void hk_prof_at_init(void) {
     bool wanted = hk_opt.prof || hk_opt.prof_dump_at_exit[0] != '\0' || hk_opt.mode == HK_MODE_RESEARCH;
-    if (wanted && hk_config_stats && tables_map())
+    if (wanted && hk_config_stats && tables_map()) {
+        hk_lock(&switch_lock);
         hk_sample_configure(true, hk_sample_period_get()); /* unwinder warmed at the first sample */
+        hk_unlock(&switch_lock);
+    }
 }
 
 int hk_prof_set_active(bool on) {
     if (!hk_config_stats) return EPERM; /* the sampling counts bytes with the counters */
     if (on) {
         if (!tables_map()) return ENOMEM;
-        warm_up();
+        lib_range unused;
+        warm_up(&unused);
     }
+    hk_lock(&switch_lock);
     hk_sample_configure(on, hk_sample_period_get());
+    hk_unlock(&switch_lock);
     return 0;
 }
 
 int hk_prof_set_period(size_t bytes) {
     if (bytes == 0 || bytes > ((size_t)1 << 40)) return EINVAL;
+    hk_lock(&switch_lock);
     hk_sample_configure(hk_sample_active(), bytes);
+    hk_unlock(&switch_lock);
     return 0;
 }
 
 void hk_prof_reset(void) {
     hk_lock(&prof_lock);
     tables_clear_locked();
+    hk_unlock(&prof_lock);
+}
+
+/* Under prof_lock, which a fork child re-initialises: the stats page reads
+ * these paths while another thread may be writing one. */
+void hk_prof_note_dump(enum hk_prof_format format, const char *path) {
+    size_t n = strnlen(path, sizeof last_dump[0] - 1);
+    hk_lock(&prof_lock);
+    memcpy(last_dump[format], path, n);
+    last_dump[format][n] = '\0';
+    hk_unlock(&prof_lock);
+}
+
+void hk_prof_last_dump(enum hk_prof_format format, char *out, size_t cap) {
+    hk_lock(&prof_lock);
+    hk_fmt(out, cap, "%s", last_dump[format]);
     hk_unlock(&prof_lock);
 }
 

@@ -52,8 +52,12 @@ void hk_prof_snapshot_free(hk_prof_site *s);
 /* ---- prof_dump.c ---- */
 enum hk_prof_format { HK_PROF_PPROF, HK_PROF_FOLDED, HK_PROF_FOLDED_ALLOC };
 /* Writes the profile to path, created 0600 (replaced if it is there):
- * 0, or an errno. */
+ * 0, or an errno.  A path written is noted for hk_prof_last_dump. */
 int hk_prof_dump(const char *path, enum hk_prof_format format);
+/* prof.c: the last path written in each format ("" before the first),
+ * copied (truncated to cap) under the profiler's lock. */
+void hk_prof_note_dump(enum hk_prof_format format, const char *path);
+void hk_prof_last_dump(enum hk_prof_format format, char *out, size_t cap);
 
 #pragma GCC visibility pop
 

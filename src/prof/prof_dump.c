@@ -151,23 +151,39 @@ static void write_folded(writer *w, const hk_prof_site *s, size_t n, bool alloc)
     }
 }
 
+/* A path that is there must be a regular file: opening a FIFO for writing
+ * waits for a reader (the calling thread would hang: O_NONBLOCK makes that
+ * ENXIO instead), and a device would be written to and have its mode
+ * changed by the fchmod. */
+static int open_dump(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISFIFO(st.st_mode)) return -EINVAL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (fd < 0) return -errno;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    fchmod(fd, 0600); /* an existing file keeps no wider mode */
+    return fd;
+}
+
 int hk_prof_dump(const char *path, enum hk_prof_format format) {
     if (path == NULL || path[0] == '\0') return EINVAL;
     size_t n, period;
     hk_prof_site *s = hk_prof_snapshot(&n, &period);
     if (s == NULL) return ENOMEM;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open_dump(path);
     if (fd < 0) {
-        int e = errno;
         hk_prof_snapshot_free(s);
-        return e;
+        return -fd;
     }
-    fchmod(fd, 0600); /* an existing file keeps no wider mode */
     writer w = {.fd = fd};
     if (format == HK_PROF_PPROF) write_pprof(&w, s, n, period);
     else write_folded(&w, s, n, format == HK_PROF_FOLDED_ALLOC);
     flush(&w);
     if (close(fd) != 0 && w.err == 0) w.err = errno;
     hk_prof_snapshot_free(s);
+    if (w.err == 0) hk_prof_note_dump(format, path);
     return w.err;
 }

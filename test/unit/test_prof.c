@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,10 +170,77 @@ TEST(prof_pprof_dump_format) {
     set_bool("prof.active", false);
 }
 
+static const char *rd_str(const char *name) {
+    const char *v = NULL;
+    size_t len = sizeof v;
+    hak_ctl(name, &v, &len, NULL, 0);
+    return v;
+}
+
 TEST(prof_dump_unwritable_path) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hk_prof_ok.%d", (int)getpid());
+    REQUIRE_EQ_I(set_str("prof.dump", path), 0, "a writable path");
     int rc = set_str("prof.dump", "/nonexistent-dir/x/heap");
     EXPECT_EQ_I(rc, ENOENT, "dump to a missing directory fails with ENOENT");
+    EXPECT_EQ_I(set_str("prof.dump", "/tmp"), EISDIR, "dump to a directory fails with EISDIR");
+    EXPECT_EQ_I(set_str("prof.dump_folded", "/dev/null/x"), ENOTDIR,
+                "dump below a file fails with ENOTDIR");
+    EXPECT_STREQ(rd_str("prof.dump"), path, "a failed dump leaves the last path written");
     EXPECT_EQ_I(set_str("prof.dump", ""), 0, "the empty path writes nothing");
+    EXPECT_STREQ(rd_str("prof.dump"), path, "and is not noted");
+    unlink(path);
+}
+
+/* A FIFO without a reader would block the dumping thread in open() for
+ * good; a device would be written to and chmodded.  The FIFO dump runs in a
+ * child under alarm(): a hang kills it, and the test fails instead of
+ * hanging. */
+TEST(prof_dump_to_fifo_or_device_fails) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hk_prof_fifo.%d", (int)getpid());
+    unlink(path);
+    REQUIRE_EQ_I(mkfifo(path, 0600), 0, "mkfifo");
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        _exit(set_str("prof.dump", path) == EINVAL ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                "a dump to a FIFO fails with EINVAL at once (a signal: it hung)");
+    unlink(path);
+    snprintf(path, sizeof path, "/tmp/hk_prof_dev.%d", (int)getpid());
+    unlink(path);
+    SKIP_IF(mknod(path, S_IFCHR | 0666, makedev(1, 3)) != 0 || chmod(path, 0666) != 0,
+            "cannot make a device node (not root)");
+    EXPECT_EQ_I(set_str("prof.dump", path), EINVAL, "a dump to a device fails with EINVAL");
+    struct stat sb;
+    EXPECT_TRUE(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0666, "the device keeps its mode");
+    unlink(path);
+}
+
+/* prof_dump_at_exit to a path that cannot be written: a warning that names
+ * the path and the reason, and the exit status is the program's. */
+static int child_dump_at_exit(void) {
+    free(malloc(100)); /* starts hakmem: the exit dump runs only then */
+    return 0;
+}
+
+__attribute__((constructor)) static void child_dispatch(void) {
+    const char *role = hk_test_role();
+    if (role != NULL && strcmp(role, "--child-dump-at-exit") == 0) exit(child_dump_at_exit());
+}
+
+TEST(prof_dump_at_exit_unwritable_path_warns) {
+    struct hk_test_child c;
+    REQUIRE_EQ_I(hk_test_run_self(&c, "--child-dump-at-exit", "HAKMEM_CONF",
+                                  "prof_dump_at_exit:/nonexistent-dir/heap", (char *)NULL), 0,
+                 "run the child");
+    EXPECT_TRUE(hk_test_exited_ok(&c), "the program's own exit status");
+    EXPECT_HAS_STR(c.err, "prof_dump_at_exit: cannot write /nonexistent-dir/heap: No such file or directory",
+                   "the warning names the path and the reason");
 }
 
 TEST(prof_every_allocation_bounded) {
@@ -186,13 +255,52 @@ TEST(prof_every_allocation_bounded) {
     hk_test_log("samples %llu live %llu dropped %llu", (unsigned long long)samples,
                 (unsigned long long)live, (unsigned long long)dropped);
     EXPECT_GE_U(samples, N - 100, "about every allocation sampled");
-    EXPECT_LE_U(live, 49152, "live records bounded by the table");
-    EXPECT_GT_U(dropped, 0, "a full table counts drops");
+    EXPECT_EQ_U(live, 49152, "live records fill the table (3/4 of its 65536 slots), no more");
+    EXPECT_GE_U(dropped, N - 49152 - 100, "a full table counts every sample it drops");
     for (int i = 0; i < N; i++) free(keep[i]);
     EXPECT_LT_U(rd_u64("prof.stats.live_samples"), 100, "frees drop the records");
     set_bool("prof.active", false);
     set_size("prof.sample_bytes", 512 * KiB);
     hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+}
+
+/* Two distinct call sites per level: 2^depth distinct stacks. */
+static volatile unsigned tree_sink;
+__attribute__((noinline)) void *prof_tree_b(unsigned bits, int depth);
+__attribute__((noinline)) void *prof_tree_a(unsigned bits, int depth) {
+    void *p = depth == 0 ? malloc(32) : (bits & 1) ? prof_tree_a(bits >> 1, depth - 1)
+                                                   : prof_tree_b(bits >> 1, depth - 1);
+    tree_sink++; /* no tail call: this frame stays on the stack */
+    return p;
+}
+__attribute__((noinline)) void *prof_tree_b(unsigned bits, int depth) {
+    void *p = depth == 0 ? malloc(32) : (bits & 1) ? prof_tree_a(bits >> 1, depth - 1)
+                                                   : prof_tree_b(bits >> 1, depth - 1);
+    tree_sink++;
+    return p;
+}
+
+TEST(prof_stack_table_full_counts_drops) {
+    enum { DEPTH = 13, N = 1 << DEPTH, STACKS_MAX = 7168 }; /* 7/8 of HK_PROF_STACKS */
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "sample every allocation");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+    static void *keep[N];
+    for (unsigned i = 0; i < N; i++) keep[i] = prof_tree_a(i, DEPTH);
+    uint64_t stacks = rd_u64("prof.stats.stacks"), dropped = rd_u64("prof.stats.dropped");
+    uint64_t samples = rd_u64("prof.stats.samples"), live = rd_u64("prof.stats.live_samples");
+    hk_test_log("%d stacks: held %llu, samples %llu, live %llu, dropped %llu", N,
+                (unsigned long long)stacks, (unsigned long long)samples, (unsigned long long)live,
+                (unsigned long long)dropped);
+    EXPECT_EQ_U(stacks, STACKS_MAX, "the stack table fills, no more");
+    EXPECT_GE_U(dropped, N - STACKS_MAX, "a sample of a stack beyond the table counts as dropped");
+    EXPECT_LE_U(live, samples, "live <= samples");
+    for (unsigned i = 0; i < N; i++) free(keep[i]);
+    EXPECT_LT_U(rd_u64("prof.stats.live_samples"), 16, "frees drop the records");
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+    EXPECT_EQ_U(rd_u64("prof.stats.stacks"), 0, "prof.reset empties the stack table");
+    set_bool("prof.active", false);
+    set_size("prof.sample_bytes", 512 * KiB);
 }
 
 TEST(prof_fork_child_starts_empty) {
@@ -201,7 +309,8 @@ TEST(prof_fork_child_starts_empty) {
     EXPECT_GT_U(rd_u64("prof.stats.samples"), 0, "parent has samples");
     pid_t pid = fork();
     if (pid == 0) { /* empty, and off until turned on again */
-        uint64_t s = rd_u64("prof.stats.samples");
+        uint64_t s = rd_u64("prof.stats.samples") + rd_u64("prof.stats.live_samples") +
+                     rd_u64("prof.stats.stacks") + rd_u64("prof.stats.dropped");
         bool on = true;
         size_t len = sizeof on;
         hak_ctl("prof.active", &on, &len, NULL, 0);
