@@ -6,16 +6,19 @@
 # sample period) and between one of each; -n limits the rows.  A missing,
 # empty, binary, truncated or corrupt file, or a directory, is one line on
 # standard error naming the file and exit status 1; so is every one of 300
-# random mutations of good files (python3; never a crash).
+# random mutations of good files (python3; never a crash).  Last, every
+# profile subcommand, format and option is in hakctl's usage, its manual
+# page (doc/hakctl.1) and its bash completion.
 #
 # Environment (from test/run-tests.sh): HAKMEM_OBJROOT, HAKMEM_SRCROOT.
 # Ends with "N passed, N failed[, N skipped]".
 . "$(dirname "$0")/../src/real_common.sh"
 hakctl="${objroot}bin/hakctl"
+srcroot=${HAKMEM_SRCROOT:-./}
 TESTS="profile_diff_folded_growth_first profile_diff_heap_growth_first profile_diff_jemalloc_layout
 profile_diff_mixed_formats profile_diff_rows_limit profile_diff_missing_file profile_diff_empty_file
 profile_diff_binary_file profile_diff_truncated_folded profile_diff_truncated_heap
-profile_diff_corrupt_files profile_diff_survives_mutations"
+profile_diff_corrupt_files profile_diff_survives_mutations profile_cli_documented"
 [ -x "$hakctl" ] || fail_all "$hakctl not built" $TESTS
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-diff.XXXXXX") || fail_all "mktemp failed" $TESTS
 trap cleanup EXIT
@@ -195,4 +198,17 @@ EOF
   if grep -qx '0 crashes' "$tmp/fuzz.out"; then pass profile_diff_survives_mutations
   else fail profile_diff_survives_mutations "$(tail -n 3 "$tmp/fuzz.out" | tr '\n' '|')"; fi
 fi
+
+# The usage names the short forms; the manual and the completion all.
+bad=""
+"$hakctl" profile --help >"$tmp/usage" 2>&1
+for w in start stop reset dump top diff pprof folded text svg --rate --format --alloc -o -n -i -c \
+         --output --count --interval --frames; do
+  roff=$(printf '%s' "$w" | sed 's/-/\\-/g')
+  grep -qF -e "$roff" "${srcroot}doc/hakctl.1" || bad="$bad; '$roff' not in doc/hakctl.1"
+  grep -qwF -e "$w" "${srcroot}bin/completion.bash" || bad="$bad; '$w' not in bin/completion.bash"
+  case $w in --output|--count|--interval|--frames) continue ;; esac
+  grep -qwF -e "$w" "$tmp/usage" || bad="$bad; '$w' not in hakctl profile --help"
+done
+if [ -z "$bad" ]; then pass profile_cli_documented; else fail profile_cli_documented "${bad#; }"; fi
 finish
