@@ -35,8 +35,8 @@ static int by_growth(const void *a, const void *b) {
 /* Both profiles' stacks side by side (a merge of the two sorted by frames);
  * *n gets the rows; NULL when out of memory. */
 static diff_row *join(cli_profile *old, cli_profile *new, size_t *n) {
-    qsort(old->rows, old->n, sizeof *old->rows, by_frames);
-    qsort(new->rows, new->n, sizeof *new->rows, by_frames);
+    if (old->n > 1) qsort(old->rows, old->n, sizeof *old->rows, by_frames);
+    if (new->n > 1) qsort(new->rows, new->n, sizeof *new->rows, by_frames);
     diff_row *rows = malloc((old->n + new->n + 1) * sizeof *rows);
     size_t i = 0, j = 0;
     *n = 0;
@@ -53,7 +53,7 @@ static diff_row *join(cli_profile *old, cli_profile *new, size_t *n) {
 static const char *kind_name(const cli_profile *p) { return p->kind == CLI_PROF_HEAP ? "heap profile" : "folded"; }
 
 static void print_diff(const hk_cli *c, const cli_profile *old, const cli_profile *new, diff_row *rows, size_t n) {
-    qsort(rows, n, sizeof *rows, by_growth);
+    if (n > 1) qsort(rows, n, sizeof *rows, by_growth);
     long limit = c->count > 0 ? c->count : DEFAULT_ROWS, shown = 0;
     printf("# %s heap: %s (%s, %zu stacks) -> %s (%s, %zu stacks)\n", c->alloc ? "allocated" : "live", c->args[1],
            kind_name(old), old->n, c->args[2], kind_name(new), new->n);

@@ -230,8 +230,9 @@ static bool parse_counts(const char *s, bool alloc, uint64_t *n, uint64_t *b, co
     return true;
 }
 
-/* 1 - exp(-x) for x >= 0, without libm: exp(-x) = exp(-x / 2^k)^(2^k),
- * with x / 2^k < 1/8 summed as a series. */
+/* 1 - exp(-x) for x >= 0, without libm: the series x - x^2/2! + ... for
+ * x / 2^k < 1/8, then squared back k times, as 1 - e^2 = m (2 - m) for
+ * m = 1 - e. */
 static double one_minus_exp_neg(double x) {
     if (x > 50) return 1.0;
     int k = 0;
@@ -239,10 +240,12 @@ static double one_minus_exp_neg(double x) {
         x /= 2;
         k++;
     }
-    double term = 1.0, e = 1.0;
-    for (int i = 1; i < 12; i++) e += term *= -x / i;
-    double m = 1.0 - e; /* 1 - exp(-x), accurate for small x */
-    for (; k > 0; k--) m = m * (2.0 - m); /* 1 - e^2 = m (2 - m) */
+    double term = -1.0, m = 0.0;
+    for (int i = 1; i < 12; i++) {
+        term *= -x / i;
+        m += term;
+    }
+    for (; k > 0; k--) m = m * (2.0 - m);
     return m;
 }
 
@@ -253,9 +256,12 @@ static void estimate(const cli_profile *p, uint64_t n, uint64_t b, double *bytes
     *blocks = (double)n * scale;
 }
 
-/* The addresses of "0x1 0x2 ..." (tokens separated by blanks). */
+/* The addresses of "0x1 0x2 ..." (tokens separated by blanks), the first
+ * MAX_FRAMES kept. */
 static bool parse_addresses(const char *s, raw_stack *st) {
-    st->addr = calloc(MAX_FRAMES, sizeof *st->addr);
+    size_t tokens = 1;
+    for (const char *c = s; *c; c++) tokens += *c == ' ' || *c == '\t';
+    st->addr = calloc(tokens < MAX_FRAMES ? tokens : MAX_FRAMES, sizeof *st->addr);
     if (st->addr == NULL) return false;
     while (*s) {
         char *end;
@@ -265,7 +271,7 @@ static bool parse_addresses(const char *s, raw_stack *st) {
         errno = 0;
         uint64_t a = strtoull(s, &end, 16);
         if (errno != 0 || end == s + 2 || (*end != '\0' && *end != ' ' && *end != '\t')) return false;
-        if (st->n < MAX_FRAMES) st->addr[st->n++] = a;
+        if (st->n < MAX_FRAMES && st->n < tokens) st->addr[st->n++] = a;
         s = end;
     }
     return true;
