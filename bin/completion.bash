@@ -3,9 +3,10 @@
 # file: bash-completion loads it by either command's name).  Sourcing it by
 # hand works too: . completion.bash
 #
-# hakctl: commands, options (per command), pids from "hakctl ps", control
-# names from "hakctl -p PID list" for get, watch, dump, list and set (set:
-# writable names only, then values for modes and booleans).  hakmem: its
+# hakctl: commands, options (per command; per subcommand for profile),
+# pids from "hakctl ps", control names from "hakctl -p PID list" for get,
+# watch, dump, list and set (set: writable names only, then values for
+# modes and booleans), profile's subcommands and formats, files for diff.  hakmem: its
 # options, modes, HAKMEM_CONF keys, then the command and its own completion.
 
 # COMP_WORDS splits at ':' and '=' (COMP_WORDBREAKS): "--pid=12" is three
@@ -78,7 +79,7 @@ _hakctl_complete() {
     local prev=
     [[ $cword -gt 0 ]] && prev=${words[cword - 1]}
     local prog=${words[0]}
-    local commands="ps get dump list set watch top metrics serve help"
+    local commands="ps get dump list set watch top profile metrics serve help"
     COMPREPLY=()
 
     # The option before the cursor takes a value.
@@ -89,7 +90,13 @@ _hakctl_complete() {
         -l|--listen)
             COMPREPLY=($(compgen -W "127.0.0.1:9464 [::1]:9464" -- "$cur"))
             return 0 ;;
-        -t|--timeout|-i|--interval|-n|--count|-m|--max-requests)
+        -f|--format)
+            COMPREPLY=($(compgen -W "pprof folded text svg" -- "$cur"))
+            return 0 ;;
+        -o|--output)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0 ;;
+        -t|--timeout|-i|--interval|-n|--count|-m|--max-requests|-c|--frames|-r|--rate)
             return 0 ;;
     esac
 
@@ -99,7 +106,8 @@ _hakctl_complete() {
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case $w in
-            -p|--pid|-t|--timeout|-i|--interval|-n|--count|-l|--listen|-m|--max-requests) ((i++)) ;;
+            -p|--pid|-t|--timeout|-i|--interval|-n|--count|-l|--listen|-m|--max-requests|\
+            -o|--output|-f|--format|-c|--frames|-r|--rate) ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$w; else args+=("$w"); fi ;;
         esac
@@ -115,6 +123,14 @@ _hakctl_complete() {
             set) opts="-p --pid --timeout -h --help" ;;
             watch) opts="-p --pid -i --interval -n --count --json -h --help" ;;
             top) opts="-p --pid -i --interval -n --count -a --all -h --help" ;;
+            profile)
+                case ${args[0]} in
+                    start) opts="-p --pid --rate --timeout -h --help" ;;
+                    dump) opts="-p --pid -o --output --format --alloc -n --count --timeout -h --help" ;;
+                    top) opts="-p --pid -n --count --alloc -i --interval -c --frames --timeout -h --help" ;;
+                    diff) opts="-n --count --alloc -h --help" ;;
+                    *) opts="-p --pid --timeout -h --help" ;;
+                esac ;;
             metrics) opts="-p --pid --all -h --help" ;;
             serve) opts="--listen --max-requests -h --help" ;;
         esac
@@ -133,6 +149,12 @@ _hakctl_complete() {
             [[ ${#args[@]} -eq 0 ]] && COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
         get|watch)
             pid=$(_hakctl_pid) && COMPREPLY=($(compgen -W "$(_hakctl_names "$pid")" -- "$cur")) ;;
+        profile)
+            if [[ ${#args[@]} -eq 0 ]]; then
+                COMPREPLY=($(compgen -W "start stop reset dump top diff" -- "$cur"))
+            elif [[ ${args[0]} == diff && ${#args[@]} -lt 3 ]]; then
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi ;;
         dump|list)
             [[ ${#args[@]} -eq 0 ]] && pid=$(_hakctl_pid) &&
                 COMPREPLY=($(compgen -W "$(_hakctl_names "$pid")" -- "$cur")) ;;

@@ -53,7 +53,7 @@ int cli_open(const hk_cli *c, hkp_page *p, bool writable) {
     return EXIT_NOPAGE;
 }
 
-static void msleep(unsigned ms) {
+void cli_msleep(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cli_interrupted()) {}
 }
@@ -310,7 +310,7 @@ static void show_new_value(hkp_page *p, const hkp_entry *e, uint64_t applied_in,
     for (unsigned waited = 0; waited < timeout_ms; waited += 5) {
         if (hkp_snapshot(p, SNAP_TIMEOUT_MS, err, sizeof err) != HKP_OK) return;
         if (p->nrefresh >= applied_in) break;
-        msleep(5);
+        cli_msleep(5);
     }
     hkp_value v;
     hkp_value_of(p, e, &v);
@@ -411,7 +411,7 @@ static int cmd_watch(const hk_cli *c) {
     char err[512], out[2048], tbuf[32];
     int status = EXIT_OK;
     for (long n = 0; (c->count < 0 || n < c->count) && !cli_interrupted(); n++) {
-        if (n > 0) msleep(c->interval_ms);
+        if (n > 0) cli_msleep(c->interval_ms);
         if (cli_interrupted()) break;
         if (kill(c->pid, 0) != 0 && errno == ESRCH) {
             cli_error("process %d exited", c->pid);
@@ -494,16 +494,22 @@ static const command commands[] = {
      "  A live per-class table: size, live blocks, allocations and frees per\n"
      "  second, thread-cache hit rate, pages.  q quits.  When standard output is\n"
      "  not a terminal, prints COUNT plain tables (default 1).  -a: every class.\n"},
-    {"profile", true, 1, 1,
+    {"profile", false, 1, 3,
      "usage: hakctl -p PID profile start [--rate BYTES] | stop | reset\n"
-     "       hakctl -p PID profile dump [-o FILE] [--format pprof|folded] [--alloc]\n"
-     "       hakctl -p PID profile top [-n N] [--alloc]\n"
+     "       hakctl -p PID profile dump [-o FILE] [--format pprof|folded|text|svg] [--alloc] [-n N]\n"
+     "       hakctl -p PID profile top [-n N] [--alloc] [-i MS] [-c COUNT]\n"
+     "       hakctl profile diff OLD NEW [-n N] [--alloc]\n"
      "  The heap profiler of a running process (prof.* leaves): start samples\n"
      "  one allocation per BYTES allocated on average (default 524288); dump has\n"
-     "  the process write its profile (pprof: the heap_v2 text jeprof and pprof\n"
-     "  read; folded: one line per stack with estimated bytes; --alloc: all\n"
-     "  allocations since start instead of live ones) and prints it or copies it\n"
-     "  to FILE; top prints the N stacks holding the most estimated live bytes.\n"},
+     "  the process write its profile and prints it or writes it to FILE (pprof:\n"
+     "  the heap_v2 text jeprof and go tool pprof read; folded: one line per\n"
+     "  stack with estimated bytes; text: a table of the N heaviest stacks, all\n"
+     "  by default, with bytes, blocks, share and frames; svg: a flame graph;\n"
+     "  --alloc: all allocations since start instead of live ones); top prints\n"
+     "  the N stacks (default 10) holding the most estimated live bytes, with -i\n"
+     "  every MS ms (default 1000) until ^C, the process exits, or COUNT tables.\n"
+     "  diff (no process): the stacks that grew most from OLD to NEW, two dumps\n"
+     "  in the pprof or folded format, N rows (default 20).\n"},
     {"metrics", false, 0, 0,
      "usage: hakctl -p PID metrics | hakctl metrics --all\n"
      "  Prometheus text exposition of one process, or (--all) of every live\n"
@@ -526,9 +532,10 @@ static void usage(FILE *f) {
                "  -p PID watch KEY...        values over time (-i MS, -n COUNT)\n"
                "  -p PID top                 live per-class table\n"
                "  -p PID profile SUB         heap profiler: start, stop, reset, dump, top\n"
+               "  profile diff OLD NEW       growth between two heap profile dumps\n"
                "  -p PID metrics             Prometheus text exposition (--all: every process)\n"
                "  serve --listen ADDR:PORT   HTTP /metrics endpoint (loopback only)\n"
-               "options: --json, --human, --timeout MS, -i MS, -n COUNT, -a, -h (also after a\n"
+               "options: --json, --human, --timeout MS, -i MS, -n COUNT, -c COUNT, -a, -h (also after a\n"
                "command: its own help), -V.\n"
                "exit status: 0 ok, 1 key or value error, 2 usage, 3 no such process or no page.\n");
 }
@@ -584,6 +591,10 @@ static int parse_option(hk_cli *c, int argc, char **argv, int *i) {
     } else if (is_opt(a, "-i", "--interval")) {
         if ((v = opt_value(argc, argv, i, "-i", "--interval")) == NULL || !parse_long(v, 10, 3600000, &x)) return -1;
         c->interval_ms = (unsigned)x;
+        c->interval_given = true;
+    } else if (is_opt(a, "-c", "--frames")) {
+        if ((v = opt_value(argc, argv, i, "-c", "--frames")) == NULL || !parse_long(v, 1, 1L << 40, &x)) return -1;
+        c->frames = x;
     } else if (is_opt(a, "-n", "--count")) {
         if ((v = opt_value(argc, argv, i, "-n", "--count")) == NULL || !parse_long(v, 1, 1L << 40, &x)) return -1;
         c->count = x;
@@ -602,6 +613,7 @@ static int parse_args(hk_cli *c, int argc, char **argv) {
     c->timeout_ms = 3000;
     c->interval_ms = 1000;
     c->count = -1;
+    c->frames = -1;
     c->max_requests = -1;
     c->args = calloc((size_t)argc, sizeof *c->args);
     bool opts_done = false;
@@ -640,7 +652,8 @@ static int run(const hk_cli *c, const command *cmd) {
         fputs(cmd->usage, stdout);
         return EXIT_OK;
     }
-    bool pid_needed = cmd->needs_pid || (!strcmp(cmd->name, "metrics") && !c->all);
+    bool pid_needed = cmd->needs_pid || (!strcmp(cmd->name, "metrics") && !c->all) ||
+                      (!strcmp(cmd->name, "profile") && c->nargs > 0 && strcmp(c->args[0], "diff") != 0);
     if (c->nargs < cmd->min_args || (cmd->max_args >= 0 && c->nargs > cmd->max_args) ||
         (pid_needed && c->pid == 0)) {
         if (pid_needed && c->pid == 0) cli_error("%s needs -p PID", cmd->name);

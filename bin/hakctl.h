@@ -1,7 +1,8 @@
 /* hakctl's command-line side: options, exit codes, and the commands split
  * across hakctl.c (ps, get, dump, list, set, watch), hakctl_top.c (top),
- * hakctl_profile.c (profile) and
- * hakctl_metrics.c (metrics, serve). */
+ * hakctl_profile.c (profile), hakctl_diff.c (profile diff) and
+ * hakctl_metrics.c (metrics, serve).  Heap profiles as files:
+ * hakctl_stacks.h. */
 #ifndef HAKCTL_H
 #define HAKCTL_H
 
@@ -23,14 +24,16 @@ typedef struct hk_cli {
     bool json, human, all, help;
     bool conf;             /* dump --conf: the *.conf leaves as one HAKMEM_CONF */
     unsigned timeout_ms;   /* --timeout (set) */
-    unsigned interval_ms;  /* -i (watch, top) */
-    long count;            /* -n (watch, top); -1: until stopped */
+    unsigned interval_ms;  /* -i (watch, top, profile top) */
+    bool interval_given;   /* -i was given (profile top refreshes) */
+    long count;            /* -n (watch, top; rows of profile top, dump, diff); -1: until stopped */
+    long frames;           /* -c (profile top): tables before it exits; -1: until stopped */
     const char *listen;    /* --listen (serve) */
     long max_requests;     /* --max-requests (serve); -1: no limit */
     unsigned long long rate; /* --rate (profile start); 0: unchanged */
     const char *output;    /* -o (profile dump); NULL: stdout */
     const char *format;    /* --format (profile dump) */
-    bool alloc;            /* --alloc (profile dump, top): the allocation view */
+    bool alloc;            /* --alloc (profile dump, top, diff): the allocation view */
     char **args;           /* positional arguments after the command */
     int nargs;
 } hk_cli;
@@ -43,9 +46,11 @@ int cli_open(const hk_cli *c, hkp_page *p, bool writable);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool cli_interrupted(void);          /* SIGINT or SIGTERM arrived */
 void cli_catch_signals(void);
+void cli_msleep(unsigned ms);        /* returns early when interrupted */
 
 int cmd_top(const hk_cli *c);
 int cmd_profile(const hk_cli *c);
+int cmd_profile_diff(const hk_cli *c); /* args: "diff" OLD NEW */
 int cmd_metrics(const hk_cli *c);
 int cmd_serve(const hk_cli *c);
 

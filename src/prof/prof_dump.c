@@ -1,15 +1,15 @@
 /*
  * Writing a heap profile, with no malloc: a stack buffer and write(2).
  *
- * pprof: the heap_v2 text format that gperftools and jemalloc write and
- * jeprof / pprof read (they scale the raw counts themselves, knowing the
- * sample period from the header):
+ * pprof: gperftools' text heap profile with heap_v2 sampling, which jeprof
+ * and go tool pprof both read (they scale the raw counts themselves,
+ * knowing the sample period from the header; go's pprof does not read
+ * jemalloc's own "heap_v2/<period>" + "t*:" layout):
  *
- *   heap_v2/<period>
- *     t*: <live blocks>: <live bytes> [<blocks allocated>: <bytes allocated>]
- *   @ 0x<return address> 0x... (innermost first)
- *     t*: <live blocks>: <live bytes> [<allocated blocks>: <allocated bytes>]
- *   ...
+ *   heap profile: <live blocks>: <live bytes> [<blocks allocated>: <bytes allocated>] @ heap_v2/<period>
+ *   <live blocks>: <live bytes> [<blocks allocated>: <bytes allocated>] @ 0x<return address> 0x...
+ *   ...                                     (one line a stack, innermost first)
+ *
  *   MAPPED_LIBRARIES:
  *   <the text of /proc/self/maps>
  *
@@ -69,8 +69,8 @@ static void put_x(writer *w, uint64_t v) {
     put_n(w, b + i, sizeof b - (size_t)i);
 }
 
+/* "<blocks>: <bytes> [<blocks>: <bytes>] @": a heap profile line's counts. */
 static void put_counts(writer *w, uint64_t n1, uint64_t b1, uint64_t n2, uint64_t b2) {
-    put(w, "  t*: ");
     put_u(w, n1);
     put(w, ": ");
     put_u(w, b1);
@@ -78,7 +78,7 @@ static void put_counts(writer *w, uint64_t n1, uint64_t b1, uint64_t n2, uint64_
     put_u(w, n2);
     put(w, ": ");
     put_u(w, b2);
-    put(w, "]\n");
+    put(w, "] @");
 }
 
 static void put_maps(writer *w) {
@@ -98,18 +98,18 @@ static void write_pprof(writer *w, const hk_prof_site *s, size_t n, size_t perio
         t[2] += s[i].alloc_n;
         t[3] += s[i].alloc_bytes;
     }
-    put(w, "heap_v2/");
+    put(w, "heap profile: ");
+    put_counts(w, t[0], t[1], t[2], t[3]);
+    put(w, " heap_v2/");
     put_u(w, period);
     put(w, "\n");
-    put_counts(w, t[0], t[1], t[2], t[3]);
     for (size_t i = 0; i < n; i++) {
-        put(w, "@");
+        put_counts(w, s[i].live_n, s[i].live_bytes, s[i].alloc_n, s[i].alloc_bytes);
         for (unsigned f = 0; f < s[i].nframes; f++) {
             put(w, " ");
             put_x(w, (uintptr_t)s[i].frames[f]);
         }
         put(w, "\n");
-        put_counts(w, s[i].live_n, s[i].live_bytes, s[i].alloc_n, s[i].alloc_bytes);
     }
     put(w, "\nMAPPED_LIBRARIES:\n");
     put_maps(w);

@@ -148,10 +148,16 @@ static bool is_settable(const char *name) {
     return false;
 }
 
+/* Counters named otherwise: the heap profiler's, which prof.reset zeroes
+ * (a counter reset, as a process restart is to a scraper). */
+static const char *const counters_by_name[] = {"prof.stats.samples", "prof.stats.dropped"};
+
 /* Monotonic counters (rates make sense): uint64_t leaves named n<what>,
- * or ending in hits, misses, refreshes or commands. */
+ * or ending in hits, misses, refreshes or commands, and those listed. */
 static bool is_counter(const char *name, int type) {
     if (type != HAK_CTL_U64) return false;
+    for (size_t i = 0; i < sizeof counters_by_name / sizeof counters_by_name[0]; i++)
+        if (!strcmp(name, counters_by_name[i])) return true;
     const char *last = strrchr(name, '.');
     last = last ? last + 1 : name;
     static const char *const suffixes[] = {"hits", "misses", "refreshes", "commands"};

@@ -2,7 +2,8 @@
 # Bash completion (bin/completion.bash): sourced in bash, it registers
 # _hakctl and _hakmem (complete -p); each case sets COMP_WORDS/COMP_CWORD,
 # calls the registered function and compares COMPREPLY: hakctl's commands
-# and per-command options, pids from "hakctl ps", control names from
+# and per-command options (profile's per subcommand, its formats, files
+# for diff), pids from "hakctl ps", control names from
 # "hakctl -p PID list" for get, watch and set (writable names only, then
 # the mode names), hakmem's options, modes and HAKMEM_CONF keys (also after
 # a ':' that splits the word), then the command.  The live cases run
@@ -17,7 +18,7 @@ comp="${srcroot}bin/completion.bash"
 hakctl="${objroot}bin/hakctl"
 hm="${objroot}bin/hakmem"
 child="${objroot}test/src/hakctl_child"
-STATIC="completion_registered completion_hakctl_commands completion_hakctl_options
+STATIC="completion_registered completion_hakctl_commands completion_hakctl_options completion_hakctl_profile
 completion_hakmem_options completion_hakmem_conf_keys completion_hakmem_command"
 LIVE="completion_hakctl_pids completion_hakctl_get_names completion_hakctl_set_names"
 
@@ -65,10 +66,10 @@ else
 fi
 
 bad=""
-expect "dump get help list metrics ps serve set top watch" 1 "$hakctl" ""
+expect "dump get help list metrics profile ps serve set top watch" 1 "$hakctl" ""
 expect "get" 1 "$hakctl" g
 expect "serve set" 3 "$hakctl" -p 1 se
-expect "dump get help list metrics ps serve set top watch" 2 "$hakctl" help ""
+expect "dump get help list metrics profile ps serve set top watch" 2 "$hakctl" help ""
 if [ -z "$bad" ]; then pass completion_hakctl_commands; else fail completion_hakctl_commands "${bad#; }"; fi
 
 bad=""
@@ -79,6 +80,18 @@ expect "--help --pid --version" 1 "$hakctl" --
 expect "--all --help --json" 2 "$hakctl" ps --
 expect "127.0.0.1:9464" 3 "$hakctl" serve --listen 1
 if [ -z "$bad" ]; then pass completion_hakctl_options; else fail completion_hakctl_options "${bad#; }"; fi
+
+# profile: subcommands, options per subcommand, formats, files for diff.
+bad=""
+: >"$tmp/old.heap"
+expect "diff dump reset start stop top" 4 "$hakctl" -p 1 profile ""
+expect "diff dump" 2 "$hakctl" profile d
+expect "folded pprof svg text" 6 "$hakctl" -p 1 profile dump --format ""
+expect "--frames" 5 "$hakctl" -p 1 profile top --fr
+expect "--alloc --count --help -h -n" 3 "$hakctl" profile diff -
+expect "$tmp/old.heap" 3 "$hakctl" profile diff "$tmp/old."
+expect "" 6 "$hakctl" -p 1 profile top -i 5
+if [ -z "$bad" ]; then pass completion_hakctl_profile; else fail completion_hakctl_profile "${bad#; }"; fi
 
 bad=""
 expect "balanced fast learning minimal research" 2 "$hm" -m ""

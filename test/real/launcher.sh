@@ -42,7 +42,7 @@ if [ -z "$bad" ]; then pass launcher_usage; else fail launcher_usage "${bad#; }"
 rc=$(cd "$tmp" && run_rc env -u HAKMEM_CONF "$hm" --profile prof.heap "$child" -d 0.1)
 rc2=$(run_rc "$hm" --profile "$tmp/a,b" true)
 perm=$(stat -c %a "$tmp/prof.heap" 2>/dev/null)
-if [ "$rc" = 0 ] && head -n 1 "$tmp/prof.heap" 2>/dev/null | grep -q '^heap_v2/' &&
+if [ "$rc" = 0 ] && head -n 1 "$tmp/prof.heap" 2>/dev/null | grep -q '^heap profile: .* @ heap_v2/' &&
    grep -q '^MAPPED_LIBRARIES:' "$tmp/prof.heap" && [ "$perm" = 600 ] &&
    [ "$rc2" = 2 ] && grep -q 'comma' "$tmp/rc.err"; then
   pass launcher_profile_writes_heap_profile

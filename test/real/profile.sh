@@ -50,8 +50,8 @@ fi
 sed 's/^/# /' "$tmp/top.out"
 
 "$hakctl" -p "$cpid" profile dump -o "$tmp/heap.prof" >"$tmp/dump.out" 2>&1
-if head -n 1 "$tmp/heap.prof" 2>/dev/null | grep -qx 'heap_v2/524288' &&
-   grep -q '^@ 0x' "$tmp/heap.prof" && grep -qx 'MAPPED_LIBRARIES:' "$tmp/heap.prof" &&
+if head -n 1 "$tmp/heap.prof" 2>/dev/null | grep -Eqx 'heap profile: [0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @ heap_v2/524288' &&
+   grep -Eq '^[0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @ 0x' "$tmp/heap.prof" && grep -qx 'MAPPED_LIBRARIES:' "$tmp/heap.prof" &&
    [ "$(stat -c %a "$tmp/heap.prof")" = 600 ]; then
   pass profile_dump_pprof
 else

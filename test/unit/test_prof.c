@@ -159,8 +159,9 @@ TEST(prof_pprof_dump_format) {
     REQUIRE_EQ_I(set_str("prof.dump", path), 0, "prof.dump");
     size_t n = load(path);
     EXPECT_GT_U(n, 0, "dump written");
-    EXPECT_EQ_I(strncmp(text, "heap_v2/524288\n  t*: ", 21), 0, "heap_v2 header and totals");
-    EXPECT_HAS_STR(text, "\n@ 0x", "stack lines");
+    EXPECT_EQ_I(strncmp(text, "heap profile: ", 14), 0, "gperftools header");
+    EXPECT_HAS_STR(text, " @ heap_v2/524288\n", "heap_v2 sampling and period in the header");
+    EXPECT_HAS_STR(text, "] @ 0x", "stack lines");
     EXPECT_HAS_STR(text, "\nMAPPED_LIBRARIES:\n", "mappings section");
     int fd = open(path, O_RDONLY);
     EXPECT_GE_I(fd, 0, "readable");

@@ -149,6 +149,10 @@ TEST(statspage_lists_every_readable_leaf) {
     EXPECT_EQ_U(flags_of(&p, "huge.bigcache.hits") & HK_SP_E_COUNTER, HK_SP_E_COUNTER, "hits count");
     EXPECT_EQ_U(flags_of(&p, "tiny.class.0.stats.curblocks") & HK_SP_E_COUNTER, 0, "curblocks is a gauge");
     EXPECT_EQ_U(flags_of(&p, "stats.allocated") & HK_SP_E_COUNTER, 0, "allocated is a gauge");
+    EXPECT_EQ_U(flags_of(&p, "prof.stats.samples") & HK_SP_E_COUNTER, HK_SP_E_COUNTER, "prof samples count");
+    EXPECT_EQ_U(flags_of(&p, "prof.stats.dropped") & HK_SP_E_COUNTER, HK_SP_E_COUNTER, "prof drops count");
+    EXPECT_EQ_U(flags_of(&p, "prof.stats.live_samples") & HK_SP_E_COUNTER, 0, "live samples is a gauge");
+    EXPECT_EQ_U(flags_of(&p, "prof.stats.stacks") & HK_SP_E_COUNTER, 0, "stacks is a gauge");
     hkp_entry e;
     EXPECT_TRUE(hkp_find(&p, "tiny.class.0.stats", &e) && e.doc_len > 0, "leaves carry their doc");
     hkp_close(&p);
