@@ -121,21 +121,20 @@ static size_t load(const char *path, char *buf, size_t cap) {
     return n;
 }
 
-/* A heap_v2 dump: its header's totals (t) and the sums of its stacks (s):
- * live blocks, live bytes, allocated blocks, allocated bytes. */
+/* A heap dump (gperftools' text heap profile, heap_v2 sampling): its
+ * header's totals (t) and the sums of its stacks (s): live blocks, live
+ * bytes, allocated blocks, allocated bytes. */
 struct pprof {
     unsigned long long period, t[4], s[4];
     unsigned stacks;
 };
 
-/* One "  t*: n: bytes [n: bytes]" line, *at moved past its newline. */
+/* "n: bytes [n: bytes] @" at *at; *at moved past the '@'. */
 static bool parse_counts(const char **at, unsigned long long c[4]) {
-    const char *nl = strchr(*at, '\n');
-    char close = 0;
-    if (nl == NULL || sscanf(*at, "  t*: %llu: %llu [%llu: %llu%c", &c[0], &c[1], &c[2], &c[3], &close) != 5 ||
-        close != ']' || nl[-1] != ']')
+    int used = 0;
+    if (sscanf(*at, "%llu: %llu [%llu: %llu] @%n", &c[0], &c[1], &c[2], &c[3], &used) != 4 || used == 0)
         return false;
-    *at = nl + 1;
+    *at += used;
     return true;
 }
 
@@ -143,21 +142,24 @@ static bool parse_counts(const char **at, unsigned long long c[4]) {
  * stacks add up to the totals), else what is wrong. */
 static const char *parse_pprof(const char *text, struct pprof *o) {
     memset(o, 0, sizeof *o);
-    if (strncmp(text, "heap_v2/", 8) != 0) return "no heap_v2 header";
+    static const char head[] = "heap profile: ";
+    if (strncmp(text, head, sizeof head - 1) != 0) return "no heap profile header";
+    const char *at = text + sizeof head - 1;
+    if (!parse_counts(&at, o->t)) return "bad totals";
+    if (strncmp(at, " heap_v2/", 9) != 0) return "no heap_v2 sampling in the header";
     char *end;
-    o->period = strtoull(text + 8, &end, 10);
+    o->period = strtoull(at + 9, &end, 10);
     if (o->period == 0 || *end != '\n') return "bad period";
-    const char *at = end + 1;
-    if (!parse_counts(&at, o->t)) return "bad totals line";
-    while (*at == '@') {
+    at = end + 1;
+    while (*at >= '0' && *at <= '9') {
+        unsigned long long c[4];
+        if (!parse_counts(&at, c)) return "bad stack counts";
         const char *nl = strchr(at, '\n');
         if (nl == NULL) return "unterminated stack line";
-        for (const char *f = at + 1; f < nl; f++)
+        for (const char *f = at; f < nl; f++)
             if (*f != ' ' && *f != 'x' && !(*f >= '0' && *f <= '9') && !(*f >= 'a' && *f <= 'f'))
                 return "bad frame";
         at = nl + 1;
-        unsigned long long c[4];
-        if (!parse_counts(&at, c)) return "bad stack counts";
         if (c[0] > c[2] || c[1] > c[3]) return "a stack holds more live than it allocated";
         for (int i = 0; i < 4; i++) o->s[i] += c[i];
         o->stacks++;
