@@ -3,6 +3,10 @@
 
     python3 bench/ab.py [OBJROOT] A=LIB.so B=LIB.so [--runs N] [--only ...]
                         [--threads ...] [--scale S] [--seed N]
+                        [--conf-a CONF] [--conf-b CONF]
+
+A and B may be the same library run with two HAKMEM_CONF values (what
+profiling costs: --conf-b prof:1).
 
 Made to measure a small difference (what the always-on checks cost: A a
 --disable-checks build, B the normal one) on a noisy machine.  Every
@@ -43,13 +47,17 @@ def suite_configs(only, threads):
 
 
 def run_pairs(exe, args, libs, runs, timeout):
-    """runs paired runs; returns the ratios B/A and the failures' reasons."""
+    """runs paired runs; returns the ratios B/A and the failures' reasons.
+    libs: (label, library, HAKMEM_CONF or None) for A and B."""
     ratios, failures = [], []
     for r in range(runs):
         order = libs if r % 2 == 0 else libs[::-1]
         secs = {}
-        for label, lib in order:
-            res = compare.run_one(exe, args, {"LD_PRELOAD": lib}, timeout)
+        for label, lib, conf in order:
+            env = {"LD_PRELOAD": lib}
+            if conf is not None:
+                env["HAKMEM_CONF"] = conf
+            res = compare.run_one(exe, args, env, timeout)
             if res["ok"]:
                 secs[label] = res["secs"]
             else:
@@ -79,20 +87,22 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="work scale (-s)")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1, help="bootstrap seed")
+    ap.add_argument("--conf-a", help="HAKMEM_CONF for A")
+    ap.add_argument("--conf-b", help="HAKMEM_CONF for B")
     opts = ap.parse_args()
     specs = [a for a in opts.args if "=" in a]
     roots = [a for a in opts.args if "=" not in a]
     if len(specs) != 2 or len(roots) > 1:
         sys.exit("ab: give [OBJROOT] and exactly two LABEL=LIB.so")
     objroot = (roots[0] if roots else compare.SRCROOT).rstrip("/") + "/"
-    libs = [parse_lib(s) for s in specs]
+    libs = [parse_lib(s) + (c,) for s, c in zip(specs, (opts.conf_a, opts.conf_b))]
     only = opts.only.split(",") if opts.only else None
     threads = [int(t) for t in opts.threads.split(",")] if opts.threads else None
     configs = suite_configs(only, threads)
     if not configs:
         sys.exit("ab: no configuration to run")
 
-    (a, _), (b, _) = libs
+    (a, _, _), (b, _, _) = libs
     print("| benchmark | threads | runs | %s / %s, median of paired ratios | min-max |" % (b, a))
     print("|---|--:|--:|--:|--:|")
     per_config, nfail = [], 0

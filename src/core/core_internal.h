@@ -196,11 +196,11 @@ void hk_sample_huge(hk_segment *h, size_t size);
 void hk_sample_local_free(hk_page *page, void *p);
 void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);
 void hk_sample_huge_free(hk_segment *h);
-/* hk_page.in_full: bit 0 the page sits in its heap's full list, bits 1..7
- * count its sampled blocks (owner-written; saturates at HK_PAGE_SAMPLED_MAX).
- * Non-zero sends the owner's frees to hk_heap_free_local_slow. */
+/* hk_page.in_full: bit 0 the page sits in its heap's full list, bit 1 it
+ * may hold sampled blocks (core/sample.c; owner-written).  Non-zero sends
+ * the owner's frees to hk_heap_free_local_slow. */
 #define HK_PAGE_FULL 1
-#define HK_PAGE_SAMPLED_MAX 254
+#define HK_PAGE_SAMPLED 2
 static inline bool hk_page_has_samples(const hk_page *page) {
     return __atomic_load_n(&page->in_full, __ATOMIC_RELAXED) >= 2;
 }

@@ -74,8 +74,8 @@ typedef struct hk_page {
     uint16_t reserved;               /* blocks the span holds (<= 8192) */
     uint16_t cls;                    /* size class */
     uint8_t slice_offset;            /* entries back to the span's head */
-    uint8_t in_full;                 /* owner: bit 0 sits in heap->full; bits 1..7
-                                        sampled blocks (core/sample.c) */
+    uint8_t in_full;                 /* owner: bit 0 sits in heap->full; bit 1
+                                        may hold sampled blocks (core/sample.c) */
     uint8_t slice_count;             /* slices in the span (head entry) */
     uint8_t is_zero;                 /* uncarved memory is known zero */
     uint32_t block_size;
@@ -107,10 +107,10 @@ typedef struct hk_segment {
     uint8_t cached;                 /* BigCache: parked (a free now is a double free) */
     uint8_t guarded;                /* debug: ends right before a PROT_NONE page */
     uint8_t sampled;                /* the heap profiler holds a record of it */
-    /* small segments: per page (by its head slice), a 64-bit Bloom filter
-     * of the addresses of its sampled blocks (core/sample.c): owner-written,
-     * cleared with the page's sample count; a block whose bit is clear was
-     * not sampled, so its free skips the profiler's table */
+    /* small segments: per page (by its head slice), 16 counters of 4 bits
+     * of its live sampled blocks by address hash (core/sample.c): a block
+     * whose counter is zero was not sampled, so its free skips the
+     * profiler's table; zero when the page is not marked sampled */
     _Atomic uint64_t sample_bloom[HK_SLICES];
     hk_page pages[HK_SLICES];
 } hk_segment;

@@ -20,11 +20,11 @@
  * to malloc_slow, which sends it here (hk_sample_state is not 0).  Bytes
  * handed out in between are counted from the heap's nmalloc counter.
  *
- * A sampled small block is marked on its page (hk_page.in_full counts
- * them, bits 1..7) so that its free leaves the fast path, and in the
- * page's Bloom filter (hk_segment.sample_bloom) so that the frees of the
+ * A sampled small block marks its page (hk_page.in_full's sampled bit) so
+ * that the page's frees leave the fast path, and is counted in the page's
+ * counting filter (hk_segment.sample_bloom) so that the frees of the
  * page's other blocks mostly skip the profiler's table; a sampled huge
- * block by its header (hk_segment.sampled).
+ * block is marked by its header (hk_segment.sampled).
  */
 #include "core/core_internal.h"
 
@@ -135,38 +135,65 @@ static void arm_class(hk_heap *heap, unsigned cls) {
     cut_free_list(page, keep);
 }
 
-/* ---- the marks: a count and a Bloom filter per page ---- */
+/* ---- the marks: a counting filter per page ----
+ *
+ * hk_segment.sample_bloom[page] holds 16 counters of 4 bits: counter
+ * bucket(p) counts the page's live sampled blocks whose address hashes
+ * there.  A zero counter proves p was not sampled, so the frees of a
+ * marked page's other blocks skip the profiler's table.  The owner adds
+ * (at a sample); whoever frees a sampled block subtracts, the owner or
+ * another thread (after the record is gone, before the block is pushed),
+ * so both are atomic read-modify-writes, at samples and sampled frees
+ * only.  A counter at 15 sticks (never moves again) until the page
+ * empties.  When the owner sees every counter at zero it unmarks the page
+ * (in_full back to its full bit): its frees take the fast path again. */
 
-/* p's bit in its page's filter: 6 bits of a multiplicative hash of the
- * address (blocks are 16-aligned). */
-static uint64_t bloom_bit(const void *p) {
-    return 1ull << (((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> 58);
+#define NIBBLE_STUCK 15u
+
+static unsigned bucket_shift(const void *p) {
+    return (unsigned)(((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> 60) * 4;
 }
 
-static _Atomic uint64_t *bloom_of(hk_segment *seg, hk_page *page) {
+static _Atomic uint64_t *counters_of(hk_segment *seg, hk_page *page) {
     return &seg->sample_bloom[page - seg->pages];
 }
 
-/* p may be sampled: its bit is set (a clear bit proves it is not). */
+/* p may be sampled: its counter is not zero. */
 static bool maybe_sampled(hk_segment *seg, hk_page *page, const void *p) {
-    return (hk_load_relaxed(bloom_of(seg, page)) & bloom_bit(p)) != 0;
+    return ((hk_load_relaxed(counters_of(seg, page)) >> bucket_shift(p)) & 15u) != 0;
 }
 
-/* Marks p's page: its frees leave the fast path (in_full bits 1..7 count
- * the page's sampled blocks, saturating: then the mark stays until the
- * page empties), and sets p's bit in the page's filter. */
+/* Adds delta (+1 or -1) to p's counter unless it is stuck. */
+static void counter_move(_Atomic uint64_t *w, const void *p, int delta) {
+    unsigned sh = bucket_shift(p);
+    uint64_t old = hk_load_relaxed(w), nw;
+    do {
+        unsigned n = (unsigned)(old >> sh) & 15u;
+        if (n == NIBBLE_STUCK || (delta < 0 && n == 0)) return;
+        nw = delta > 0 ? old + ((uint64_t)1 << sh) : old - ((uint64_t)1 << sh);
+    } while (!atomic_compare_exchange_weak_explicit(w, &old, nw, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+/* Marks p's page (its frees leave the fast path) and counts p. */
 static void mark_block(void *p) {
     hk_segment *seg = hk_segment_of(p);
     hk_page *page = hk_page_of(seg, p);
-    _Atomic uint64_t *bloom = bloom_of(seg, page);
-    hk_store_relaxed(bloom, hk_load_relaxed(bloom) | bloom_bit(p));
-    if (page->in_full < HK_PAGE_SAMPLED_MAX) hk_page_set_in_full(page, page->in_full + 2u);
+    counter_move(counters_of(seg, page), p, +1);
+    if (page->in_full < HK_PAGE_SAMPLED) hk_page_set_in_full(page, page->in_full | HK_PAGE_SAMPLED);
 }
 
-/* The page holds no sampled block the owner knows of. */
+/* The page holds no live sampled block. */
 static void unmark_page(hk_segment *seg, hk_page *page) {
     hk_page_set_in_full(page, page->in_full & HK_PAGE_FULL);
-    hk_store_relaxed(bloom_of(seg, page), 0);
+    hk_store_relaxed(counters_of(seg, page), 0);
+}
+
+/* Frees p's record if it has one; true if it had. */
+static bool unsample_block(hk_segment *seg, hk_page *page, void *p) {
+    if (!maybe_sampled(seg, page, p) || !hk_upper.prof_unsample(p)) return false;
+    counter_move(counters_of(seg, page), p, -1);
+    return true;
 }
 
 static bool record(void *p, size_t size, size_t usable) {
@@ -215,19 +242,15 @@ void hk_sample_huge(hk_segment *h, size_t size) {
  * page->local_free. */
 void hk_sample_local_free(hk_page *page, void *p) {
     hk_segment *seg = hk_segment_of(p);
-    if (maybe_sampled(seg, page, p) && hk_upper.prof_unsample(p) && page->in_full < HK_PAGE_SAMPLED_MAX) {
-        hk_page_set_in_full(page, page->in_full - 2u);
-        if (page->in_full <= HK_PAGE_FULL) unmark_page(seg, page);
-    }
-    if (page->used == 0) unmark_page(seg, page); /* no live block, no sampled one */
+    unsample_block(seg, page, p);
+    /* No live block, or every counter at zero: no sampled block left
+     * (another thread's frees of sampled blocks count down too). */
+    if (page->used == 0 || hk_load_relaxed(counters_of(seg, page)) == 0) unmark_page(seg, page);
 }
 
 /* Any other free of a block of a marked page, before the block is pushed
- * (once pushed, its owner may hand it out and sample it again).  The page
- * count is the owner's: it stays until the page empties. */
-void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p) {
-    if (maybe_sampled(seg, page, p)) hk_upper.prof_unsample(p);
-}
+ * (once pushed, its owner may hand it out and sample it again). */
+void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p) { unsample_block(seg, page, p); }
 
 void hk_sample_huge_free(hk_segment *h) {
     h->sampled = 0;
