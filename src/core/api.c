@@ -65,7 +65,7 @@ static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) 
     if (hk_unlikely(hk_feature_on(HK_FEAT_DEBUG_CHECKS))) return hk_debug_malloc(size);
     if (hk_unlikely(wants_own_mapping(cls))) return hk_huge_alloc(size, 0, false);
     heap = hk_thread_heap_slow();
-    if (heap == NULL) return hk_shared_malloc(cls, false);
+    if (heap == NULL) return hk_sample_unmarked(hk_shared_malloc(cls, false), size, hk_class_size[cls]);
     return malloc_any_out_of_line(hk_class_size[cls]);
 }
 
@@ -154,6 +154,7 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
      * owner: read what the counters need first. */
     unsigned cls = page->cls;
     if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(seg, page, p);
+    else if (hk_unlikely(owner != NULL && owner->shared)) hk_sample_unmarked_free(p);
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
         hk_heap *me = hk_thread_real_heap();

@@ -308,7 +308,7 @@ void *hk_debug_malloc(size_t size) {
     *trailer_of(page, p) = (uint32_t)size;
     mark_live(page, p);
     event("alloc", p, size, cls);
-    return p;
+    return hk_sample_unmarked(p, size, page->block_size);
 }
 
 size_t hk_debug_usable(hk_page *page, const void *p) {
@@ -396,6 +396,7 @@ static void free_shared(hk_heap *heap, hk_page *page, uint8_t *p) {
  * to its heap.  Always handles the block (or refuses it). */
 bool hk_debug_free(hk_page *page, void *p) {
     hk_heap *heap = hk_load_acquire(&page->heap);
+    hk_sample_unmarked_free(p); /* before the block can be handed out again */
     if (heap->shared) {
         free_shared(heap, page, p);
         return true;

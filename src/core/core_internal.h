@@ -193,6 +193,10 @@ void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size);
 extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
 void hk_sample_huge(hk_segment *h, size_t size);
+/* A block of a checked or shared heap (no page mark): returns p, sampled or
+ * not; its free (a slow path) calls hk_sample_unmarked_free. */
+void *hk_sample_unmarked(void *p, size_t size, size_t usable);
+void hk_sample_unmarked_free(void *p);
 void hk_sample_local_free(hk_page *page, void *p);
 void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);
 void hk_sample_huge_free(hk_segment *h);

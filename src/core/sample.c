@@ -35,8 +35,6 @@ static _Atomic uint32_t epoch_next = 1;
 /* A record being taken on this thread: its own allocations (the unwinder's
  * first use) are served unsampled. */
 static _Thread_local bool tls_busy;
-static _Thread_local uint32_t tls_huge_epoch;
-static _Thread_local int64_t tls_huge_left;
 static _Thread_local uint64_t tls_rng;
 
 void hk_sample_configure(bool active, size_t period) {
@@ -221,19 +219,44 @@ void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     return p;
 }
 
-/* ---- huge blocks: a countdown per thread ---- */
+/* ---- blocks with no page mark: a countdown per thread ----
+ * Huge blocks (marked by their header) and the blocks of checked and
+ * shared heaps (found at free by a probe of the table, hk_sample_unmarked_free:
+ * their frees are slow paths already). */
+
+typedef struct countdown {
+    uint32_t epoch;
+    int64_t left;
+} countdown;
+
+static _Thread_local countdown tls_huge, tls_other;
+
+/* Counts bytes down; true when they hold the sample point (and a new
+ * countdown starts). */
+static bool countdown_hits(countdown *c, size_t bytes) {
+    uint32_t state = hk_load_acquire(&hk_sample_state);
+    if (!(state & 1) || tls_busy) return false;
+    if (c->epoch != state) {
+        c->epoch = state;
+        c->left = draw(&tls_rng);
+    }
+    c->left -= (int64_t)bytes;
+    if (c->left > 0) return false;
+    c->left = draw(&tls_rng);
+    return true;
+}
 
 void hk_sample_huge(hk_segment *h, size_t size) {
-    uint32_t state = hk_load_acquire(&hk_sample_state);
-    if (!(state & 1) || tls_busy) return;
-    if (tls_huge_epoch != state) {
-        tls_huge_epoch = state;
-        tls_huge_left = draw(&tls_rng);
-    }
-    tls_huge_left -= (int64_t)h->usable;
-    if (tls_huge_left > 0) return;
-    tls_huge_left = draw(&tls_rng);
-    if (record(h->user, size, h->usable)) h->sampled = 1;
+    if (countdown_hits(&tls_huge, h->usable) && record(h->user, size, h->usable)) h->sampled = 1;
+}
+
+void *hk_sample_unmarked(void *p, size_t size, size_t usable) {
+    if (p != NULL && countdown_hits(&tls_other, usable)) record(p, size, usable);
+    return p;
+}
+
+void hk_sample_unmarked_free(void *p) {
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0)) hk_upper.prof_unsample(p);
 }
 
 /* ---- frees of marked blocks ---- */

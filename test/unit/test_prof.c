@@ -150,6 +150,51 @@ TEST(prof_accuracy_default_rate) {
     set_bool("prof.active", false);
 }
 
+/* Site A's live estimate, mean of runs runs (prof.reset before each), and
+ * the live records left once its blocks are freed (the most of any run). */
+static double site_a_mean(int runs, uint64_t *left) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hk_prof_a.%d", (int)getpid());
+    double mean = 0;
+    *left = 0;
+    for (int r = 0; r < runs; r++) {
+        hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+        prof_site_a();
+        double v[5] = {0};
+        if (set_str("prof.dump_folded", path) == 0) folded_by_site(path, v);
+        mean += v[0] / runs;
+        for (size_t i = 0; i < 65536; i++) free(a_blocks[i]);
+        uint64_t l = rd_u64("prof.stats.live_samples");
+        if (l > *left) *left = l;
+    }
+    unlink(path);
+    return mean;
+}
+
+/* Blocks of the checked heaps (debug checks, research mode) and of the
+ * arenas' shared heaps (thread caches off, minimal mode) are sampled like
+ * a thread heap's: site A's 64 MiB estimated within 15% (mean of 8 runs:
+ * rsd 3.1%), and their records go when they are freed.  (Before, only
+ * huge blocks were sampled there: A read 0.) */
+TEST(prof_checked_and_shared_heaps_are_sampled) {
+    static const char *const feature[2] = {"config.features.debug_checks", "config.features.tcache"};
+    static const bool value[2] = {true, false};
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 512 * KiB), 0, "prof.sample_bytes");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    for (int k = 0; k < 2; k++) {
+        REQUIRE_EQ_I(set_bool(feature[k], value[k]), 0, feature[k]);
+        uint64_t left;
+        double a = site_a_mean(8, &left);
+        set_bool(feature[k], !value[k]);
+        hk_test_log("%s = %d: site A %.2f MiB (64), %llu records left after its frees", feature[k],
+                    value[k], a / MiB, (unsigned long long)left);
+        EXPECT_GE_I((long)a, (long)(64.0 * MiB * 0.85), "live estimate >= truth - 15%");
+        EXPECT_LE_I((long)a, (long)(64.0 * MiB * 1.15), "live estimate <= truth + 15%");
+        EXPECT_LT_U(left, 16, "records of freed blocks are gone");
+    }
+    set_bool("prof.active", false);
+}
+
 TEST(prof_pprof_dump_format) {
     REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
     hak_ctl("prof.reset", NULL, NULL, NULL, 0);
