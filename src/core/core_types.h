@@ -188,6 +188,15 @@ typedef struct hk_heap {
     struct hk_heap *next_all;          /* global heap list (hk_heaps_lock) */
     struct hk_heap *next_free;         /* heap pool */
     uint64_t slow_count;               /* slow paths taken (owner) */
+    /* Adaptive keep (heap.c), owner only: for a class whose pages this heap
+     * handed back and soon fetched again, extra free blocks it keeps in
+     * empty pages beyond the default tcache_max (keep_boost[c], doubling at
+     * each such refetch, halved at each trim); boost_bytes their sum in
+     * bytes, at most HK_KEEP_BOOST_BYTES; released_at[c]: slow_count + 1 at
+     * the last hand-back of a page of c (0: never). */
+    uint32_t keep_boost[HK_NCLASSES];
+    uint64_t released_at[HK_NCLASSES];
+    size_t boost_bytes;
     void *altstack;                    /* signal stack of its thread (altstack.c);
                                           kept across reuse from the pool */
     bool shared;                       /* an arena's heap, used under its lock */

@@ -52,6 +52,9 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     heap->arena = arena;
     heap->shared = shared;
     heap->prof_epoch = 0; /* a new countdown at its first slow path */
+    memset(heap->keep_boost, 0, sizeof heap->keep_boost); /* heaps come back from the pool */
+    memset(heap->released_at, 0, sizeof heap->released_at);
+    heap->boost_bytes = 0;
 }
 
 static void page_to_full(hk_heap *heap, hk_page *page) {
@@ -90,6 +93,7 @@ static void page_unfull(hk_heap *heap, hk_page *page) {
 }
 
 static void page_release(hk_heap *heap, hk_page *page) {
+    heap->released_at[page->cls] = heap->slow_count + 1;
     hk_page_queue_remove(&heap->queue[page->cls], page);
     if (heap->direct[page->cls] == page) heap->direct[page->cls] = &hk_page_empty;
     if (hk_config_stats) hk_counter_add(&heap->counters.nflushes[page->cls], 1);
@@ -117,11 +121,62 @@ unsigned hk_tcache_max_default(unsigned cls) {
     return blocks_per_page(cls) * (unsigned)(pages > 2 ? 2 : pages);
 }
 
-unsigned hk_tcache_max_get(unsigned cls) {
+/* tcache_max[c] into *out when it was set (ctl, HAKMEM_CONF, the learner). */
+static bool tcache_max_set_value(unsigned cls, unsigned *out) {
     uint64_t m = hk_load_relaxed(&tcache_max[cls]);
-    if (m != 0) return (unsigned)(m - 1);
-    if (hk_opt.tcache_max[cls] != 0) return hk_opt.tcache_max[cls] - 1; /* HAKMEM_CONF */
-    return hk_tcache_max_default(cls);
+    if (m != 0) *out = (unsigned)(m - 1);
+    else if (hk_opt.tcache_max[cls] != 0) *out = hk_opt.tcache_max[cls] - 1; /* HAKMEM_CONF */
+    return m != 0 || hk_opt.tcache_max[cls] != 0;
+}
+
+unsigned hk_tcache_max_get(unsigned cls) {
+    unsigned m;
+    return tcache_max_set_value(cls, &m) ? m : hk_tcache_max_default(cls);
+}
+
+/* ---- the adaptive keep ----
+ * A heap that hands a page of class c back and fetches one again within
+ * HK_KEEP_CHURN_WINDOW slow paths is churning pages through the arena (a
+ * burst of one size larger than what it keeps: each page a lock, a span
+ * search and a re-carve).  It then keeps more of that class, doubling
+ * keep_boost[c] (at most HK_KEEP_BOOST_CLASS_BYTES of the class, at most
+ * HK_KEEP_BOOST_BYTES in all); every trim halves the boosts, so a class
+ * that stopped churning goes back to the default.  Only where tcache_max
+ * is the default and the learner is off: a value set by hand or by the
+ * learner is kept to, and the learner sees the churn it acts on. */
+#define HK_KEEP_CHURN_WINDOW 64
+#define HK_KEEP_BOOST_CLASS_BYTES ((size_t)2 << 20)
+#define HK_KEEP_BOOST_BYTES ((size_t)4 << 20)
+
+static void keep_boost_set(hk_heap *heap, unsigned cls, uint32_t blocks) {
+    size_t bs = hk_class_size[cls];
+    heap->boost_bytes = heap->boost_bytes - heap->keep_boost[cls] * bs + blocks * bs;
+    heap->keep_boost[cls] = blocks;
+}
+
+/* find_page is about to fetch a page of cls from the arena. */
+static void note_refetch(hk_heap *heap, unsigned cls) {
+    uint64_t at = heap->released_at[cls];
+    if (at == 0 || heap->slow_count + 1 - at > HK_KEEP_CHURN_WINDOW) return;
+    if (hk_feature_on(HK_FEAT_LEARNER)) return; /* the learner sets tcache_max itself */
+    size_t bs = hk_class_size[cls];
+    uint64_t want = heap->keep_boost[cls] != 0 ? 2 * (uint64_t)heap->keep_boost[cls] : blocks_per_page(cls);
+    uint64_t room = (HK_KEEP_BOOST_BYTES - heap->boost_bytes) / bs + heap->keep_boost[cls];
+    if (want > HK_KEEP_BOOST_CLASS_BYTES / bs) want = HK_KEEP_BOOST_CLASS_BYTES / bs;
+    if (want > room) want = room;
+    if (want > heap->keep_boost[cls]) keep_boost_set(heap, cls, (uint32_t)want);
+}
+
+static void keep_boost_halve(hk_heap *heap) {
+    if (heap->boost_bytes == 0) return;
+    for (unsigned c = 0; c < HK_NCLASSES; c++)
+        if (heap->keep_boost[c] != 0) keep_boost_set(heap, c, heap->keep_boost[c] / 2);
+}
+
+/* Free blocks the heap keeps in empty pages of cls. */
+static unsigned keep_max(hk_heap *heap, unsigned cls) {
+    unsigned m;
+    return tcache_max_set_value(cls, &m) ? m : hk_tcache_max_default(cls) + heap->keep_boost[cls];
 }
 
 void hk_tcache_max_set(unsigned cls, unsigned blocks) {
@@ -129,7 +184,7 @@ void hk_tcache_max_set(unsigned cls, unsigned blocks) {
 }
 
 static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
-    unsigned kept = 0, max = hk_tcache_max_get(page->cls);
+    unsigned kept = 0, max = keep_max(heap, page->cls);
     /* Even if every page of the queue were empty it would not be too many:
      * no walk (a large tcache_max, as the learner sets, keeps many). */
     if (heap->queue[page->cls].count * page->reserved <= max) return false;
@@ -200,6 +255,7 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
     if (hk_load_relaxed(&heap->delayed) != 0) hk_heap_collect_delayed(heap);
     page = find_in_queue(heap, cls);
     if (page != NULL) return page;
+    note_refetch(heap, cls);
     /* The debug heap adopts nothing: its pages hold checked blocks only. */
     while (!heap->debug && (page = hk_arena_adopt_page(heap->arena, heap, cls)) != NULL) {
         hk_page_queue_push(&heap->queue[cls], page);
@@ -313,4 +369,7 @@ static void release_empty_pages(hk_heap *heap, bool all) {
 
 void hk_heap_flush(hk_heap *heap) { release_empty_pages(heap, true); }
 
-void hk_heap_trim(hk_heap *heap) { release_empty_pages(heap, false); }
+void hk_heap_trim(hk_heap *heap) {
+    keep_boost_halve(heap);
+    release_empty_pages(heap, false);
+}

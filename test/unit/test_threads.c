@@ -517,4 +517,93 @@ TEST(threads_handoff_keeps_contents) {
     EXPECT_EQ_U(errno_bad, 0, "cross-thread free changed errno");
 }
 
+/* ---- bursts of one size: the adaptive keep ---- */
+
+/* The per-class counters' leaf of the class of size bytes, by its size. */
+static bool class_stats_name(size_t size, char *name, size_t cap) {
+    static const char *const tiers[3] = {"tiny", "mid", "large"};
+    for (unsigned t = 0; t < 3; t++) {
+        unsigned n = 0;
+        size_t len = sizeof n;
+        char key[64];
+        snprintf(key, sizeof key, "%s.nclasses", tiers[t]);
+        if (hak_ctl(key, &n, &len, NULL, 0) != 0) return false;
+        for (unsigned i = 0; i < n; i++) {
+            size_t s = 0;
+            len = sizeof s;
+            snprintf(key, sizeof key, "%s.class.%u.size", tiers[t], i);
+            if (hak_ctl(key, &s, &len, NULL, 0) == 0 && s == size) {
+                snprintf(name, cap, "%s.class.%u", tiers[t], i);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static uint64_t class_nflushes(const char *cls) {
+    struct hak_class_stats st;
+    size_t len = sizeof st;
+    char key[80];
+    snprintf(key, sizeof key, "%s.stats", cls);
+    return hak_ctl(key, &st, &len, NULL, 0) == 0 ? st.nflushes : 0;
+}
+
+struct burst {
+    const char *cls;
+    bool set_by_hand;  /* write the class's tcache_max (its default value) first */
+    uint64_t flushes;  /* pages handed back in the measured batches */
+    int rc;
+};
+
+enum { BURST_BLOCKS = 32, BURST_WARMUP = 20, BURST_MEASURED = 100 };
+
+/* Batches of 32 blocks of 48 KiB (one block a page), allocated then freed:
+ * a burst of one size larger than the default keep of one block. */
+static void *burst_thread(void *arg) {
+    struct burst *b = arg;
+    void *blk[BURST_BLOCKS];
+    char key[80];
+    snprintf(key, sizeof key, "%s.tcache_max", b->cls);
+    unsigned def = 0;
+    size_t len = sizeof def;
+    if (b->set_by_hand &&
+        (hak_ctl(key, &def, &len, NULL, 0) != 0 || hak_ctl(key, NULL, NULL, &def, sizeof def) != 0))
+        b->rc = 1;
+    uint64_t f0 = 0;
+    for (int r = 0; r < BURST_WARMUP + BURST_MEASURED; r++) {
+        if (r == BURST_WARMUP) f0 = class_nflushes(b->cls);
+        for (int i = 0; i < BURST_BLOCKS; i++) {
+            blk[i] = hak_malloc(48 * KiB);
+            if (blk[i] == NULL) b->rc = 2;
+            else memset(blk[i], 0x5A, 64);
+        }
+        for (int i = 0; i < BURST_BLOCKS; i++) hak_free(blk[i]);
+    }
+    b->flushes = class_nflushes(b->cls) - f0;
+    return NULL;
+}
+
+/* A heap that hands pages of a class back and soon fetches them again
+ * keeps more of that class (before: each batch handed 31 pages back); a
+ * tcache_max written by hand, even the default value, is kept to.  (The
+ * by-hand run comes last: a written tcache_max stays.) */
+TEST(threads_bursts_of_one_size_keep_their_pages) {
+    char cls[64];
+    REQUIRE_TRUE(class_stats_name(48 * KiB, cls, sizeof cls), "a 48 KiB class");
+    struct burst runs[2] = {{.cls = cls}, {.cls = cls, .set_by_hand = true}};
+    for (int k = 0; k < 2; k++) {
+        pthread_t t;
+        REQUIRE_EQ_U(pthread_create(&t, NULL, burst_thread, &runs[k]), 0, "pthread_create");
+        pthread_join(t, NULL);
+        REQUIRE_EQ_U(runs[k].rc, 0, "the burst thread's ctl calls and allocations");
+    }
+    hk_test_log("%d batches of %d blocks of 48 KiB: %llu pages handed back (default), %llu (set by hand)",
+                BURST_MEASURED, BURST_BLOCKS, (unsigned long long)runs[0].flushes,
+                (unsigned long long)runs[1].flushes);
+    EXPECT_LE_U(runs[0].flushes, BURST_MEASURED, "at most a page handed back a batch");
+    EXPECT_GE_U(runs[1].flushes, (uint64_t)BURST_MEASURED * (BURST_BLOCKS - 2),
+                "tcache_max set by hand: every page beyond it handed back");
+}
+
 TEST_MAIN()
