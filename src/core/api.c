@@ -153,8 +153,11 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     /* Once the block is pushed the page may be emptied and reused by its
      * owner: read what the counters need first. */
     unsigned cls = page->cls;
-    if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(seg, page, p);
-    else if (hk_unlikely(owner != NULL && owner->shared)) hk_sample_unmarked_free(p);
+    /* A shared heap samples with no mark, and the pages it adopted may carry
+     * an old owner's marks: its frees probe the table and leave the counters
+     * alone (they may over-count, never under-count). */
+    if (hk_unlikely(owner != NULL && owner->shared)) hk_sample_unmarked_free(p);
+    else if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(seg, page, p);
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
         hk_heap *me = hk_thread_real_heap();

@@ -143,7 +143,10 @@ static void arm_class(hk_heap *heap, unsigned cls) {
  * another thread (after the record is gone, before the block is pushed),
  * so both are atomic read-modify-writes, at samples and sampled frees
  * only.  A counter at 15 sticks (never moves again) until the page
- * empties.  When the owner sees every counter at zero it unmarks the page
+ * empties.  A shared heap's frees probe the table for every block and move
+ * no counter (the pages it adopts may hold marked blocks of an exited
+ * thread): a counter may over-count, which costs probes, never under-count,
+ * which would lose a free.  When the owner sees every counter at zero it unmarks the page
  * (in_full back to its full bit): its frees take the fast path again. */
 
 #define NIBBLE_STUCK 15u

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,53 @@ TEST(prof_checked_and_shared_heaps_are_sampled) {
         EXPECT_LE_I((long)a, (long)(64.0 * MiB * 1.15), "live estimate <= truth + 15%");
         EXPECT_LT_U(left, 16, "records of freed blocks are gone");
     }
+    set_bool("prof.active", false);
+}
+
+/* A thread leaves pages with live sampled blocks (marked, counted) and
+ * exits; with thread caches off the shared heap adopts those pages and
+ * samples its own blocks there with no mark.  Every record must go when
+ * its block is freed, whichever of the two kinds it is (prof_stress found
+ * 64-302 records left after all frees: the shared heap's frees trusted the
+ * old marks' counters). */
+#define ADOPT_BLOCKS 4096
+static void *adopt_kept[ADOPT_BLOCKS];
+static void *adopt_leave_pages(void *arg) {
+    unsigned arena = *(unsigned *)arg; /* the main thread's: its shared heap adopts */
+    if (hak_ctl("thread.arena", NULL, NULL, &arena, sizeof arena) != 0) return arg;
+    for (int i = 0; i < ADOPT_BLOCKS; i++) adopt_kept[i] = malloc(256);
+    for (int i = 0; i < ADOPT_BLOCKS; i++) /* a few live blocks on every page */
+        if (i % 16 != 0) free(adopt_kept[i]);
+    return NULL;
+}
+
+TEST(prof_shared_heap_frees_on_adopted_pages) {
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1 * KiB), 0, "prof.sample_bytes");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    unsigned arena = 0;
+    size_t len = sizeof arena;
+    REQUIRE_EQ_I(hak_ctl("thread.arena", &arena, &len, NULL, 0), 0, "thread.arena");
+    for (int round = 0; round < 4; round++) {
+        hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+        pthread_t t;
+        void *failed = &arena;
+        REQUIRE_EQ_I(pthread_create(&t, NULL, adopt_leave_pages, &arena), 0, "thread");
+        pthread_join(t, &failed);
+        REQUIRE_TRUE(failed == NULL, "the thread joined the main thread's arena");
+        REQUIRE_EQ_I(set_bool("config.features.tcache", false), 0, "thread caches off");
+        static void *mine[ADOPT_BLOCKS];
+        for (int i = 0; i < ADOPT_BLOCKS; i++) mine[i] = malloc(256);
+        for (int i = 0; i < ADOPT_BLOCKS; i++) free(mine[i]);
+        set_bool("config.features.tcache", true);
+        uint64_t left_mine = rd_u64("prof.stats.live_samples");
+        for (int i = 0; i < ADOPT_BLOCKS; i += 16) free(adopt_kept[i]);
+        uint64_t left = rd_u64("prof.stats.live_samples");
+        hk_test_log("round %d: %llu records live with the thread's blocks, %llu after all frees",
+                    round, (unsigned long long)left_mine, (unsigned long long)left);
+        EXPECT_LE_U(left_mine, ADOPT_BLOCKS / 16, "the shared heap's records went with its blocks");
+        EXPECT_EQ_U(left, 0, "no record outlives its block");
+    }
+    set_size("prof.sample_bytes", 512 * KiB);
     set_bool("prof.active", false);
 }
 
