@@ -14,8 +14,10 @@ name=$(basename "$tarball" .tar.gz)
 version=${name#hakmem-}
 jobs=${MAKE_JOBS:-2}
 dc=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-distcheck.XXXXXX") || exit 1
+# finish [STATUS]: removes the directory and exits with STATUS (default:
+# the status the shell is exiting with).
 finish() {
-  rc=$?
+  rc=${1:-$?}
   if [ -n "${DISTCHECK_KEEP:-}" ]; then echo "distcheck: kept $dc"; else rm -rf "$dc"; fi
   exit $rc
 }
@@ -37,7 +39,9 @@ chmod 755 "$dc/nobin/autoconf" "$dc/nobin/autoreconf"
 PATH="$dc/nobin:$PATH"; export PATH
 # The source tree stays as unpacked (for a user other than root, read-only).
 chmod -R a-w "$src"
-trap 'chmod -R u+w "$dc" 2>/dev/null; finish' EXIT
+# The exit status is read before chmod runs (finish's own $? would be
+# chmod's: every failure from here on exited 0).
+trap 'st=$?; chmod -R u+w "$dc" 2>/dev/null; finish $st' EXIT
 
 step "configure (out of tree)"
 (cd "$dc/build" && "$src/configure" --prefix=/usr/local >configure.log 2>&1) ||

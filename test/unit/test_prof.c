@@ -203,7 +203,9 @@ TEST(prof_checked_and_shared_heaps_are_sampled) {
  * 64-302 records left after all frees: the shared heap's frees trusted the
  * old marks' counters). */
 #define ADOPT_BLOCKS 4096
+#define ADOPT_SLACK 4
 static void *adopt_kept[ADOPT_BLOCKS];
+static void *adopt_nothing(void *arg) { return arg; }
 static void *adopt_leave_pages(void *arg) {
     unsigned arena = *(unsigned *)arg; /* the main thread's: its shared heap adopts */
     if (hak_ctl("thread.arena", NULL, NULL, &arena, sizeof arena) != 0) return arg;
@@ -219,6 +221,10 @@ TEST(prof_shared_heap_frees_on_adopted_pages) {
     unsigned arena = 0;
     size_t len = sizeof arena;
     REQUIRE_EQ_I(hak_ctl("thread.arena", &arena, &len, NULL, 0), 0, "thread.arena");
+    /* glibc's own allocations at a process's first thread (kept for the
+     * next one) happen here, not inside a counted round. */
+    pthread_t warm;
+    if (pthread_create(&warm, NULL, adopt_nothing, NULL) == 0) pthread_join(warm, NULL);
     for (int round = 0; round < 4; round++) {
         hak_ctl("prof.reset", NULL, NULL, NULL, 0);
         pthread_t t;
@@ -236,8 +242,9 @@ TEST(prof_shared_heap_frees_on_adopted_pages) {
         uint64_t left = rd_u64("prof.stats.live_samples");
         hk_test_log("round %d: %llu records live with the thread's blocks, %llu after all frees",
                     round, (unsigned long long)left_mine, (unsigned long long)left);
-        EXPECT_LE_U(left_mine, ADOPT_BLOCKS / 16, "the shared heap's records went with its blocks");
-        EXPECT_EQ_U(left, 0, "no record outlives its block");
+        /* SLACK: libc's own allocations sampled meanwhile (the bug left ~850). */
+        EXPECT_LE_U(left_mine, ADOPT_BLOCKS / 16 + ADOPT_SLACK, "the shared heap's records went with its blocks");
+        EXPECT_LE_U(left, ADOPT_SLACK, "no record outlives its block");
     }
     set_size("prof.sample_bytes", 512 * KiB);
     set_bool("prof.active", false);
