@@ -199,7 +199,9 @@ typedef struct hk_heap {
     size_t boost_bytes;
     void *altstack;                    /* signal stack of its thread (altstack.c);
                                           kept across reuse from the pool */
-    bool shared;                       /* an arena's heap, used under its lock */
+    bool shared;                       /* an arena's heap, used under its lock; set at
+                                          creation, never changed (free_other reads it
+                                          unlocked) */
     hk_event_ring events;              /* a checked heap's recent events (checked.c) */
     bool debug;                        /* a checked heap (checked.c): a thread's, or the
                                           arena's fallback */

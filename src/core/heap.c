@@ -50,7 +50,11 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     }
     hk_store_relaxed(&heap->delayed, 0);
     heap->arena = arena;
-    heap->shared = shared;
+    /* A heap keeps its kind for life (pooled thread heaps come back as
+     * thread heaps): written only when it changes, so a late remote free
+     * reading owner->shared (api.c free_other) of a heap being reused for
+     * a new thread races with no write. */
+    if (heap->shared != shared) heap->shared = shared;
     heap->prof_epoch = 0; /* a new countdown at its first slow path */
     memset(heap->keep_boost, 0, sizeof heap->keep_boost); /* heaps come back from the pool */
     memset(heap->released_at, 0, sizeof heap->released_at);
