@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@ void hk_list_key_init(void) {
 
 static void emit(const char *what, const void *p, const hk_page *page, const char *detail) {
     char buf[384];
+    if (hk_opt.abort_on_error && detail != NULL && strcmp(detail, "ignored") == 0)
+        detail = "aborting (abort_on_error)"; /* what follows is the crash report */
     unsigned cls = page != NULL ? page->cls : 0;
     if (page != NULL)
         snprintf(buf, sizeof buf, "hakmem: %s: %p (%s class %u, %u bytes) in thread %ld%s%s\n",

@@ -200,6 +200,8 @@ TEST(research_double_free_aborts_by_default) {
     REQUIRE_TRUE(run_child("--double-free", "research", NULL, &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), c.err);
     EXPECT_HAS_STR(c.err, "hakmem: double free", c.err);
+    EXPECT_HAS_STR(c.err, "aborting (abort_on_error)", c.err); /* not "ignored" */
+    EXPECT_LACKS_STR(c.err, "ignored", c.err);
     REQUIRE_TRUE(run_child("--double-free", NULL, "mode:research", &c), "child runs");
     EXPECT_TRUE(died_of_abort(&c), "mode:research in HAKMEM_CONF aborts too");
 }
