@@ -194,8 +194,11 @@ extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
 void hk_sample_huge(hk_segment *h, size_t size);
 /* A block of a checked or shared heap (no page mark): returns p, sampled or
- * not; its free (a slow path) calls hk_sample_unmarked_free. */
+ * not (_hit: whether it was, for the checked heaps' trailer mark); its free
+ * (a slow path) calls hk_sample_unmarked_free: every free of a shared
+ * heap's block, a checked block's when its trailer is marked. */
 void *hk_sample_unmarked(void *p, size_t size, size_t usable);
+bool hk_sample_unmarked_hit(void *p, size_t size, size_t usable); /* true: recorded */
 void hk_sample_unmarked_free(void *p);
 void hk_sample_local_free(hk_page *page, void *p);
 void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);

@@ -223,9 +223,10 @@ void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
 }
 
 /* ---- blocks with no page mark: a countdown per thread ----
- * Huge blocks (marked by their header) and the blocks of checked and
- * shared heaps (found at free by a probe of the table, hk_sample_unmarked_free:
- * their frees are slow paths already). */
+ * Huge blocks (marked by their header), the blocks of checked heaps
+ * (marked in their trailer, checked.c) and of shared heaps (found at free
+ * by a probe of the table, hk_sample_unmarked_free: their frees are slow
+ * paths already). */
 
 typedef struct countdown {
     uint32_t epoch;
@@ -253,8 +254,12 @@ void hk_sample_huge(hk_segment *h, size_t size) {
     if (countdown_hits(&tls_huge, h->usable) && record(h->user, size, h->usable)) h->sampled = 1;
 }
 
+bool hk_sample_unmarked_hit(void *p, size_t size, size_t usable) {
+    return p != NULL && countdown_hits(&tls_other, usable) && record(p, size, usable);
+}
+
 void *hk_sample_unmarked(void *p, size_t size, size_t usable) {
-    if (p != NULL && countdown_hits(&tls_other, usable)) record(p, size, usable);
+    hk_sample_unmarked_hit(p, size, usable);
     return p;
 }
 
