@@ -187,6 +187,7 @@ static inline void free_in_segment(hk_heap *heap, hk_segment *seg, uintptr_t off
     uintptr_t slice = off >> HK_SLICE_SHIFT;
     uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
     hk_page *page = &seg->pages[head];
+    __asm__("" : "+r"(page)); /* one register for every field below (gcc rebuilt it thrice) */
     if (hk_unlikely(hk_load_relaxed(&page->heap) != heap)) {
         free_other(seg, page, p);
         return;

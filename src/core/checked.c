@@ -160,7 +160,7 @@ bool hk_debug_event(unsigned i, hk_debug_event_view *out) {
  * holds at most 8192 blocks; slice 0 is never purged or handed out).  A
  * free finds its bit clear: a double free, or a block never allocated.
  * Atomic bit operations: mallocs set bits outside the arena's lock. */
-#define HK_LIVE_BITS_OFFSET 4096
+#define HK_LIVE_BITS_OFFSET 8192
 #define HK_LIVE_BITS_BYTES 1024
 _Static_assert(sizeof(hk_segment) <= HK_LIVE_BITS_OFFSET, "live bits overlap the header");
 _Static_assert(HK_LIVE_BITS_OFFSET + HK_SLICES * HK_LIVE_BITS_BYTES <= HK_SLICE_SIZE,

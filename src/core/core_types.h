@@ -65,22 +65,29 @@ static inline uint32_t hk_tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK_TF
  * MPSC list (any thread pushes with one CAS, the owner takes it whole).
  */
 typedef struct hk_page {
-    hk_block *free;                  /* owner: ready to hand out */
-    hk_block *local_free;            /* owner: freed since the last collect */
-    _Atomic(struct hk_heap *) heap;  /* owner; NULL when free or abandoned */
+    /* First cache line: what every free reads (any thread) and the remote
+     * frees' list, written when the page changes hands or state.  Apart
+     * from the second, so a thread freeing into a page another thread
+     * allocates from does not take the owner's line away from it on every
+     * block (prodcons_batch x0.7: doc/DESIGN.md, memory layout). */
+    _Alignas(64) _Atomic(struct hk_heap *) heap; /* owner; NULL when free or abandoned */
     _Atomic uintptr_t xthread_free;  /* count << 48 | remote frees | state */
-    uint16_t used;                   /* see above */
-    uint16_t capacity;               /* blocks carved so far */
     uint16_t reserved;               /* blocks the span holds (<= 8192) */
     uint16_t cls;                    /* size class */
     uint8_t slice_offset;            /* entries back to the span's head */
     uint8_t in_full;                 /* owner: bit 0 sits in heap->full; bit 1
                                         may hold sampled blocks (core/sample.c) */
     uint8_t slice_count;             /* slices in the span (head entry) */
-    uint8_t is_zero;                 /* uncarved memory is known zero */
     uint32_t block_size;
+    /* Second cache line: the owner's, written by every malloc and local
+     * free.  Other threads never touch it. */
+    _Alignas(64) hk_block *free;     /* owner: ready to hand out */
+    hk_block *local_free;            /* owner: freed since the last collect */
     struct hk_page *next, *prev;     /* heap queue / full / abandoned list */
-} hk_page;                           /* 64 bytes: indexing is a shift */
+    uint16_t used;                   /* see above */
+    uint16_t capacity;               /* blocks carved so far */
+    uint8_t is_zero;                 /* uncarved memory is known zero */
+} hk_page;                           /* 128 bytes: indexing is a shift */
 
 typedef struct hk_page_queue {
     hk_page *first, *last;
@@ -238,7 +245,7 @@ typedef struct hk_arena {
 } hk_arena;
 
 
-_Static_assert(sizeof(hk_page) == 64, "hk_page is 64 bytes");
+_Static_assert(sizeof(hk_page) == 128, "hk_page is two cache lines");
 
 
 #endif
