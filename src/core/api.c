@@ -160,7 +160,11 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
     else if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(seg, page, p);
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
-        hk_heap *me = hk_thread_real_heap();
+        /* A thread that only frees gets its heap here, as one that
+         * allocates does on its first malloc: its counters are then plain
+         * adds, not two atomic adds on the shared totals per block (most
+         * of a consumer thread's free). */
+        hk_heap *me = hk_thread_heap_slow();
         if (me != NULL) {
             hk_counter_add(&me->counters.ndalloc[cls], 1);
             hk_counter_add(&me->counters.nremote_frees[cls], 1);
