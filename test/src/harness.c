@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hakmem/hakmem.h>
+
 #define HK_TEST_MAX 512
 
 static struct { const char *name; hk_test_fn fn; } tests[HK_TEST_MAX];
@@ -368,4 +370,28 @@ int hk_test_main(void) {
         snprintf(buf, sizeof buf, "%d passed, %d failed\n", passed, failed);
     hk_test_out(buf);
     return failed ? 1 : 0;
+}
+
+int hk_test_purge_all(const char **failed) {
+    static char name[48];
+    unsigned n = 0;
+    size_t len = sizeof n;
+    int rc = hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    if (rc == 0 && (rc = hak_ctl("arenas.narenas", &n, &len, NULL, 0)) != 0)
+        snprintf(name, sizeof name, "arenas.narenas");
+    else if (rc != 0)
+        snprintf(name, sizeof name, "thread.tcache.flush");
+    for (unsigned i = 0; rc == 0 && i < n; i++) {
+        snprintf(name, sizeof name, "arena.%u.purge", i);
+        rc = hak_ctl(name, NULL, NULL, NULL, 0);
+    }
+    if (failed != NULL) *failed = rc != 0 ? name : NULL;
+    return rc;
+}
+
+size_t hk_test_mapped_after_purge(void) {
+    size_t m = 0, len = sizeof m;
+    hk_test_purge_all(NULL);
+    hak_ctl("stats.mapped", &m, &len, NULL, 0);
+    return m;
 }

@@ -51,6 +51,11 @@ size_t hk_test_statm_bytes(int idx);
 size_t hk_test_rss_bytes(void);              /* resident set size in bytes */
 uint64_t hk_test_xorshift(uint64_t *state);  /* xorshift64; state nonzero */
 int hk_test_uptr_cmp(const void *a, const void *b); /* qsort of uintptr_t */
+/* Flushes this thread's cache and purges every arena (arena 0's purge also
+ * flushes research mode's pooled heaps and the BigCache): 0, or the first
+ * failing hak_ctl's error, named in *failed when failed is not NULL. */
+int hk_test_purge_all(const char **failed);
+size_t hk_test_mapped_after_purge(void);    /* stats.mapped after that */
 
 /*
  * Children: a test binary re-executes itself (/proc/self/exe) with argv[1]

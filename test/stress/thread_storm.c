@@ -160,21 +160,6 @@ static unsigned arena_threads(void) {
     return sum;
 }
 
-static size_t mapped_after_purge(void) {
-    unsigned n = 0;
-    size_t len = sizeof n, m = 0;
-    hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-    if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) == 0)
-        for (unsigned i = 0; i < n; i++) {
-            char name[48];
-            snprintf(name, sizeof name, "arena.%u.purge", i);
-            hak_ctl(name, NULL, NULL, NULL, 0);
-        }
-    len = sizeof m;
-    hak_ctl("stats.mapped", &m, &len, NULL, 0);
-    return m;
-}
-
 static void join_zombies_locked(void) {
     while (nzombies > 0) {
         pthread_t t = zombies[--nzombies];
@@ -190,7 +175,7 @@ TEST(thread_storm) {
     hk_errs_init(&errs);
     hak_free(hak_malloc(1));
     unsigned threads0 = arena_threads();
-    size_t mapped0 = mapped_after_purge();
+    size_t mapped0 = hk_test_mapped_after_purge();
     pthread_attr_t attr[2];
     for (int d = 0; d < 2; d++) {
         pthread_attr_init(&attr[d]);
@@ -245,7 +230,7 @@ TEST(thread_storm) {
         usleep(5000);
         threads1 = arena_threads();
     }
-    size_t mapped1 = mapped_after_purge();
+    size_t mapped1 = hk_test_mapped_after_purge();
     HK_ERRS_REPORT(&errs);
     hk_test_log("%u threads (%u create failures), %llu blocks, mapped %zu KiB before, %zu KiB after",
                 created, create_failed, (unsigned long long)atomic_load(&allocated),

@@ -132,19 +132,6 @@ static size_t ctl_size(const char *name) {
     return hak_ctl(name, &v, &len, NULL, 0) == 0 ? v : 0;
 }
 
-/* Flushes this thread's cache and purges every arena (and the BigCache). */
-static void purge_all(void) {
-    unsigned n = 0;
-    size_t len = sizeof n;
-    hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-    if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) != 0) return;
-    for (unsigned i = 0; i < n; i++) {
-        char name[48];
-        snprintf(name, sizeof name, "arena.%u.purge", i);
-        hak_ctl(name, NULL, NULL, NULL, 0);
-    }
-}
-
 /* The request sizes: every tier, twice, largest first so that the room
  * left under the limit goes to each tier in turn. */
 static const size_t tier_sizes[] = {
@@ -224,7 +211,7 @@ static int oom_scenario(unsigned apis, void (*set_limit)(void), void (*lift_limi
     chain grow = {NULL, 0};
     memset(kept, 0, sizeof kept);
     hak_free(hak_malloc(1));
-    purge_all();
+    hk_test_purge_all(NULL);
     size_t mapped0 = ctl_size("stats.mapped");
 
     unsigned char *grow_p = hak_malloc(48);
@@ -296,7 +283,7 @@ static int oom_scenario(unsigned apis, void (*set_limit)(void), void (*lift_limi
     for (unsigned a = 0; a < API_COUNT; a++)
         for (unsigned s = 0; s < NSIZES; s++) chain_free(&kept[a][s]);
     chain_free(&grow);
-    purge_all();
+    hk_test_purge_all(NULL);
     size_t mapped1 = ctl_size("stats.mapped");
     say("# oom child: mapped %zu KiB at the start, %zu KiB after freeing and purging",
         mapped0 >> 10, mapped1 >> 10);

@@ -36,34 +36,12 @@ static int fill_blocks(void **p, size_t total) {
     return n;
 }
 
-/* Flushes this thread's cache and purges every arena; 0 when all worked. */
+/* hk_test_purge_all, a failure reported; 0 when all worked. */
 static int purge_all(void) {
-    int rc = hak_ctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-    if (rc != 0) {
-        hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"thread.tcache.flush\") = %d", rc);
-        return rc;
-    }
-    unsigned na = 0;
-    size_t len = sizeof na;
-    rc = hak_ctl("arenas.narenas", &na, &len, NULL, 0);
-    if (rc != 0) {
-        hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"arenas.narenas\") = %d", rc);
-        return rc;
-    }
-    if (na == 0) {
-        hk_test_fail(__FILE__, __LINE__, "arenas.narenas is 0");
-        return EINVAL;
-    }
-    for (unsigned i = 0; i < na; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "arena.%u.purge", i);
-        rc = hak_ctl(name, NULL, NULL, NULL, 0);
-        if (rc != 0) {
-            hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"%s\") = %d", name, rc);
-            return rc;
-        }
-    }
-    return 0;
+    const char *failed;
+    int rc = hk_test_purge_all(&failed);
+    if (rc != 0) hk_test_fail(__FILE__, __LINE__, "hak_ctl(\"%s\") = %d", failed, rc);
+    return rc;
 }
 
 TEST(purge_lowers_rss) {

@@ -81,20 +81,6 @@ static int role_guard_slack(void) {
     return 0;
 }
 
-static size_t mapped_after_purge(void) {
-    unsigned n = 0;
-    size_t len = sizeof n, m = 0;
-    if (hak_ctl("arenas.narenas", &n, &len, NULL, 0) == 0)
-        for (unsigned i = 0; i < n; i++) {
-            char name[48];
-            snprintf(name, sizeof name, "arena.%u.purge", i);
-            hak_ctl(name, NULL, NULL, NULL, 0);
-        }
-    len = sizeof m;
-    hak_ctl("stats.mapped", &m, &len, NULL, 0);
-    return m;
-}
-
 enum { LEAVERS = 32, LEAVER_BLOCKS = 40 };
 static void *leaver_blocks[LEAVERS][LEAVER_BLOCKS];
 
@@ -123,13 +109,13 @@ static int role_leavers(void) {
     pthread_t t[LEAVERS];
     if (pthread_create(&t[0], NULL, sample_some, NULL) != 0) return 5;
     pthread_join(t[0], NULL);
-    size_t before = mapped_after_purge();
+    size_t before = hk_test_mapped_after_purge();
     for (int i = 0; i < LEAVERS; i++)
         if (pthread_create(&t[i], NULL, leaver, leaver_blocks[i]) != 0) return 5;
     for (int i = 0; i < LEAVERS; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < LEAVERS; i++)
         for (int j = 0; j < LEAVER_BLOCKS; j++) hak_free(leaver_blocks[i][j]);
-    size_t after = mapped_after_purge();
+    size_t after = hk_test_mapped_after_purge();
     fprintf(stderr, "mapped %zu KiB before, %zu KiB after\n", before >> 10, after >> 10);
     return after <= before + ((size_t)8 << 20) ? 0 : 3;
 }
