@@ -109,7 +109,7 @@ static __attribute__((noinline)) void *malloc_any_out_of_line(size_t size) { ret
 /* ---- free ---- */
 
 static void report_bad_free(const void *p, const char *why) {
-    hk_report(why, p, NULL, "ignored");
+    hk_report_ignored(why, p, NULL);
 }
 
 /* p lies at offset 0 of a 2 MiB chunk: NULL, or a block aligned to 2 MiB

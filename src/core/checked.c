@@ -362,7 +362,7 @@ static void check_canary(hk_page *page, uint8_t *p) {
  * requested size. */
 static bool check_and_junk(hk_page *page, uint8_t *p, uint32_t *size) {
     if (!take_live(page, p)) {
-        hk_report("double free", p, page, "ignored");
+        hk_report_ignored("double free", p, page);
         return false;
     }
     check_canary(page, p);

@@ -64,6 +64,7 @@ static inline bool hk_next_leaves_segment(const hk_block *b, const hk_block *nex
 void hk_report_corrupt_list(hk_page *page, const hk_block *b, const hk_block *next);
 void hk_report_corrupt_head(hk_page *page, const hk_block *head);
 void hk_report(const char *what, const void *p, const hk_page *page, const char *detail);
+void hk_report_ignored(const char *what, const void *p, const hk_page *page);
 void hk_list_key_init(void);
 /* checked.c: the debug checks' heap and the recent-events ring */
 void hk_debug_event_report(const char *what, const void *p, unsigned cls);

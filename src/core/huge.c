@@ -261,7 +261,7 @@ static void *huge_alloc(size_t size, size_t align, bool zero) {
 
 void hk_huge_free(hk_segment *h) {
     if (hk_unlikely(h->cached)) {
-        hk_report("double free of a huge block", h->user, NULL, "ignored");
+        hk_report_ignored("double free of a huge block", h->user, NULL);
         return;
     }
     HK_VALIDATE(1, hk_huge_is_valid(h));

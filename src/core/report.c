@@ -6,7 +6,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
@@ -30,8 +29,6 @@ void hk_list_key_init(void) {
 
 static void emit(const char *what, const void *p, const hk_page *page, const char *detail) {
     char buf[384];
-    if (hk_opt.abort_on_error && detail != NULL && strcmp(detail, "ignored") == 0)
-        detail = "aborting (abort_on_error)"; /* what follows is the crash report */
     unsigned cls = page != NULL ? page->cls : 0;
     if (page != NULL)
         snprintf(buf, sizeof buf, "hakmem: %s: %p (%s class %u, %u bytes) in thread %ld%s%s\n",
@@ -48,6 +45,12 @@ static void emit(const char *what, const void *p, const hk_page *page, const cha
 
 void hk_report(const char *what, const void *p, const hk_page *page, const char *detail) {
     emit(what, p, page, detail);
+}
+
+/* A misuse whose operation is dropped: the line says so, or that the
+ * program is aborting (abort_on_error; the crash report follows). */
+void hk_report_ignored(const char *what, const void *p, const hk_page *page) {
+    emit(what, p, page, hk_opt.abort_on_error ? "aborting (abort_on_error)" : "ignored");
 }
 
 /* A list head decoded from the last block popped failed its check. */
