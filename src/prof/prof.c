@@ -18,11 +18,13 @@
  * even table_seq before and after its probe is a true miss; anything else
  * is settled under the lock.
  *
- * Stacks come from glibc's backtrace() (libgcc's unwinder, loaded by libc
- * with dlopen at its first use, which allocates: the first use happens
- * with the core's busy flag set, so those allocations are not sampled;
- * the unwinder stops at a frame without unwind information).  The frames
- * inside this library are dropped when it is a shared object of its own.
+ * Stacks come from unwind.c, which reads the frames' CFI itself and keeps
+ * each return address's rule, or, for a frame it does not follow, from
+ * glibc's backtrace() (libgcc's unwinder, loaded by libc with dlopen at
+ * its first use, which allocates: the first use happens with the core's
+ * busy flag set, so those allocations are not sampled).  Both stop at a
+ * frame without unwind information.  The frames inside this library are
+ * dropped when it is a shared object of its own.
  */
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -126,6 +128,7 @@ static bool tables_map(void) {
         if (sl != NULL) {
             stacks = st;
             slots = sl;
+            hk_unwind_init();
             hk_store_release(&slots_ready, sl);
         } else if (st != NULL) {
             hk_os_unmap(st, sizeof(prof_stack) * HK_PROF_STACKS);
@@ -254,7 +257,8 @@ bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
     lib_range me;
     warm_up(&me);
     void *raw[HK_PROF_FRAMES + 16];
-    int n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
+    int n = hk_unwind(raw, (int)(sizeof raw / sizeof raw[0]));
+    if (n < 0) n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
     int skip = 0;
     while (skip < n && (uintptr_t)raw[skip] >= me.lo && (uintptr_t)raw[skip] < me.hi) skip++;
     unsigned nf = (unsigned)(n - skip);

@@ -49,6 +49,15 @@ typedef struct hk_prof_site {
 hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period);
 void hk_prof_snapshot_free(hk_prof_site *s);
 
+/* ---- unwind.c: stacks without libgcc (x86-64) ---- */
+#define HK_UNWIND_RULES 8192  /* return addresses whose frame rule is kept (power of two) */
+/* The table of frame rules; without it every frame's rule is read again. */
+void hk_unwind_init(void);
+/* Up to max return addresses, innermost first (the caller's first, as
+ * backtrace() gives them): their number, or -1 where a frame is one this
+ * unwinder does not follow (then backtrace() is the way). */
+int hk_unwind(void **out, int max);
+
 /* ---- prof_dump.c ---- */
 enum hk_prof_format { HK_PROF_PPROF, HK_PROF_FOLDED, HK_PROF_FOLDED_ALLOC };
 /* Writes the profile to path, created 0600 (replaced if it is there):
