@@ -7,9 +7,13 @@
  *   stacks[HK_PROF_STACKS]  open addressing by the frames' hash, never
  *                           deleted (until prof.reset): per stack the live
  *                           and allocation totals, raw and estimated
- *   slots[HK_PROF_SLOTS]    the live sampled blocks by address, linear
+ *   slots                   the live sampled blocks by address, linear
  *                           probing, at most 3/4 full; a deletion shifts
- *                           the entries behind it back (no tombstones)
+ *                           the entries behind it back (no tombstones);
+ *                           1024 slots at first, four times more each time
+ *                           it fills, up to HK_PROF_SLOTS (a program holds
+ *                           few sampled blocks: a large table spread them
+ *                           over hundreds of pages, each faulted in twice)
  *
  * A sample that finds a table full is counted in dropped, never an error.
  * Frees of blocks on marked pages look their address up without the lock
@@ -55,15 +59,21 @@ typedef struct lib_range {
     uintptr_t me, lo, hi;
 } lib_range;
 
-#define SLOT_MASK (HK_PROF_SLOTS - 1)
 #define STACK_MASK (HK_PROF_STACKS - 1)
 #define SLOTS_MAX (HK_PROF_SLOTS / 4 * 3)
 #define STACKS_MAX (HK_PROF_STACKS / 8 * 7)
+#define SLOTS_FIRST 1024
+
+/* Tables replaced by a larger one are kept (a free may still be probing
+ * one without the lock): at most SLOTS_FIRST * (1 + 4 + 16) slots more. */
+typedef struct slot_table {
+    size_t mask; /* slots - 1 */
+    prof_slot s[];
+} slot_table;
 
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
 static prof_stack *stacks; /* set once, under prof_lock */
-static prof_slot *slots;
-static _Atomic(prof_slot *) slots_ready;
+static _Atomic(slot_table *) slots; /* set once, then grown, under prof_lock */
 static _Atomic uint32_t table_seq;
 static size_t nstacks, nlive;
 static _Atomic uint64_t nsamples, ndropped;
@@ -119,23 +129,28 @@ static void warm_up(lib_range *out) {
     }
 }
 
+static slot_table *slot_table_map(size_t n) {
+    slot_table *t = hk_os_map(sizeof(slot_table) + n * sizeof(prof_slot));
+    if (t != NULL) t->mask = n - 1;
+    return t;
+}
+
 static bool tables_map(void) {
-    if (hk_load_acquire(&slots_ready) != NULL) return true;
+    if (hk_load_acquire(&slots) != NULL) return true;
     hk_lock(&prof_lock);
-    if (slots == NULL) {
+    if (hk_load_relaxed(&slots) == NULL) {
         prof_stack *st = hk_os_map(sizeof(prof_stack) * HK_PROF_STACKS);
-        prof_slot *sl = st != NULL ? hk_os_map(sizeof(prof_slot) * HK_PROF_SLOTS) : NULL;
+        slot_table *sl = st != NULL ? slot_table_map(SLOTS_FIRST) : NULL;
         if (sl != NULL) {
             stacks = st;
-            slots = sl;
             hk_unwind_init();
-            hk_store_release(&slots_ready, sl);
+            hk_store_release(&slots, sl);
         } else if (st != NULL) {
             hk_os_unmap(st, sizeof(prof_stack) * HK_PROF_STACKS);
         }
     }
     hk_unlock(&prof_lock);
-    return hk_load_acquire(&slots_ready) != NULL;
+    return hk_load_acquire(&slots) != NULL;
 }
 
 /* ---- the tables (prof_lock held) ---- */
@@ -146,7 +161,7 @@ static uint64_t mix(uint64_t x) {
     x ^= x >> 33;
     return x;
 }
-static size_t slot_home(uintptr_t a) { return (size_t)(mix(a >> 4) & SLOT_MASK); }
+static size_t slot_home(const slot_table *t, uintptr_t a) { return (size_t)(mix(a >> 4) & t->mask); }
 
 static uint64_t frames_hash(void *const *f, unsigned n) {
     uint64_t h = n;
@@ -171,57 +186,87 @@ static long stack_find_add(void *const *f, unsigned n) {
     }
 }
 
-static long slot_find(uintptr_t a) {
-    for (size_t i = slot_home(a);; i = (i + 1) & SLOT_MASK) {
-        uintptr_t k = hk_load_relaxed(&slots[i].addr);
-        if (k == a) return (long)i;
-        if (k == 0) return -1;
+static prof_slot *slot_find(uintptr_t a) {
+    slot_table *t = hk_load_relaxed(&slots);
+    for (size_t i = slot_home(t, a);; i = (i + 1) & t->mask) {
+        uintptr_t k = hk_load_relaxed(&t->s[i].addr);
+        if (k == a) return &t->s[i];
+        if (k == 0) return NULL;
     }
 }
 
+static void slot_put(slot_table *t, uintptr_t a, const prof_slot *from) {
+    size_t i = slot_home(t, a);
+    while (hk_load_relaxed(&t->s[i].addr) != 0) i = (i + 1) & t->mask;
+    t->s[i].stack = from->stack;
+    t->s[i].size = from->size;
+    t->s[i].est = from->est;
+    hk_store_release(&t->s[i].addr, a);
+}
+
+/* A table four times larger with the same entries; the old one stays
+ * mapped.  Frees that probe without the lock see table_seq move. */
+static bool slots_grow(void) {
+    slot_table *old = hk_load_relaxed(&slots);
+    size_t n = (old->mask + 1) * 4;
+    slot_table *t = n <= HK_PROF_SLOTS ? slot_table_map(n) : NULL;
+    if (t == NULL) return false;
+    for (size_t i = 0; i <= old->mask; i++) {
+        uintptr_t k = hk_load_relaxed(&old->s[i].addr);
+        if (k != 0) slot_put(t, k, &old->s[i]);
+    }
+    hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1); /* odd */
+    hk_store_release(&slots, t);
+    hk_store_release(&table_seq, hk_load_relaxed(&table_seq) + 1); /* even */
+    return true;
+}
+
 static bool slot_add(uintptr_t a, uint32_t stack, uint64_t size, double est) {
-    if (nlive >= SLOTS_MAX) return false;
-    size_t i = slot_home(a);
-    while (hk_load_relaxed(&slots[i].addr) != 0) i = (i + 1) & SLOT_MASK;
-    slots[i].stack = stack;
-    slots[i].size = size;
-    slots[i].est = est;
-    hk_store_release(&slots[i].addr, a);
+    slot_table *t = hk_load_relaxed(&slots);
+    if (nlive >= SLOTS_MAX || (nlive >= (t->mask + 1) / 4 * 3 && !slots_grow())) return false;
+    prof_slot e = {.stack = stack, .size = size, .est = est};
+    slot_put(hk_load_relaxed(&slots), a, &e);
     nlive++;
     return true;
 }
 
 /* Knuth's deletion for linear probing: entries behind the hole whose home
  * does not lie cyclically in (hole, their slot] move into it. */
-static void slot_delete(size_t hole) {
+static void slot_delete(prof_slot *e) {
+    slot_table *t = hk_load_relaxed(&slots);
+    prof_slot *s = t->s;
+    size_t hole = (size_t)(e - s);
     hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1); /* odd */
     atomic_thread_fence(memory_order_release); /* before the entries move */
-    for (size_t j = (hole + 1) & SLOT_MASK;; j = (j + 1) & SLOT_MASK) {
-        uintptr_t k = hk_load_relaxed(&slots[j].addr);
+    for (size_t j = (hole + 1) & t->mask;; j = (j + 1) & t->mask) {
+        uintptr_t k = hk_load_relaxed(&s[j].addr);
         if (k == 0) break;
-        size_t home = slot_home(k);
+        size_t home = slot_home(t, k);
         bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (stays) continue;
-        slots[hole].stack = slots[j].stack;
-        slots[hole].size = slots[j].size;
-        slots[hole].est = slots[j].est;
-        hk_store_relaxed(&slots[hole].addr, k);
+        s[hole].stack = s[j].stack;
+        s[hole].size = s[j].size;
+        s[hole].est = s[j].est;
+        hk_store_relaxed(&s[hole].addr, k);
         hole = j;
     }
-    hk_store_relaxed(&slots[hole].addr, 0);
+    hk_store_relaxed(&s[hole].addr, 0);
     nlive--;
     hk_store_release(&table_seq, hk_load_relaxed(&table_seq) + 1); /* even */
 }
 
 static void tables_clear_locked(void) {
-    if (slots == NULL) return;
+    slot_table *t = hk_load_relaxed(&slots);
+    if (t == NULL) return;
     hk_store_relaxed(&table_seq, hk_load_relaxed(&table_seq) + 1);
     atomic_thread_fence(memory_order_release);
-    memset(stacks, 0, sizeof(prof_stack) * HK_PROF_STACKS);
+    /* Zero pages again (a memset would make the stack table's 4.7 MB
+     * resident; in a fork child, copied). */
+    hk_os_purge(stacks, sizeof(prof_stack) * HK_PROF_STACKS);
     /* Frees probe addr without the lock (miss_without_lock): atomic stores,
      * never a memset under them.  A slot's other fields are written before
      * its addr is published again. */
-    for (size_t i = 0; i < HK_PROF_SLOTS; i++) hk_store_relaxed(&slots[i].addr, 0);
+    for (size_t i = 0; i <= t->mask; i++) hk_store_relaxed(&t->s[i].addr, 0);
     nstacks = nlive = 0;
     hk_store_relaxed(&nsamples, 0);
     hk_store_relaxed(&ndropped, 0);
@@ -288,8 +333,9 @@ bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
 static bool miss_without_lock(uintptr_t a) {
     uint32_t seq = hk_load_acquire(&table_seq);
     if (seq & 1) return false;
-    for (size_t i = slot_home(a);; i = (i + 1) & SLOT_MASK) {
-        uintptr_t k = hk_load_acquire(&slots[i].addr);
+    slot_table *t = hk_load_acquire(&slots);
+    for (size_t i = slot_home(t, a);; i = (i + 1) & t->mask) {
+        uintptr_t k = hk_load_acquire(&t->s[i].addr);
         if (k == a) return false;
         if (k == 0) break;
     }
@@ -297,18 +343,18 @@ static bool miss_without_lock(uintptr_t a) {
 }
 
 bool hk_prof_forget(void *p) {
-    if (hk_load_acquire(&slots_ready) == NULL || miss_without_lock((uintptr_t)p)) return false;
+    if (hk_load_acquire(&slots) == NULL || miss_without_lock((uintptr_t)p)) return false;
     hk_lock(&prof_lock);
-    long i = slot_find((uintptr_t)p);
-    if (i >= 0) {
-        prof_stack *st = &stacks[slots[i].stack];
+    prof_slot *e = slot_find((uintptr_t)p);
+    if (e != NULL) {
+        prof_stack *st = &stacks[e->stack];
         st->live_n--;
-        st->live_bytes -= slots[i].size;
-        st->live_est = st->live_n == 0 ? 0.0 : st->live_est - slots[i].est;
-        slot_delete((size_t)i);
+        st->live_bytes -= e->size;
+        st->live_est = st->live_n == 0 ? 0.0 : st->live_est - e->est;
+        slot_delete(e);
     }
     hk_unlock(&prof_lock);
-    return i >= 0;
+    return e != NULL;
 }
 
 /* ---- control ---- */
@@ -394,7 +440,7 @@ hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period) {
     size_t bytes = sizeof(hk_prof_site) * HK_PROF_STACKS;
     hk_prof_site *out = hk_os_map(bytes);
     if (out == NULL) return NULL;
-    if (hk_load_acquire(&slots_ready) == NULL) return out;
+    if (hk_load_acquire(&slots) == NULL) return out;
     hk_lock(&prof_lock);
     for (size_t i = 0; i < HK_PROF_STACKS; i++) {
         const prof_stack *s = &stacks[i];
