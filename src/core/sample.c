@@ -190,6 +190,16 @@ static void unmark_page(hk_segment *seg, hk_page *page) {
     hk_store_relaxed(counters_of(seg, page), 0);
 }
 
+/* The owner's slow path: a marked page whose sampled blocks were all
+ * freed by other threads (who move the counters, not the mark) takes the
+ * fast paths again.  Without it a page only other threads free stays
+ * marked for good, and in time every such free goes the slow way. */
+static void unmark_if_clear(hk_page *page) {
+    if (page == &hk_page_empty || page->in_full <= HK_PAGE_FULL) return;
+    hk_segment *seg = hk_segment_of(page);
+    if (hk_load_relaxed(counters_of(seg, page)) == 0) unmark_page(seg, page);
+}
+
 /* Frees p's record if it has one; true if it had. */
 static bool unsample_block(hk_segment *seg, hk_page *page, void *p) {
     if (!maybe_sampled(seg, page, p) || !hk_upper.prof_unsample(p)) return false;
@@ -215,6 +225,7 @@ void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     int64_t left = heap->prof_left[cls] - (int64_t)((n - heap->prof_seen[cls]) * bs);
     bool take = left <= (int64_t)bs; /* this block holds the point */
     void *p = hk_malloc_thread_slow(heap, cls, size);
+    unmark_if_clear(heap->direct[cls]);
     heap->prof_seen[cls] = hk_load_relaxed(&heap->counters.nmalloc[cls]);
     heap->prof_left[cls] = take ? draw(&heap->prof_rng) : left - (int64_t)bs;
     if (p != NULL && take && record(p, size, bs)) mark_block(p);

@@ -1,0 +1,99 @@
+/*
+ * White-box: the profiler's page marks (core/sample.c).  A sampled small
+ * block marks its page (hk_page.in_full's sampled bit), so the page's
+ * frees leave the fast path, and is counted in the page's counting filter.
+ * Whoever frees a sampled block counts it down; the owner takes the mark
+ * off once the counters are all zero -- also when every sampled block was
+ * freed by other threads and the owner never frees into the page itself
+ * (a page only other threads free stayed marked for good, and in time
+ * every free of a producer/consumer program went the slow way).
+ */
+#include "core/core_internal.h"
+#include "harness.h"
+
+#include <hakmem/hakmem.h>
+#include <pthread.h>
+
+#define NBLOCKS 64
+#define SIZE 64
+
+static int set_size(const char *name, size_t v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
+static int set_bool(const char *name, bool v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
+
+static void *blocks[NBLOCKS];
+
+static void *free_all(void *arg) {
+    (void)arg;
+    for (int i = 0; i < NBLOCKS; i++) hak_free(blocks[i]);
+    return NULL;
+}
+
+static hk_page *page_of(void *p) { return hk_page_of(hk_segment_of(p), p); }
+
+/* Profiling on at one byte: the heap's countdowns start at its next slow
+ * path, so blocks are allocated (into warm) until one is sampled. */
+static void *warm[4096];
+static int nwarm;
+
+static bool sample_every_block(void) {
+    if (set_size("prof.sample_bytes", 1) != 0 || set_bool("prof.active", true) != 0) return false;
+    for (nwarm = 0; nwarm < 4096;) {
+        void *p = warm[nwarm++] = hak_malloc(SIZE);
+        if (hk_page_has_samples(page_of(p))) return true;
+    }
+    return false;
+}
+
+static void stop_sampling(void) {
+    set_bool("prof.active", false);
+    for (int i = 0; i < nwarm; i++) hak_free(warm[i]);
+}
+
+TEST(page_freed_by_others_only_loses_its_mark) {
+    hk_ensure_init();
+    REQUIRE_TRUE(sample_every_block(), "profiling every block");
+    void *last_warm = warm[nwarm - 1];
+    hak_free(last_warm); /* the page's only sampled blocks are now blocks[] */
+    nwarm--;
+    for (int i = 0; i < NBLOCKS; i++) blocks[i] = hak_malloc(SIZE);
+    hk_page *page = page_of(blocks[0]);
+    REQUIRE_TRUE(page_of(blocks[NBLOCKS - 1]) == page, "one page");
+    EXPECT_TRUE(hk_page_has_samples(page), "marked by its sampled blocks");
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+
+    pthread_t t;
+    REQUIRE_EQ_I(pthread_create(&t, NULL, free_all, NULL), 0, "pthread_create");
+    pthread_join(t, NULL);
+
+    /* The owner allocates on: its slow path passes the page (it collects
+     * the blocks the other thread freed) and finds no sampled block left. */
+    void *more[4096];
+    int n = 0;
+    while (n < 4096 && hk_page_has_samples(page)) more[n++] = hak_malloc(SIZE);
+    EXPECT_TRUE(!hk_page_has_samples(page), "unmarked after the owner's slow path");
+    EXPECT_LT_I(n, 4096, "within a page's worth of allocations");
+    for (int i = 0; i < n; i++) hak_free(more[i]);
+    stop_sampling();
+}
+
+TEST(page_with_a_live_sampled_block_keeps_its_mark) {
+    hk_ensure_init();
+    REQUIRE_TRUE(sample_every_block(), "profiling every block");
+    void *kept = warm[nwarm - 1]; /* sampled */
+    nwarm--;
+    for (int i = 0; i < NBLOCKS; i++) blocks[i] = hak_malloc(SIZE);
+    hk_page *page = page_of(kept);
+    REQUIRE_TRUE(page_of(blocks[0]) == page, "the blocks share the kept block's page");
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    pthread_t t;
+    REQUIRE_EQ_I(pthread_create(&t, NULL, free_all, NULL), 0, "pthread_create");
+    pthread_join(t, NULL);
+    void *more[2048];
+    for (int i = 0; i < 2048; i++) more[i] = hak_malloc(SIZE);
+    EXPECT_TRUE(hk_page_has_samples(page), "a sampled block is still live on it");
+    for (int i = 0; i < 2048; i++) hak_free(more[i]);
+    hak_free(kept);
+    stop_sampling();
+}
+
+TEST_MAIN()
