@@ -20,11 +20,13 @@
  * to malloc_slow, which sends it here (hk_sample_state is not 0).  Bytes
  * handed out in between are counted from the heap's nmalloc counter.
  *
- * A sampled small block marks its page (hk_page.in_full's sampled bit) so
- * that the page's frees leave the fast path, and is counted in the page's
- * counting filter (hk_segment.sample_bloom) so that the frees of the
- * page's other blocks mostly skip the profiler's table; a sampled huge
- * block is marked by its header (hk_segment.sampled).
+ * A sampled block of at most 1 KiB is taken from the arena's shared heap
+ * (its free probes the table, as every free into a shared heap's page
+ * does); a larger sampled block marks its thread page (hk_page.in_full's
+ * sampled bit) so that the page's frees leave the fast path, and is counted
+ * in the page's counting filter (hk_segment.sample_bloom) so that the frees
+ * of the page's other blocks mostly skip the profiler's table; a sampled
+ * huge block is marked by its header (hk_segment.sampled).
  */
 #include "core/core_internal.h"
 
@@ -214,6 +216,20 @@ static bool record(void *p, size_t size, size_t usable) {
     return kept;
 }
 
+/* A sampled block of a class of at most 1 KiB comes from the arena's shared
+ * heap: no thread owns its page, so its free is a slow path already, which
+ * looks the block up in the profiler's table (hk_sample_unmarked_free), and
+ * the thread heap's page of 64 or more blocks carries no mark (its frees
+ * stay fast).  Larger blocks stay in the thread's page, marked: a page of
+ * few blocks has few frees to slow down, and the shared heap would map and
+ * fault in a page of a large class for each sample (mixed: +25% faults). */
+#define HK_SAMPLE_SHARED_MAX 1024
+static void *sampled_block(unsigned cls, size_t size) {
+    void *p = hk_shared_malloc(cls, false);
+    if (p != NULL) record(p, size, hk_class_size[cls]);
+    return p;
+}
+
 /* malloc_slow of a thread heap while hk_sample_state != 0. */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     uint32_t state = hk_load_acquire(&hk_sample_state);
@@ -224,11 +240,13 @@ void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]);
     int64_t left = heap->prof_left[cls] - (int64_t)((n - heap->prof_seen[cls]) * bs);
     bool take = left <= (int64_t)bs; /* this block holds the point */
-    void *p = hk_malloc_thread_slow(heap, cls, size);
+    bool shared = take && bs <= HK_SAMPLE_SHARED_MAX;
+    void *p = shared ? sampled_block(cls, size) : NULL;
+    if (p == NULL) p = hk_malloc_thread_slow(heap, cls, size);
     unmark_if_clear(heap->direct[cls]);
     heap->prof_seen[cls] = hk_load_relaxed(&heap->counters.nmalloc[cls]);
     heap->prof_left[cls] = take ? draw(&heap->prof_rng) : left - (int64_t)bs;
-    if (p != NULL && take && record(p, size, bs)) mark_block(p);
+    if (p != NULL && take && !shared && record(p, size, bs)) mark_block(p);
     arm_class(heap, cls);
     return p;
 }

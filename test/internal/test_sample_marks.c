@@ -14,8 +14,9 @@
 #include <hakmem/hakmem.h>
 #include <pthread.h>
 
-#define NBLOCKS 64
-#define SIZE 64
+#define NBLOCKS 16
+#define SIZE 2048 /* above HK_SAMPLE_SHARED_MAX: sampled in the thread's page */
+#define SMALL 64
 
 static int set_size(const char *name, size_t v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
 static int set_bool(const char *name, bool v) { return hak_ctl(name, NULL, NULL, &v, sizeof v); }
@@ -94,6 +95,54 @@ TEST(page_with_a_live_sampled_block_keeps_its_mark) {
     for (int i = 0; i < 2048; i++) hak_free(more[i]);
     hak_free(kept);
     stop_sampling();
+}
+
+static uint64_t live_samples(void) {
+    uint64_t v = 0;
+    size_t len = sizeof v;
+    hak_ctl("prof.stats.live_samples", &v, &len, NULL, 0);
+    return v;
+}
+
+/* A sampled block of 1 KiB or less comes from the arena's shared heap:
+ * the thread's pages stay unmarked, and its free (by any thread) drops
+ * its record. */
+static void *small_blocks[64];
+
+static void *free_small(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 64; i++) hak_free(small_blocks[i]);
+    return NULL;
+}
+
+TEST(small_sampled_blocks_live_in_the_shared_heap) {
+    hk_ensure_init();
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "prof.sample_bytes 1");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    void *warm_small[4096];
+    int nw = 0;
+    while (nw < 4096 && live_samples() == 0) warm_small[nw++] = hak_malloc(SMALL);
+    REQUIRE_LT_I(nw, 4096, "a block was sampled");
+    uint64_t base = live_samples();
+    for (int i = 0; i < 64; i++) small_blocks[i] = hak_malloc(SMALL);
+    EXPECT_EQ_U(live_samples(), base + 64, "every block sampled");
+    int shared = 0, marked = 0;
+    for (int i = 0; i < 64; i++) {
+        hk_page *page = page_of(small_blocks[i]);
+        hk_heap *owner = hk_load_relaxed(&page->heap);
+        shared += owner != NULL && owner->shared;
+        marked += hk_page_has_samples(page);
+    }
+    EXPECT_EQ_I(shared, 64, "on pages of the shared heap");
+    EXPECT_EQ_I(marked, 0, "no page marked");
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    pthread_t t;
+    REQUIRE_EQ_I(pthread_create(&t, NULL, free_small, NULL), 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT_EQ_U(live_samples(), base, "their records went with them");
+    set_bool("prof.active", false);
+    for (int i = 0; i < nw; i++) hak_free(warm_small[i]);
 }
 
 TEST_MAIN()
