@@ -75,6 +75,7 @@ typedef struct hk_options {
     char stats_print_opts[16];     /* options for that print ("J": JSON) */
     bool prof;                     /* the heap profiler on from the start */
     char prof_dump_at_exit[256];   /* write a heap profile here at exit ("": none) */
+    size_t prof_sample_bytes;      /* the profiler's mean bytes between samples at start (0: default) */
     unsigned stats_page_interval_ms; /* refresh the stats page at most this often */
     unsigned stats_page_delay_ms;  /* create it only after the process lived this long */
     bool background_thread;        /* a thread keeps the page fresh */

@@ -35,6 +35,7 @@ static const opt_row opt_table[] = {
     OPT("stats_print_opts", OPT_STRING, stats_print_opts, 0, 15),
     OPT("prof", OPT_BOOL, prof, 0, 1),
     OPT("prof_dump_at_exit", OPT_STRING, prof_dump_at_exit, 0, 255),
+    OPT("prof_sample_bytes", OPT_SIZE, prof_sample_bytes, 1, INT64_C(1) << 40),
     OPT("stats_page_interval_ms", OPT_UNSIGNED, stats_page_interval_ms, 1, 3600000),
     OPT("stats_page_delay_ms", OPT_UNSIGNED, stats_page_delay_ms, 0, 3600000),
     OPT("background_thread", OPT_BOOL, background_thread, 0, 1),

@@ -97,6 +97,7 @@ bool hk_debug_event(unsigned i, hk_debug_event_view *out);
 void hk_sample_configure(bool active, size_t period); /* threads follow at their next slow path */
 bool hk_sample_active(void);
 size_t hk_sample_period_get(void);
+void hk_sample_period_init(size_t period); /* before profiling was ever on: the period alone */
 
 /* ---- hooks.c: the layers above, run from the core without naming them ----
  * src/hakmem.c fills both tables; every entry is set. */

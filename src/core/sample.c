@@ -49,6 +49,11 @@ void hk_sample_configure(bool active, size_t period) {
 bool hk_sample_active(void) { return (hk_load_relaxed(&hk_sample_state) & 1) != 0; }
 size_t hk_sample_period_get(void) { return hk_load_relaxed(&hk_sample_period); }
 
+/* hk_sample_state stays 0 (the slow paths do not come here). */
+void hk_sample_period_init(size_t period) {
+    if (period != 0) hk_store_relaxed(&hk_sample_period, period);
+}
+
 /* ---- exponential draws (no libm) ---- */
 
 static uint64_t rng_next(uint64_t *s) {

@@ -375,6 +375,7 @@ void hk_prof_fork_child(void) {
 
 void hk_prof_at_init(void) {
     bool wanted = hk_opt.prof || hk_opt.prof_dump_at_exit[0] != '\0' || hk_opt.mode == HK_MODE_RESEARCH;
+    hk_sample_period_init(hk_opt.prof_sample_bytes); /* for a later prof.active too */
     if (wanted && hk_config_stats && tables_map()) {
         hk_lock(&switch_lock);
         hk_sample_configure(true, hk_sample_period_get()); /* unwinder warmed at the first sample */

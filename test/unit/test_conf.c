@@ -82,6 +82,18 @@ static int child_opts(void) {
     if (rc) snprintf(line, sizeof line, "arenas.narenas=ERR%d\n", rc);
     else snprintf(line, sizeof line, "arenas.narenas=%u\n", u);
     hk_test_out(line);
+
+    len = sizeof sz;
+    rc = hak_ctl("prof.sample_bytes", &sz, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "prof.sample_bytes=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "prof.sample_bytes=%zu\n", sz);
+    hk_test_out(line);
+
+    len = sizeof b;
+    rc = hak_ctl("prof.active", &b, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "prof.active=ERR%d\n", rc);
+    else snprintf(line, sizeof line, "prof.active=%d\n", b ? 1 : 0);
+    hk_test_out(line);
     return 0;
 }
 
@@ -357,6 +369,28 @@ TEST(conf_options_visible_under_opt) {
         expect_opt(&c, conf, "opt.narenas", "1");
         expect_opt(&c, conf, "arenas.narenas", "1");
     }
+}
+
+/* prof_sample_bytes sets the period from the start, with profiling on or
+ * for a later prof.active; out of range (0, over 2^40) keeps the default. */
+TEST(conf_prof_sample_bytes_sets_the_period) {
+    static struct hk_test_child c;
+    const char *conf = "prof_sample_bytes:65536";
+    if (run_opts(conf, &c)) {
+        expect_opt(&c, conf, "prof.sample_bytes", "65536");
+        expect_opt(&c, conf, "prof.active", "0");
+    }
+    conf = "prof:1,prof_sample_bytes:4096";
+    if (run_opts(conf, &c)) {
+        expect_opt(&c, conf, "prof.sample_bytes", "4096");
+        expect_opt(&c, conf, "prof.active", "1");
+    }
+    conf = "prof:1";
+    if (run_opts(conf, &c)) expect_opt(&c, conf, "prof.sample_bytes", "524288");
+    conf = "prof_sample_bytes:0";
+    if (run_opts(conf, &c)) expect_opt(&c, conf, "prof.sample_bytes", "524288");
+    conf = "prof_sample_bytes:2199023255553"; /* 2^41 + 1 */
+    if (run_opts(conf, &c)) expect_opt(&c, conf, "prof.sample_bytes", "524288");
 }
 
 TEST(conf_later_keys_win) {
