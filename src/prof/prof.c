@@ -71,7 +71,10 @@ typedef struct slot_table {
     prof_slot s[];
 } slot_table;
 
-static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Adaptive (spins a little before it sleeps): its sections are short and
+ * threads sampling at once queued on it (hotclass, 2 threads, 64 KiB:
+ * ab.py x0.77 against a plain mutex). */
+static pthread_mutex_t prof_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 static prof_stack *stacks; /* set once, under prof_lock */
 static _Atomic(slot_table *) slots; /* set once, then grown, under prof_lock */
 static _Atomic uint32_t table_seq;
@@ -368,7 +371,11 @@ bool hk_prof_forget(void *p) {
 void hk_prof_fork_child(void) {
     pthread_mutex_init(&switch_lock, NULL);
     hk_sample_configure(false, hk_sample_period_get());
-    pthread_mutex_init(&prof_lock, NULL);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&prof_lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     hk_store_relaxed(&table_seq, 0);
     tables_clear_locked();
 }
