@@ -3,7 +3,10 @@
 # builds of hakmem side by side: the repeatable way to see what a change on
 # the fast paths costs (wall time on a small noisy machine cannot show 1%).
 #
-#   sh bench/callgrind_suite.sh [-s SCALE] LABEL=LIB.so [LABEL=LIB.so ...]
+#   sh bench/callgrind_suite.sh [-s SCALE] LABEL=LIB.so[@CONF] [LABEL=LIB.so[@CONF] ...]
+#
+# (@CONF: that library runs with HAKMEM_CONF=CONF, e.g. what profiling costs:
+#   on=lib/libhakmem.so@prof:1 off=lib/libhakmem.so)
 #
 # e.g. build a --disable-checks copy in /tmp/nochk, then
 #   sh bench/callgrind_suite.sh hakmem=lib/libhakmem.so nochecks=/tmp/nochk/lib/libhakmem.so
@@ -28,9 +31,11 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 labels=
 i=0
 for spec in "$@"; do
-  label=${spec%%=*}; lib=${spec#*=}
+  label=${spec%%=*}; lib=${spec#*=}; conf=
+  case $lib in *@*) conf=${lib#*@}; lib=${lib%%@*} ;; esac
   [ -e "$lib" ] || { echo "callgrind_suite.sh: no such library: $lib" >&2; exit 2; }
   i=$((i + 1))
+  printf '%s' "$conf" >"$tmp/conf$i"
   cp "$(readlink -f "$lib")" "$tmp/lib$i.so" || exit 1   # a rebuild cannot change it
   labels="$labels $label"
 done
@@ -48,7 +53,7 @@ for b in $benches; do
   i=0
   while [ $i -lt $n ]; do
     i=$((i + 1))
-    if ! LD_PRELOAD=$tmp/lib$i.so valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" \
+    if ! HAKMEM_CONF=$(cat "$tmp/conf$i") LD_PRELOAD=$tmp/lib$i.so valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" \
          "$exe" -t 1 -s "$scale" >"$tmp/log" 2>&1; then
       echo "callgrind_suite.sh: $b failed under library $i" >&2; tail -n 5 "$tmp/log" >&2; exit 1
     fi
