@@ -150,6 +150,10 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
         hk_debug_free(page, p);
         return;
     }
+    if (hk_unlikely(hk_page_is_cached(page))) {
+        report_bad_free(p, "double free (block in its owner's cache)");
+        return;
+    }
     /* Once the block is pushed the page may be emptied and reused by its
      * owner: read what the counters need first. */
     unsigned cls = page->cls;

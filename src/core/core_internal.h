@@ -159,6 +159,12 @@ void hk_heap_abandon(hk_heap *heap);
 void hk_heap_trim(hk_heap *heap);
 void hk_heap_collect_delayed(hk_heap *heap);
 
+/* ---- bcache.c: the one-block cache (owner only) ---- */
+bool hk_bcache_put(hk_heap *heap, hk_page *page);  /* true: the page is cached */
+void *hk_bcache_take(hk_heap *heap, unsigned cls); /* NULL: none cached */
+void hk_bcache_double_free(hk_page *page, void *p, bool pushed);
+void hk_bcache_give_back(hk_heap *heap, bool all, void (*emptied)(hk_heap *, hk_page *));
+
 /* ---- huge.c ---- */
 void *hk_huge_alloc(size_t size, size_t align, bool zero);
 void hk_huge_free(hk_segment *hdr);
@@ -205,12 +211,17 @@ void hk_sample_local_free(hk_page *page, void *p);
 void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);
 void hk_sample_huge_free(hk_segment *h);
 /* hk_page.in_full: bit 0 the page sits in its heap's full list, bit 1 it
- * may hold sampled blocks (core/sample.c; owner-written).  Non-zero sends
- * the owner's frees to hk_heap_free_local_slow. */
+ * may hold sampled blocks (core/sample.c), bit 2 it is a one-block page in
+ * its heap's block cache (heap.c; then no other bit).  Owner-written;
+ * non-zero sends the owner's frees to hk_heap_free_local_slow. */
 #define HK_PAGE_FULL 1
 #define HK_PAGE_SAMPLED 2
+#define HK_PAGE_CACHED 4
 static inline bool hk_page_has_samples(const hk_page *page) {
-    return __atomic_load_n(&page->in_full, __ATOMIC_RELAXED) >= 2;
+    return (__atomic_load_n(&page->in_full, __ATOMIC_RELAXED) & HK_PAGE_SAMPLED) != 0;
+}
+static inline bool hk_page_is_cached(const hk_page *page) {
+    return (__atomic_load_n(&page->in_full, __ATOMIC_RELAXED) & HK_PAGE_CACHED) != 0;
 }
 /* The owner's writes of in_full: relaxed atomic stores, since remote frees
  * read it (hk_page_has_samples); the owner's own reads stay plain. */

@@ -147,11 +147,18 @@ typedef struct hk_class_counters {
  * A heap: one per thread (or one per arena, shared under the arena lock,
  * when thread caches are off).  direct[c] is never NULL: it points to
  * hk_page_empty until the heap has a page of class c.  Every page with
- * heap == this sits in exactly one of queue[cls] or full.
+ * heap == this sits in exactly one of queue[cls], full, or the one-block
+ * cache bcache.
  */
 /* An entry of hk_heap's owned-segment cache that names no segment (never
  * 2 MiB aligned, so no pointer's segment equals it). */
 #define HK_NO_SEGMENT ((struct hk_segment *)1)
+/* The one-block cache's classes (40 KiB to 896 KiB: a page holds one
+ * block; test_sizeclass_tables checks the bounds) and pages per class. */
+#define HK_BCACHE_FIRST 41
+#define HK_BCACHE_LAST 59
+#define HK_BCACHE_CLASSES (HK_BCACHE_LAST - HK_BCACHE_FIRST + 1)
+#define HK_BCACHE_MAX 32
 #define HK_OWNED_SEGS 8 /* the cache's second level, by segment address */
 
 /* The debug checks' recent events (checked.c): a ring per checked heap,
@@ -204,6 +211,17 @@ typedef struct hk_heap {
     uint32_t keep_boost[HK_NCLASSES];
     uint64_t released_at[HK_NCLASSES];
     size_t boost_bytes;
+    /* The one-block cache (heap.c), owner only: pages of the classes that
+     * hold one block a page (HK_BCACHE_FIRST..HK_BCACHE_LAST) whose block
+     * the owner freed, kept whole for its next malloc of the class.
+     * Invariant: bcache[r][0..bcache_n[r]) are this heap's pages of class
+     * HK_BCACHE_FIRST + r, in no list, with in_full == HK_PAGE_CACHED,
+     * used == 1, free == local_free == NULL, thread-free state HK_TF_FULL
+     * (remote frees go to the delayed list, which reports them). */
+    hk_page *bcache[HK_BCACHE_CLASSES][HK_BCACHE_MAX];
+    uint8_t bcache_n[HK_BCACHE_CLASSES];
+    uint8_t bcache_cap[HK_BCACHE_CLASSES]; /* min(HK_BCACHE_MAX, the class's keep), kept
+                                              current by heap.c where the keep moves */
     void *altstack;                    /* signal stack of its thread (altstack.c);
                                           kept across reuse from the pool */
     bool shared;                       /* an arena's heap, used under its lock; set at

@@ -35,6 +35,8 @@ static void forget_segment(hk_heap *heap, hk_segment *seg) {
     if (*slot == seg) *slot = HK_NO_SEGMENT;
 }
 
+static void bcache_cap_update(hk_heap *heap, unsigned cls);
+
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
         heap->direct[c] = &hk_page_empty;
@@ -59,6 +61,8 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     memset(heap->keep_boost, 0, sizeof heap->keep_boost); /* heaps come back from the pool */
     memset(heap->released_at, 0, sizeof heap->released_at);
     heap->boost_bytes = 0;
+    memset(heap->bcache_n, 0, sizeof heap->bcache_n);
+    for (unsigned c = HK_BCACHE_FIRST; c <= HK_BCACHE_LAST; c++) bcache_cap_update(heap, c);
 }
 
 static void page_to_full(hk_heap *heap, hk_page *page) {
@@ -152,10 +156,20 @@ unsigned hk_tcache_max_get(unsigned cls) {
 #define HK_KEEP_BOOST_CLASS_BYTES ((size_t)2 << 20)
 #define HK_KEEP_BOOST_BYTES ((size_t)4 << 20)
 
+static unsigned keep_max(hk_heap *heap, unsigned cls);
+
+/* The one-block cache's bound for cls follows the class's keep. */
+static void bcache_cap_update(hk_heap *heap, unsigned cls) {
+    if (cls < HK_BCACHE_FIRST || cls > HK_BCACHE_LAST) return;
+    unsigned keep = keep_max(heap, cls);
+    heap->bcache_cap[cls - HK_BCACHE_FIRST] = (uint8_t)(keep < HK_BCACHE_MAX ? keep : HK_BCACHE_MAX);
+}
+
 static void keep_boost_set(hk_heap *heap, unsigned cls, uint32_t blocks) {
     size_t bs = hk_class_size[cls];
     heap->boost_bytes = heap->boost_bytes - heap->keep_boost[cls] * bs + blocks * bs;
     heap->keep_boost[cls] = blocks;
+    bcache_cap_update(heap, cls);
 }
 
 /* find_page is about to fetch a page of cls from the arena. */
@@ -183,29 +197,48 @@ static unsigned keep_max(hk_heap *heap, unsigned cls) {
     return tcache_max_set_value(cls, &m) ? m : hk_tcache_max_default(cls) + heap->keep_boost[cls];
 }
 
+
+
 void hk_tcache_max_set(unsigned cls, unsigned blocks) {
     hk_store_relaxed(&tcache_max[cls], (uint64_t)blocks + 1);
 }
 
+/* Blocks of cls in the one-block cache: they count in the class's keep. */
+static unsigned cached_blocks(const hk_heap *heap, unsigned cls) {
+    return cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST ? heap->bcache_n[cls - HK_BCACHE_FIRST] : 0;
+}
+
 static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
-    unsigned kept = 0, max = keep_max(heap, page->cls);
+    unsigned kept = cached_blocks(heap, page->cls), max = keep_max(heap, page->cls);
     /* Even if every page of the queue were empty it would not be too many:
      * no walk (a large tcache_max, as the learner sets, keeps many). */
-    if (heap->queue[page->cls].count * page->reserved <= max) return false;
+    if (heap->queue[page->cls].count * page->reserved + kept <= max) return false;
     for (hk_page *p = heap->queue[page->cls].first; p != NULL; p = p->next) {
         if (p == page || p->used != 0) continue;
         kept += p->reserved;
         if (kept + page->reserved > max) return true;
     }
-    return page->reserved > max;
+    return kept + page->reserved > max;
 }
 
-/* A local free left the page empty or found it in the full list. */
-void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
-    if (hk_unlikely(page->in_full > HK_PAGE_FULL)) hk_sample_local_free(page, page->local_free);
+/* The page left the full list or emptied: back to its queue, and to the
+ * arena when the heap keeps enough empty pages of its class. */
+static void page_emptied(hk_heap *heap, hk_page *page) {
     if (page->in_full & HK_PAGE_FULL) page_unfull(heap, page);
     if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
         page_release(heap, page);
+}
+
+/* A local free left the page empty or found it in the full list (or in
+ * the one-block cache: a double free). */
+void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+    if (hk_unlikely(page->in_full & HK_PAGE_CACHED)) {
+        hk_bcache_double_free(page, page->local_free, true);
+        return;
+    }
+    if (hk_unlikely(page->in_full & HK_PAGE_SAMPLED)) hk_sample_local_free(page, page->local_free);
+    if (page->used == 0 && page->reserved == 1 && hk_bcache_put(heap, page)) return;
+    page_emptied(heap, page);
 }
 
 static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
@@ -228,7 +261,8 @@ void hk_heap_collect_delayed(hk_heap *heap) {
         hk_segment *seg = hk_segment_of(b);
         hk_page *page = hk_page_of(seg, b);
         hk_assert(hk_load_relaxed(&page->heap) == heap);
-        local_free_block(heap, page, b);
+        if (hk_unlikely(page->in_full & HK_PAGE_CACHED)) hk_bcache_double_free(page, b, false);
+        else local_free_block(heap, page, b);
         b = next;
     }
 }
@@ -280,6 +314,14 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     HK_VALIDATE(1, hk_heap_is_valid(heap, (int)hk_opt.validate));
     if (!heap->shared) hk_periodic_tick(heap); /* shared: after the lock (shared.c) */
     if (hk_unlikely(++heap->slow_count % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
+    hk_block *cached = hk_bcache_take(heap, cls);
+    if (cached != NULL) {
+        if (hk_config_stats) {
+            hk_counter_add(&heap->counters.nmalloc[cls], 1);
+            hk_counter_add(&heap->counters.nslow[cls], 1);
+        }
+        return cached;
+    }
     hk_page *page = find_page(heap, cls);
     if (page == NULL) {
         errno = ENOMEM;
@@ -342,7 +384,13 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
 
 /* The thread is exiting: empty pages go back to the arena, the others are
  * abandoned to it for adoption.  No remote freer touches this heap after. */
+static void stays_in_full(hk_heap *heap, hk_page *page) {
+    (void)heap;
+    (void)page;
+}
+
 void hk_heap_abandon(hk_heap *heap) {
+    hk_bcache_give_back(heap, true, stays_in_full); /* emptied pages: freed below */
     hk_heap_forget_segments(heap);
     for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
     hk_heap_collect_delayed(heap);
@@ -371,9 +419,14 @@ static void release_empty_pages(hk_heap *heap, bool all) {
     }
 }
 
-void hk_heap_flush(hk_heap *heap) { release_empty_pages(heap, true); }
+void hk_heap_flush(hk_heap *heap) {
+    hk_bcache_give_back(heap, true, page_emptied);
+    release_empty_pages(heap, true);
+}
 
 void hk_heap_trim(hk_heap *heap) {
     keep_boost_halve(heap);
+    for (unsigned c = HK_BCACHE_FIRST; c <= HK_BCACHE_LAST; c++) bcache_cap_update(heap, c); /* tcache_max may have moved */
+    hk_bcache_give_back(heap, false, page_emptied);
     release_empty_pages(heap, false);
 }

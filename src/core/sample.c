@@ -188,12 +188,12 @@ static void mark_block(void *p) {
     hk_segment *seg = hk_segment_of(p);
     hk_page *page = hk_page_of(seg, p);
     counter_move(counters_of(seg, page), p, +1);
-    if (page->in_full < HK_PAGE_SAMPLED) hk_page_set_in_full(page, page->in_full | HK_PAGE_SAMPLED);
+    if (!(page->in_full & HK_PAGE_SAMPLED)) hk_page_set_in_full(page, page->in_full | HK_PAGE_SAMPLED);
 }
 
 /* The page holds no live sampled block. */
 static void unmark_page(hk_segment *seg, hk_page *page) {
-    hk_page_set_in_full(page, page->in_full & HK_PAGE_FULL);
+    hk_page_set_in_full(page, page->in_full & ~HK_PAGE_SAMPLED);
     hk_store_relaxed(counters_of(seg, page), 0);
 }
 
@@ -202,7 +202,7 @@ static void unmark_page(hk_segment *seg, hk_page *page) {
  * fast paths again.  Without it a page only other threads free stays
  * marked for good, and in time every such free goes the slow way. */
 static void unmark_if_clear(hk_page *page) {
-    if (page == &hk_page_empty || page->in_full <= HK_PAGE_FULL) return;
+    if (page == &hk_page_empty || !(page->in_full & HK_PAGE_SAMPLED)) return;
     hk_segment *seg = hk_segment_of(page);
     if (hk_load_relaxed(counters_of(seg, page)) == 0) unmark_page(seg, page);
 }

@@ -70,6 +70,22 @@ static bool queue_is_valid(const hk_heap *heap, const hk_page_queue *q, unsigned
     return true;
 }
 
+/* The one-block cache (core_types.h, hk_heap.bcache). */
+static bool bcache_is_valid(const hk_heap *heap) {
+    for (unsigned r = 0; r < HK_BCACHE_CLASSES; r++) {
+        if (heap->bcache_n[r] > heap->bcache_cap[r] || heap->bcache_cap[r] > HK_BCACHE_MAX)
+            return broken("heap", heap, "one-block cache over its bound");
+        for (unsigned i = 0; i < heap->bcache_n[r]; i++) {
+            const hk_page *p = heap->bcache[r][i];
+            if (hk_load_relaxed(&p->heap) != heap || p->cls != HK_BCACHE_FIRST + r || p->reserved != 1)
+                return broken("heap", heap, "a cached page of another heap or class");
+            if (p->in_full != HK_PAGE_CACHED || p->used != 1 || p->free != NULL || p->local_free != NULL)
+                return broken("heap", heap, "a cached page's state");
+        }
+    }
+    return true;
+}
+
 /* A heap held by its owner. */
 bool hk_heap_is_valid(const hk_heap *heap, int level) {
     hk_fetch_add_relaxed(&hk_nvalidated[HK_VALID_HEAP], 1);
@@ -84,6 +100,7 @@ bool hk_heap_is_valid(const hk_heap *heap, int level) {
             heap->divlimit[c] != hk_class_divmagic[c] - 1)
             return broken("heap", heap, "block-boundary tables");
     }
+    if (!bcache_is_valid(heap)) return false;
     if (level < 2) return true;
     for (unsigned c = 0; c < HK_NCLASSES; c++)
         if (!queue_is_valid(heap, &heap->queue[c], c, false)) return false;
