@@ -42,58 +42,38 @@ static int child_basic(void) {
     return 0;
 }
 
-/* Prints "name=value" (or "name=ERR<rc>") for each option and the arena
- * count, one a line. */
-static int child_opts(void) {
+enum value_kind { V_UNSIGNED, V_BOOL, V_I64, V_SIZE };
+
+/* Prints "name=value" (or "name=ERR<rc>") for one ctl value. */
+static void print_value(const char *name, enum value_kind k) {
+    union {
+        unsigned u;
+        bool b;
+        int64_t i;
+        size_t z;
+    } v = {0};
+    size_t len = k == V_UNSIGNED ? sizeof v.u : k == V_BOOL ? sizeof v.b : k == V_I64 ? sizeof v.i : sizeof v.z;
     char line[128];
-    unsigned u = 0;
-    bool b = false;
-    int64_t i64 = 0;
-    size_t sz = 0, len;
-    int rc;
+    int rc = hak_ctl(name, &v, &len, NULL, 0);
+    if (rc) snprintf(line, sizeof line, "%s=ERR%d\n", name, rc);
+    else if (k == V_UNSIGNED) snprintf(line, sizeof line, "%s=%u\n", name, v.u);
+    else if (k == V_BOOL) snprintf(line, sizeof line, "%s=%d\n", name, v.b ? 1 : 0);
+    else if (k == V_I64) snprintf(line, sizeof line, "%s=%lld\n", name, (long long)v.i);
+    else snprintf(line, sizeof line, "%s=%zu\n", name, v.z);
+    hk_test_out(line);
+}
+
+/* Prints each option, the arena count and the profiler's period and
+ * switch, one a line. */
+static int child_opts(void) {
     if (child_basic() != 0) return 2;
-
-    len = sizeof u;
-    rc = hak_ctl("opt.narenas", &u, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "opt.narenas=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "opt.narenas=%u\n", u);
-    hk_test_out(line);
-
-    len = sizeof b;
-    rc = hak_ctl("opt.tcache", &b, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "opt.tcache=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "opt.tcache=%d\n", b ? 1 : 0);
-    hk_test_out(line);
-
-    len = sizeof i64;
-    rc = hak_ctl("opt.decay_ms", &i64, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "opt.decay_ms=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "opt.decay_ms=%lld\n", (long long)i64);
-    hk_test_out(line);
-
-    len = sizeof sz;
-    rc = hak_ctl("opt.bigcache_max_mb", &sz, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "opt.bigcache_max_mb=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "opt.bigcache_max_mb=%zu\n", sz);
-    hk_test_out(line);
-
-    len = sizeof u;
-    rc = hak_ctl("arenas.narenas", &u, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "arenas.narenas=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "arenas.narenas=%u\n", u);
-    hk_test_out(line);
-
-    len = sizeof sz;
-    rc = hak_ctl("prof.sample_bytes", &sz, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "prof.sample_bytes=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "prof.sample_bytes=%zu\n", sz);
-    hk_test_out(line);
-
-    len = sizeof b;
-    rc = hak_ctl("prof.active", &b, &len, NULL, 0);
-    if (rc) snprintf(line, sizeof line, "prof.active=ERR%d\n", rc);
-    else snprintf(line, sizeof line, "prof.active=%d\n", b ? 1 : 0);
-    hk_test_out(line);
+    print_value("opt.narenas", V_UNSIGNED);
+    print_value("opt.tcache", V_BOOL);
+    print_value("opt.decay_ms", V_I64);
+    print_value("opt.bigcache_max_mb", V_SIZE);
+    print_value("arenas.narenas", V_UNSIGNED);
+    print_value("prof.sample_bytes", V_SIZE);
+    print_value("prof.active", V_BOOL);
     return 0;
 }
 
