@@ -197,8 +197,6 @@ static unsigned keep_max(hk_heap *heap, unsigned cls) {
     return tcache_max_set_value(cls, &m) ? m : hk_tcache_max_default(cls) + heap->keep_boost[cls];
 }
 
-
-
 void hk_tcache_max_set(unsigned cls, unsigned blocks) {
     hk_store_relaxed(&tcache_max[cls], (uint64_t)blocks + 1);
 }
@@ -382,13 +380,14 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
     }
 }
 
-/* The thread is exiting: empty pages go back to the arena, the others are
- * abandoned to it for adoption.  No remote freer touches this heap after. */
+/* hk_bcache_give_back's callback at thread exit: abandon_queue frees them. */
 static void stays_in_full(hk_heap *heap, hk_page *page) {
     (void)heap;
     (void)page;
 }
 
+/* The thread is exiting: empty pages go back to the arena, the others are
+ * abandoned to it for adoption.  No remote freer touches this heap after. */
 void hk_heap_abandon(hk_heap *heap) {
     hk_bcache_give_back(heap, true, stays_in_full); /* emptied pages: freed below */
     hk_heap_forget_segments(heap);
