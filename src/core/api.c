@@ -150,7 +150,8 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
         hk_debug_free(page, p);
         return;
     }
-    if (hk_unlikely(hk_page_is_cached(page))) {
+    unsigned marks = hk_page_marks(page);
+    if (hk_unlikely(marks & HK_PAGE_CACHED)) {
         report_bad_free(p, "double free (block in its owner's cache)");
         return;
     }
@@ -161,7 +162,7 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
      * an old owner's marks: its frees probe the table and leave the counters
      * alone (they may over-count, never under-count). */
     if (hk_unlikely(owner != NULL && owner->shared)) hk_sample_unmarked_free(p);
-    else if (hk_unlikely(hk_page_has_samples(page))) hk_sample_remote_free(seg, page, p);
+    else if (hk_unlikely(marks & HK_PAGE_SAMPLED)) hk_sample_remote_free(seg, page, p);
     hk_free_remote(page, (hk_block *)p);
     if (hk_config_stats) {
         /* A thread that only frees gets its heap here, as one that

@@ -16,18 +16,17 @@
  * caught: by the owner it leaves the fast path (in_full is not zero), by
  * another thread it reaches the owner's delayed list; both report it
  * (hk_bcache_double_free) and drop it.  At most bcache_cap pages a class:
- * min(HK_BCACHE_MAX, tcache_max of the class, the adaptive keep included); trim, flush and thread exit hand the others back as the
- * emptied pages they are (hk_bcache_give_back).
+ * min(HK_BCACHE_MAX, tcache_max of the class, the adaptive keep included);
+ * trim, flush and thread exit hand the others back as the emptied pages
+ * they are (hk_bcache_give_back, through hk_heap_page_emptied).
  */
 #include "core/core_internal.h"
-
-static inline bool cached_class(unsigned cls) { return cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST; }
 
 /* The owner freed the block of page (pushed on local_free, used 0); the page
  * sits in the full list or in its class queue, and is not the current one. */
 bool hk_bcache_put(hk_heap *heap, hk_page *page) {
     unsigned cls = page->cls, r = cls - HK_BCACHE_FIRST;
-    if (!cached_class(cls) || page->reserved != 1 || heap->shared || heap->debug) return false;
+    if (!hk_bcache_class(cls) || page->reserved != 1 || heap->shared || heap->debug) return false;
     if (heap->bcache_n[r] >= heap->bcache_cap[r]) return false;
     if (page->in_full == HK_PAGE_FULL) {
         if ((hk_load_relaxed(&page->xthread_free) & HK_TF_MASK) != HK_TF_FULL) return false;
@@ -48,7 +47,7 @@ bool hk_bcache_put(hk_heap *heap, hk_page *page) {
 
 /* A block of class cls from the cache, or NULL. */
 void *hk_bcache_take(hk_heap *heap, unsigned cls) {
-    if (!cached_class(cls)) return NULL;
+    if (!hk_bcache_class(cls)) return NULL;
     unsigned r = cls - HK_BCACHE_FIRST;
     if (heap->bcache_n[r] == 0) return NULL;
     hk_page *page = heap->bcache[r][--heap->bcache_n[r]];
@@ -71,9 +70,10 @@ void hk_bcache_double_free(hk_page *page, void *p, bool pushed) {
     hk_report_ignored("double free (block in its owner's cache)", p, page);
 }
 
-/* Hands cached pages back beyond keep per class (0: all), as emptied pages
- * in the full list: the caller's empty-page path takes them from there. */
-void hk_bcache_give_back(hk_heap *heap, bool all, void (*emptied)(hk_heap *, hk_page *)) {
+/* Each page handed back becomes what a free of its block would have left:
+ * an emptied page in the full list, which the heap's empty-page path moves
+ * to the queue or back to the arena. */
+void hk_bcache_give_back(hk_heap *heap, bool all) {
     for (unsigned r = 0; r < HK_BCACHE_CLASSES; r++) {
         unsigned keep = all ? 0 : heap->bcache_cap[r];
         while (heap->bcache_n[r] > keep) {
@@ -84,7 +84,7 @@ void hk_bcache_give_back(hk_heap *heap, bool all, void (*emptied)(hk_heap *, hk_
             page->used = 0;
             hk_page_set_in_full(page, HK_PAGE_FULL);
             hk_page_queue_push(&heap->full, page);
-            emptied(heap, page);
+            hk_heap_page_emptied(heap, page);
         }
     }
 }

@@ -159,11 +159,18 @@ void hk_heap_abandon(hk_heap *heap);
 void hk_heap_trim(hk_heap *heap);
 void hk_heap_collect_delayed(hk_heap *heap);
 
+/* heap.c: a page that left the full list or emptied goes back to its
+ * queue, and to the arena beyond the class's keep. */
+void hk_heap_page_emptied(hk_heap *heap, hk_page *page);
+
 /* ---- bcache.c: the one-block cache (owner only) ---- */
+/* cls is one of its classes (one block a page, 40 KiB to 896 KiB). */
+static inline bool hk_bcache_class(unsigned cls) { return cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST; }
 bool hk_bcache_put(hk_heap *heap, hk_page *page);  /* true: the page is cached */
 void *hk_bcache_take(hk_heap *heap, unsigned cls); /* NULL: none cached */
 void hk_bcache_double_free(hk_page *page, void *p, bool pushed);
-void hk_bcache_give_back(hk_heap *heap, bool all, void (*emptied)(hk_heap *, hk_page *));
+/* Hands cached pages back beyond each class's bound (all: every one). */
+void hk_bcache_give_back(hk_heap *heap, bool all);
 
 /* ---- huge.c ---- */
 void *hk_huge_alloc(size_t size, size_t align, bool zero);
@@ -217,12 +224,12 @@ void hk_sample_huge_free(hk_segment *h);
 #define HK_PAGE_FULL 1
 #define HK_PAGE_SAMPLED 2
 #define HK_PAGE_CACHED 4
-static inline bool hk_page_has_samples(const hk_page *page) {
-    return (__atomic_load_n(&page->in_full, __ATOMIC_RELAXED) & HK_PAGE_SAMPLED) != 0;
+/* in_full as another thread reads it (relaxed: the owner writes it). */
+static inline unsigned hk_page_marks(const hk_page *page) {
+    return __atomic_load_n(&page->in_full, __ATOMIC_RELAXED);
 }
-static inline bool hk_page_is_cached(const hk_page *page) {
-    return (__atomic_load_n(&page->in_full, __ATOMIC_RELAXED) & HK_PAGE_CACHED) != 0;
-}
+static inline bool hk_page_has_samples(const hk_page *page) { return (hk_page_marks(page) & HK_PAGE_SAMPLED) != 0; }
+static inline bool hk_page_is_cached(const hk_page *page) { return (hk_page_marks(page) & HK_PAGE_CACHED) != 0; }
 /* The owner's writes of in_full: relaxed atomic stores, since remote frees
  * read it (hk_page_has_samples); the owner's own reads stay plain. */
 static inline void hk_page_set_in_full(hk_page *page, unsigned v) {

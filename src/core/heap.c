@@ -35,7 +35,7 @@ static void forget_segment(hk_heap *heap, hk_segment *seg) {
     if (*slot == seg) *slot = HK_NO_SEGMENT;
 }
 
-static void bcache_cap_update(hk_heap *heap, unsigned cls);
+static void bcache_caps_update(hk_heap *heap);
 
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
@@ -62,7 +62,7 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
     memset(heap->released_at, 0, sizeof heap->released_at);
     heap->boost_bytes = 0;
     memset(heap->bcache_n, 0, sizeof heap->bcache_n);
-    for (unsigned c = HK_BCACHE_FIRST; c <= HK_BCACHE_LAST; c++) bcache_cap_update(heap, c);
+    bcache_caps_update(heap);
 }
 
 static void page_to_full(hk_heap *heap, hk_page *page) {
@@ -160,9 +160,13 @@ static unsigned keep_max(hk_heap *heap, unsigned cls);
 
 /* The one-block cache's bound for cls follows the class's keep. */
 static void bcache_cap_update(hk_heap *heap, unsigned cls) {
-    if (cls < HK_BCACHE_FIRST || cls > HK_BCACHE_LAST) return;
+    if (!hk_bcache_class(cls)) return;
     unsigned keep = keep_max(heap, cls);
     heap->bcache_cap[cls - HK_BCACHE_FIRST] = (uint8_t)(keep < HK_BCACHE_MAX ? keep : HK_BCACHE_MAX);
+}
+
+static void bcache_caps_update(hk_heap *heap) {
+    for (unsigned c = HK_BCACHE_FIRST; c <= HK_BCACHE_LAST; c++) bcache_cap_update(heap, c);
 }
 
 static void keep_boost_set(hk_heap *heap, unsigned cls, uint32_t blocks) {
@@ -203,7 +207,7 @@ void hk_tcache_max_set(unsigned cls, unsigned blocks) {
 
 /* Blocks of cls in the one-block cache: they count in the class's keep. */
 static unsigned cached_blocks(const hk_heap *heap, unsigned cls) {
-    return cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST ? heap->bcache_n[cls - HK_BCACHE_FIRST] : 0;
+    return hk_bcache_class(cls) ? heap->bcache_n[cls - HK_BCACHE_FIRST] : 0;
 }
 
 static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
@@ -219,9 +223,7 @@ static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
     return kept + page->reserved > max;
 }
 
-/* The page left the full list or emptied: back to its queue, and to the
- * arena when the heap keeps enough empty pages of its class. */
-static void page_emptied(hk_heap *heap, hk_page *page) {
+void hk_heap_page_emptied(hk_heap *heap, hk_page *page) {
     if (page->in_full & HK_PAGE_FULL) page_unfull(heap, page);
     if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
         page_release(heap, page);
@@ -235,8 +237,8 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
         return;
     }
     if (hk_unlikely(page->in_full & HK_PAGE_SAMPLED)) hk_sample_local_free(page, page->local_free);
-    if (page->used == 0 && page->reserved == 1 && hk_bcache_put(heap, page)) return;
-    page_emptied(heap, page);
+    if (page->used == 0 && hk_bcache_put(heap, page)) return;
+    hk_heap_page_emptied(heap, page);
 }
 
 static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
@@ -380,16 +382,10 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
     }
 }
 
-/* hk_bcache_give_back's callback at thread exit: abandon_queue frees them. */
-static void stays_in_full(hk_heap *heap, hk_page *page) {
-    (void)heap;
-    (void)page;
-}
-
 /* The thread is exiting: empty pages go back to the arena, the others are
  * abandoned to it for adoption.  No remote freer touches this heap after. */
 void hk_heap_abandon(hk_heap *heap) {
-    hk_bcache_give_back(heap, true, stays_in_full); /* emptied pages: freed below */
+    hk_bcache_give_back(heap, true); /* emptied pages: released, or freed below */
     hk_heap_forget_segments(heap);
     for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
     hk_heap_collect_delayed(heap);
@@ -419,13 +415,13 @@ static void release_empty_pages(hk_heap *heap, bool all) {
 }
 
 void hk_heap_flush(hk_heap *heap) {
-    hk_bcache_give_back(heap, true, page_emptied);
+    hk_bcache_give_back(heap, true);
     release_empty_pages(heap, true);
 }
 
 void hk_heap_trim(hk_heap *heap) {
     keep_boost_halve(heap);
-    for (unsigned c = HK_BCACHE_FIRST; c <= HK_BCACHE_LAST; c++) bcache_cap_update(heap, c); /* tcache_max may have moved */
-    hk_bcache_give_back(heap, false, page_emptied);
+    bcache_caps_update(heap); /* tcache_max may have moved */
+    hk_bcache_give_back(heap, false);
     release_empty_pages(heap, false);
 }
