@@ -35,6 +35,17 @@ void hk_test_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #ifndef HK_TSAN
 #define HK_TSAN 0
 #endif
+/* 1 in an AddressSanitizer build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HK_ASAN 1
+#endif
+#endif
+#ifndef HK_ASAN
+#define HK_ASAN 0
+#endif
 
 /* HAKMEM_TEST_SCALE (default 1) multiplies iteration counts;
  * HAKMEM_TEST_THREADS (default 8) is the thread count of stress tests. */
