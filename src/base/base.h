@@ -69,7 +69,14 @@ extern const uint32_t hk_class_size[HK_NCLASSES];
 extern const uint8_t hk_class_slices[HK_NCLASSES];
 extern const uint64_t hk_class_divmagic[HK_NCLASSES];
 int hk_sizeclass_check(void);
-unsigned hk_size_class_slow(size_t size); /* size in (1 KiB, 1 MiB] */
+unsigned hk_size_class_slow(size_t size); /* size <= HK_LARGE_MAX */
+
+/* Size class of a size in (HK_TINY_MAX, HK_LARGE_MAX]: four per doubling
+ * (inline for malloc's mid path, which then makes no call). */
+static inline size_t hk_size_class_mid(size_t size) {
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
+    return 9 + (b - 7) * 4 + ((size - 1) >> (b - 2)) - 4;
+}
 
 /* Size class of size (<= HK_LARGE_MAX). */
 HK_FAST_PATH unsigned hk_size_class(size_t size) {

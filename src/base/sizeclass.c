@@ -115,8 +115,7 @@ const uint64_t hk_class_divmagic[HK_NCLASSES] = {
 
 unsigned hk_size_class_slow(size_t size) {
     if (size <= HK_TINY_MAX) return hk_class_small[(size + 7) >> 3];
-    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
-    return 9 + (b - 7) * 4 + (unsigned)((size - 1) >> (b - 2)) - 4;
+    return (unsigned)hk_size_class_mid(size);
 }
 
 static uint32_t class_size_formula(unsigned c) {

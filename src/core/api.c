@@ -71,7 +71,7 @@ static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) 
 
 /* One test covers both an exhausted page (NULL) and a corrupted link: the
  * head is in the page's segment or it goes to malloc_slow. */
-HK_FAST_PATH void *malloc_class(size_t size, unsigned cls) {
+HK_FAST_PATH void *malloc_class(size_t size, size_t cls) {
     hk_heap *heap = hk_tls_heap;
     hk_page *page = heap->direct[cls];
     hk_block *b = page->free;
@@ -87,7 +87,7 @@ HK_FAST_PATH void *malloc_class(size_t size, unsigned cls) {
 /* Out of line so that the tiny path makes no call (only tail jumps) and
  * saves no register. */
 static __attribute__((noinline)) void *malloc_mid_large(size_t size) {
-    return malloc_class(size, hk_size_class_slow(size));
+    return malloc_class(size, hk_size_class_mid(size));
 }
 
 /* size <= HK_LARGE_MAX */
@@ -190,23 +190,23 @@ static HK_SLOW_PATH void free_not_block_start(void *p) {
 /* p lies in seg, which is ours: the owner pushes it on its page's local
  * list, anyone else goes to free_other.  slot: NULL, or the entry of the
  * heap's owned-segment cache that names seg from now on if one of the
- * heap's pages holds p (then owned_seg names it too). */
+ * heap's pages holds p. */
 static inline void free_in_segment(hk_heap *heap, hk_segment *seg, uintptr_t off,
                                    void *p, hk_segment **slot) {
-    uintptr_t slice = off >> HK_SLICE_SHIFT;
-    uintptr_t head = slice - seg->pages[slice].slice_offset; /* the page's first slice */
-    hk_page *page = &seg->pages[head];
+    /* Byte offsets into seg->pages: the slice's entry, then its span's head
+     * entry; an entry per slice, so the page's own offset in the segment is
+     * the head's times HK_SLICE_SIZE / sizeof(hk_page). */
+    uintptr_t entry = (off >> HK_SLICE_SHIFT) * sizeof(hk_page);
+    uintptr_t head = entry - ((hk_page *)((uint8_t *)seg->pages + entry))->slice_back;
+    hk_page *page = (hk_page *)((uint8_t *)seg->pages + head);
     __asm__("" : "+r"(page)); /* one register for every field below (gcc rebuilt it thrice) */
     if (hk_unlikely(hk_load_relaxed(&page->heap) != heap)) {
         free_other(seg, page, p);
         return;
     }
-    if (slot != NULL) {
-        heap->owned_seg = seg;
-        *slot = seg;
-    }
+    if (slot != NULL) *slot = seg;
     size_t cls = page->cls;
-    uint64_t in_page = off - (head << HK_SLICE_SHIFT);
+    uint64_t in_page = off - head * (HK_SLICE_SIZE / sizeof(hk_page));
     if (HK_CHECK_BOUNDARY && hk_unlikely(in_page * heap->divmagic[cls] > heap->divlimit[cls])) {
         free_not_block_start(p);
         return;
@@ -221,10 +221,17 @@ static inline void free_in_segment(hk_heap *heap, hk_segment *seg, uintptr_t off
         hk_heap_free_local_slow(heap, page);
 }
 
+/* The owned-segment cache does not name seg: the segment map says whether
+ * it is ours. */
+static void free_in_unnamed_segment(hk_heap *heap, hk_segment *seg, uintptr_t off, void *p) {
+    if (hk_likely(hk_segmap_has(seg))) free_in_segment(heap, seg, off, p, hk_heap_owned_slot(heap, p));
+    else free_not_ours(p);
+}
+
 /* Checks before anything is written: the chunk is ours (a segment in the
  * heap's owned-segment cache, else the segment map) and p starts a block of
- * its page (free_other checks that for the other paths).  A free into the
- * segment of the last local free does neither the map lookup nor a store. */
+ * its page (free_other checks that for the other paths).  A free into a
+ * segment the cache names does neither the map lookup nor a store. */
 HK_FAST_PATH void free_block(void *p) {
     uintptr_t off = (uintptr_t)p & HK_SEG_MASK;
     if (hk_unlikely(off == 0)) {
@@ -233,13 +240,11 @@ HK_FAST_PATH void free_block(void *p) {
     }
     hk_segment *seg = (hk_segment *)((uintptr_t)p - off);
     hk_heap *heap = hk_tls_heap;
-    if (!HK_CHECK_OWNER || hk_likely(seg == heap->owned_seg)) {
+    if (!HK_CHECK_OWNER || hk_likely(*hk_heap_owned_slot(heap, seg) == seg)) {
         free_in_segment(heap, seg, off, p, NULL);
         return;
     }
-    hk_segment **slot = hk_heap_owned_slot(heap, seg);
-    if (hk_likely(*slot == seg || hk_segmap_has(seg))) free_in_segment(heap, seg, off, p, slot);
-    else free_not_ours(p);
+    free_in_unnamed_segment(heap, seg, off, p);
 }
 
 HAK_EXPORT void hak_free(void *p) { free_block(p); }

@@ -18,7 +18,7 @@ static inline hk_segment *hk_segment_of(const void *p) {
 /* The page owning p (p inside a small segment). */
 static inline hk_page *hk_page_of(hk_segment *seg, const void *p) {
     hk_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HK_SLICE_SHIFT];
-    return page - page->slice_offset;
+    return (hk_page *)((uint8_t *)page - page->slice_back);
 }
 
 /* ---- encoded free lists (init.c sets the key once, before any page) ----
@@ -151,9 +151,10 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
 void hk_free_remote(hk_page *page, hk_block *b);
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
 void hk_heap_forget_segments(hk_heap *heap);
-/* The entry of heap's owned-segment cache that may name seg. */
-static inline hk_segment **hk_heap_owned_slot(hk_heap *heap, const hk_segment *seg) {
-    return &heap->owned_segs[((uintptr_t)seg >> HK_SEG_SHIFT) % HK_OWNED_SEGS];
+/* The entry of heap's owned-segment cache that may name the segment of p
+ * (a block or the segment itself). */
+static inline hk_segment **hk_heap_owned_slot(hk_heap *heap, const void *p) {
+    return &heap->owned_segs[((uintptr_t)p >> HK_SEG_SHIFT) % HK_OWNED_SEGS];
 }
 void hk_heap_abandon(hk_heap *heap);
 void hk_heap_trim(hk_heap *heap);

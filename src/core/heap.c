@@ -17,20 +17,17 @@
 
 #define HK_EMPTY_DIRECT_INIT [0 ... HK_NCLASSES - 1] = &hk_page_empty
 
-hk_heap hk_heap_empty = {.owned_seg = HK_NO_SEGMENT,
-                         .owned_segs = {[0 ... HK_OWNED_SEGS - 1] = HK_NO_SEGMENT},
+hk_heap hk_heap_empty = {.owned_segs = {[0 ... HK_OWNED_SEGS - 1] = HK_NO_SEGMENT},
                          .direct = {HK_EMPTY_DIRECT_INIT}};
 
 /* The heap is about to hand its pages back: their segments may be unmapped. */
 void hk_heap_forget_segments(hk_heap *heap) {
-    heap->owned_seg = HK_NO_SEGMENT;
     for (unsigned i = 0; i < HK_OWNED_SEGS; i++) heap->owned_segs[i] = HK_NO_SEGMENT;
 }
 
 /* The heap is about to hand back a page of seg: seg may be unmapped.  The
  * other segments it names keep the page each was named for. */
 static void forget_segment(hk_heap *heap, hk_segment *seg) {
-    if (heap->owned_seg == seg) heap->owned_seg = HK_NO_SEGMENT;
     hk_segment **slot = hk_heap_owned_slot(heap, seg);
     if (*slot == seg) *slot = HK_NO_SEGMENT;
 }

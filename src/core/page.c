@@ -23,7 +23,7 @@ void hk_page_init(hk_segment *seg, unsigned idx, unsigned nslices,
     page->slice_count = (uint8_t)nslices;
     page->reserved = (uint16_t)(nslices * HK_SLICE_SIZE / page->block_size);
     page->is_zero = is_zero;
-    for (unsigned i = 1; i < nslices; i++) seg->pages[idx + i].slice_offset = (uint8_t)i;
+    for (unsigned i = 1; i < nslices; i++) seg->pages[idx + i].slice_back = (uint16_t)(i * sizeof(hk_page));
 }
 
 /* Carves up to HK_EXTEND_BYTES of new blocks onto the free list. */

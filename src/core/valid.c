@@ -36,7 +36,7 @@ static long list_length(const hk_page *page, const hk_block *head) {
 bool hk_page_is_valid(const hk_page *page, int level) {
     hk_fetch_add_relaxed(&hk_nvalidated[HK_VALID_PAGE], 1);
     if (page == &hk_page_empty) return page->free == NULL && page->capacity == 0;
-    if (page->slice_offset != 0) return broken("page", page, "not the head of its span");
+    if (page->slice_back != 0) return broken("page", page, "not the head of its span");
     if (page->slice_count == 0 || page->slice_count >= HK_SLICES)
         return broken("page", page, "slice_count");
     if (page->cls >= HK_NCLASSES || page->block_size != hk_class_size[page->cls])
@@ -126,13 +126,13 @@ bool hk_segment_is_valid(const hk_segment *seg) {
         }
         const hk_page *head = &seg->pages[i];
         unsigned n = head->slice_count;
-        if (head->slice_offset != 0 || n == 0 || i + n > HK_SLICES)
+        if (head->slice_back != 0 || n == 0 || i + n > HK_SLICES)
             return broken("segment", seg, "a used slice that starts no span");
         for (unsigned k = 1; k < n; k++) {
             if (seg->free_mask & (1u << (i + k)))
                 return broken("segment", seg, "a free slice inside a span");
-            if (seg->pages[i + k].slice_offset != k)
-                return broken("segment", seg, "slice_offset of a span entry");
+            if (seg->pages[i + k].slice_back != k * sizeof(hk_page))
+                return broken("segment", seg, "slice_back of a span entry");
         }
         i += n;
     }

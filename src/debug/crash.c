@@ -152,11 +152,12 @@ static void describe_small(out_buf *o, uintptr_t a, uintptr_t chunk,
         return;
     }
     const hk_page *slice = &seg->pages[idx];
-    if (slice->slice_offset > idx) {
+    unsigned back = slice->slice_back / (unsigned)sizeof(hk_page);
+    if (back > idx || slice->slice_back % sizeof(hk_page) != 0) {
         put(o, ": page metadata inconsistent");
         return;
     }
-    unsigned head = idx - slice->slice_offset;
+    unsigned head = idx - back;
     const hk_page *pg = &seg->pages[head];
     put(o, ": page ");
     put_dec(o, head);

@@ -119,7 +119,7 @@ static bool chunk_mapped(const void *p) {
 
 static void free_into_unmapped_segment(void) {
     /* free() skips the segment-map lookup for the segments in the heap's
-     * owned-segment cache (the last local free's and 8 more); once their
+     * owned-segment cache (an entry per segment address mod 32); once their
      * pages are handed back and they are unmapped, a stale pointer into any
      * of them must still be reported, not read. */
     enum { N = 48 };
@@ -149,7 +149,7 @@ static void free_into_unmapped_segment(void) {
         seen[nseen++] = chunk;
         hak_free(blocks[i]);
     }
-    if (nseen < 9) _exit(7); /* fewer segments than the cache has entries */
+    if (nseen < 9) _exit(7); /* too few segments for the scenario */
     _exit(reports() == before + nseen ? 0 : 3);
 }
 

@@ -63,7 +63,7 @@ static int child_breaks_a_page(void) {
     uint8_t *p = malloc(64);
     hk_segment *seg = (hk_segment *)((uintptr_t)p & ~(uintptr_t)HK_SEG_MASK);
     hk_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> HK_SLICE_SHIFT];
-    page -= page->slice_offset;
+    page = (hk_page *)((uint8_t *)page - page->slice_back);
     /* volatile: the compiler takes malloc for a call that reads nothing of
      * ours and would drop the store as dead */
     *(volatile uint16_t *)&page->used = (uint16_t)(page->capacity + 1);
