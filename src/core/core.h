@@ -48,6 +48,7 @@ void hk_tcache_max_set(unsigned cls, unsigned blocks);
 unsigned hk_tcache_max_default(unsigned cls); /* built in, before conf */
 void hk_bigcache_purge(void);
 void hk_bigcache_purge_over(void);
+void hk_bigcache_tick(void);
 void hk_bigcache_set_max(size_t bytes);
 size_t hk_bigcache_peak_reset(void); /* the learner: most bytes cached since last call */
 

@@ -111,6 +111,7 @@ typedef struct hk_segment {
     void *map_base;                 /* mapping start (the header's own address) */
     size_t map_size;
     size_t usable;                  /* bytes usable from user */
+    size_t requested;               /* the last size asked for (malloc or realloc) */
     uint8_t *user;
     uint64_t cached_at_ms;          /* BigCache: when it was parked */
     uint8_t cached;                 /* BigCache: parked (a free now is a double free) */

@@ -7,10 +7,11 @@
  *
  * The BigCache keeps freed mappings of the plain kind (user pointer at
  * HK_HUGE_OFFSET) for reuse without mmap or page faults: one LRU list, most
- * recent first, bounded by bigcache max bytes.  Mappings are page-exact (under
- * RLIMIT_AS, address space is what runs out); a request takes the most
- * recent entry at least its size and at most its bucket (four per doubling:
- * 25% more).  Entries idle for long are unmapped.
+ * recent first, bounded by bigcache max bytes as a soft limit (soft_max).
+ * Mappings are page-exact (under RLIMIT_AS, address space is what runs
+ * out); a malloc takes the most recent entry at least its size and at most
+ * its bucket (four per doubling: 25% more), a growing realloc the smallest
+ * entry it fits in.  Entries idle for long are unmapped.
  */
 #include <sys/mman.h>
 
@@ -120,6 +121,17 @@ static uint64_t overflow_ttl_ms(void) {
     return d < 0 || d > CACHE_IDLE_MS ? CACHE_IDLE_MS : (uint64_t)d;
 }
 
+/* Since when the cache holds more than its capacity (0: it does not), so
+ * that hk_bigcache_tick gives the overflow back in an otherwise idle
+ * process, within the decay time plus one slow path. */
+static _Atomic uint64_t over_cap_since_ms;
+
+static void note_over_cap_locked(uint64_t now, size_t cap) {
+    uint64_t since = hk_load_relaxed(&over_cap_since_ms);
+    if (cache_bytes <= cap) hk_store_relaxed(&over_cap_since_ms, 0);
+    else if (since == 0) hk_store_relaxed(&over_cap_since_ms, now);
+}
+
 /* Under huge_lock: whether the least recently used entry goes now. */
 static bool trim_lru_now(uint64_t now, size_t cap, size_t soft) {
     uint64_t idle = now - cache_last->cached_at_ms;
@@ -150,25 +162,36 @@ static void unmap_list(hk_segment *h) {
     }
 }
 
-static hk_segment *cache_take(size_t map_size) {
+/* A cached mapping of at least map_size bytes and at most most: the most
+ * recently parked one (LRU order), or with best_fit the smallest.  Entries
+ * due for unmapping go first (cache_trim_locked). */
+static hk_segment *cache_take(size_t map_size, size_t most, bool best_fit) {
     if (!hk_feature_on(HK_FEAT_BIGCACHE)) return NULL;
     if (hk_load_relaxed(&cache_max_set) && hk_load_relaxed(&cache_max) == 0) return NULL;
     hk_lock(&huge_lock);
-    size_t most = bucket_size(map_size);
-    hk_segment *h = cache_first;
-    while (h != NULL && (h->map_size < map_size || h->map_size > most)) h = h->next;
+    uint64_t now = hk_os_now_ms();
+    hk_segment *evict = cache_trim_locked(now, max_bytes());
+    hk_segment *h = NULL;
+    for (hk_segment *c = cache_first; c != NULL; c = c->next) {
+        if (c->map_size < map_size || c->map_size > most) continue;
+        if (h == NULL || c->map_size < h->map_size) h = c;
+        if (!best_fit) break;
+    }
     if (h != NULL) {
         cache_unlink(h);
         h->cached = 0;
     } else {
         ghost_check_locked(map_size);
     }
+    note_over_cap_locked(now, max_bytes());
     hk_unlock(&huge_lock);
+    unmap_list(evict);
     return h;
 }
 
 static void *finish(hk_segment *h, size_t size, uint8_t *user) {
     h->user = user;
+    h->requested = size;
     h->sampled = 0;
     h->usable = (size_t)((uint8_t *)h->map_base + h->map_size - user);
     hk_heap *me = hk_thread_real_heap();
@@ -243,7 +266,7 @@ static void *huge_alloc(size_t size, size_t align, bool zero) {
      * what runs out; the cache reuses a mapping up to a bucket larger. */
     size_t map_size = hk_align_up(offset + size, HK_OS_PAGE);
     if (offset == HK_HUGE_OFFSET) {
-        hk_segment *h = cache_take(map_size);
+        hk_segment *h = cache_take(map_size, bucket_size(map_size), false);
         if (h != NULL) {
             hk_fetch_add_relaxed(&st_hits, 1);
             if (zero) memset((uint8_t *)h + offset, 0, size);
@@ -273,11 +296,14 @@ void hk_huge_free(hk_segment *h) {
     if (h->guarded && hk_guard_free(h)) return; /* kept for reuse (guard.c) */
     uint64_t now = hk_os_now_ms();
     size_t max = max_bytes();
-    /* one mapping beyond the capacity itself is never kept */
+    /* One mapping beyond the capacity is kept only within the soft limit
+     * (what the program had live lately), for the decay time (decay_ms 0:
+     * not at all). */
+    size_t soft = overflow_ttl_ms() == 0 ? max : soft_max(now, max);
     bool cacheable = !h->guarded && h->user == (uint8_t *)h + HK_HUGE_OFFSET && h->map_base == h &&
-                     h->map_size <= max && hk_feature_on(HK_FEAT_BIGCACHE);
+                     h->map_size <= soft && hk_feature_on(HK_FEAT_BIGCACHE);
     if (!cacheable) {
-        if (h->map_size > max && max > 0 && h->map_base == h && !h->guarded &&
+        if (h->map_size > soft && max > 0 && h->map_base == h && !h->guarded &&
             h->user == (uint8_t *)h + HK_HUGE_OFFSET && hk_feature_on(HK_FEAT_BIGCACHE)) {
             hk_lock(&huge_lock);
             ghost_add_locked(h->map_size); /* too big for the cache as it is */
@@ -298,6 +324,7 @@ void hk_huge_free(hk_segment *h) {
     cache_count++;
     hk_segment *evict = cache_trim_locked(now, max);
     if (cache_bytes > cache_peak) cache_peak = cache_bytes;
+    note_over_cap_locked(now, max);
     hk_unlock(&huge_lock);
     unmap_list(evict);
 }
@@ -339,54 +366,95 @@ hk_segment *hk_huge_header_aligned(const void *p) {
     return h;
 }
 
-/* Grows a plain huge block, moving its pages with mremap instead of copying
- * them.  Returns NULL (block intact) when that is not possible. */
+/* A mapping of at least map_size bytes for a growing block: the smallest
+ * cached one of any size (the mapping a buffer that grew before left
+ * behind, its pages still resident), else a fresh one.  *cached says which. */
+static uint8_t *growth_mapping(size_t map_size, size_t *mapped, bool *cached) {
+    hk_segment *c = cache_take(map_size, SIZE_MAX, true);
+    *cached = c != NULL;
+    if (c != NULL) {
+        *mapped = c->map_size;
+        return (uint8_t *)c;
+    }
+    void *base;
+    uint8_t *dst = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, mapped);
+    if (dst != NULL) *mapped = map_size;
+    return dst;
+}
+
+/* Resizes a plain huge block without copying: in place while the size fits
+ * its mapping and is at least half the size last asked for (a block that
+ * moved into a larger cached mapping grows into it), else by moving its
+ * pages with mremap onto the head of a larger mapping (growth_mapping).
+ * Returns NULL (block intact) when neither is possible: a shrink to below
+ * half, which the caller copies to give the memory back. */
 void *hk_huge_realloc(hk_segment *h, size_t size) {
     if (h->map_base != h || h->user != (uint8_t *)h + HK_HUGE_OFFSET) return NULL;
     if (!hk_request_fits(size, 0)) return NULL; /* hk_huge_alloc says ENOMEM */
+    if (size <= h->usable) {
+        if (size < h->requested / 2) return NULL;
+        h->requested = size;
+        return h->user;
+    }
     size_t map_size = bucket_size(HK_HUGE_OFFSET + size);
-    size_t old_size = h->map_size;
-    if (map_size <= old_size) return NULL;
-    void *base;
-    size_t mapped;
-    uint8_t *dst = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, &mapped);
+    size_t old_size = h->map_size, mapped;
+    bool cached;
+    uint8_t *dst = growth_mapping(map_size, &mapped, &cached);
     if (dst == NULL) return NULL;
-    /* The old pages replace the head of the new mapping; its tail stays
-     * fresh zero memory.  The old chunk leaves the segment map first: once
-     * mremap frees its range, another thread's mmap may get it and set the
-     * same bit.  A sampled block's record goes first for the same reason
-     * (the moved block is not sampled: a small undercount, doc/PROFILING.md). */
+    if (cached) hk_fetch_add_relaxed(&st_hits, 1);
+    /* The old pages replace the head of the new mapping; its tail stays as
+     * it was (fresh zero memory, or a cached mapping's resident pages).
+     * The old chunk leaves the segment map first: once mremap frees its
+     * range, another thread's mmap may get it and set the same bit.  A
+     * sampled block's record goes first for the same reason (the moved
+     * block is not sampled: a small undercount, doc/PROFILING.md). */
     if (hk_unlikely(h->sampled)) hk_sample_huge_free(h);
     hk_segmap_clear(h);
     void *moved = mremap(h, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
     if (moved == MAP_FAILED) {
         hk_segmap_set(h);
-        hk_os_unmap(dst, map_size);
+        /* a cached mapping's head may be gone already: it goes entirely */
+        if (cached) hk_segmap_clear((hk_segment *)dst);
+        hk_os_unmap(dst, mapped);
         return NULL;
     }
     hk_os_note_unmapped(h, old_size); /* the old address is gone */
     hk_segment *n = (hk_segment *)dst;
     n->map_base = dst;
-    n->map_size = map_size;
+    n->map_size = mapped;
     n->user = dst + HK_HUGE_OFFSET;
-    n->usable = map_size - HK_HUGE_OFFSET;
+    n->usable = mapped - HK_HUGE_OFFSET;
+    n->requested = size;
     hk_segmap_set(n);
-    hk_fetch_add_relaxed(&st_cur_bytes, map_size - old_size);
+    note_live(hk_fetch_add_relaxed(&st_cur_bytes, mapped - old_size) + mapped - old_size);
     return n->user;
 }
 
 void hk_bigcache_purge(void) {
     hk_lock(&huge_lock);
-    hk_segment *evict = cache_trim_locked(hk_os_now_ms(), 0);
+    uint64_t now = hk_os_now_ms();
+    hk_segment *evict = cache_trim_locked(now, 0);
+    note_over_cap_locked(now, max_bytes());
     hk_unlock(&huge_lock);
     unmap_list(evict);
 }
 
 void hk_bigcache_purge_over(void) {
     hk_lock(&huge_lock);
-    hk_segment *evict = cache_trim_locked(hk_os_now_ms(), max_bytes());
+    uint64_t now = hk_os_now_ms();
+    hk_segment *evict = cache_trim_locked(now, max_bytes());
+    hk_store_relaxed(&over_cap_since_ms, 0);
+    note_over_cap_locked(now, max_bytes()); /* still over: checked again a decay time on */
     hk_unlock(&huge_lock);
     unmap_list(evict);
+}
+
+/* From the slow paths: once the cache has held more than its capacity for
+ * the decay time, the overflow that has gone unused that long goes. */
+void hk_bigcache_tick(void) {
+    uint64_t since = hk_load_relaxed(&over_cap_since_ms);
+    if (hk_likely(since == 0) || hk_os_now_ms() - since <= overflow_ttl_ms()) return;
+    hk_bigcache_purge_over();
 }
 
 void hk_huge_get_stats(hk_huge_stats *o) {

@@ -444,10 +444,12 @@ static long bigcache_hits(const char *conf) {
 TEST(conf_bigcache_max_mb_zero_disables_reuse) {
     long on = bigcache_hits(NULL);
     long off = bigcache_hits("bigcache_max_mb:0");
-    long small = bigcache_hits("bigcache_max_mb:2"); /* a 4 MiB block does not fit */
+    /* a 4 MiB block does not fit; past the capacity the cache keeps what
+     * was live for the decay time only, none with decay_ms:0 */
+    long small = bigcache_hits("bigcache_max_mb:2,decay_ms:0");
     if (on >= 0) EXPECT_EQ_U(on, 1, "default: the second 4 MiB block is a BigCache hit");
     if (off >= 0) EXPECT_EQ_U(off, 0, "bigcache_max_mb:0: no BigCache hit");
-    if (small >= 0) EXPECT_EQ_U(small, 0, "bigcache_max_mb:2: a 4 MiB block is not cached");
+    if (small >= 0) EXPECT_EQ_U(small, 0, "bigcache_max_mb:2,decay_ms:0: a 4 MiB block is not cached");
 }
 
 /* Runs a fill/free child; checks that at least half of what it added to

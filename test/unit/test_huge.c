@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
@@ -325,6 +326,84 @@ TEST(huge_shrink_and_regrow_in_place_content) {
     EXPECT_EQ_U(verify(r, 3 * MiB, 77), 3 * MiB, "kept part after regrow");
     memset(r + 3 * MiB, 0xAB, 27 * MiB);
     hak_free(r);
+}
+
+/* One vector doubled from 16 B to 64 MiB, freed, and again, as a growing
+ * buffer does: from the second round on, its growth moves into the mapping
+ * the last round freed (kept past the capacity, which the final 80 MiB
+ * mapping exceeds, as the program had that much live) instead of mapping
+ * and faulting in fresh memory at every doubling. */
+static long minor_faults(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+TEST(huge_realloc_growth_reuses_the_freed_mapping) {
+    SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
+    long faults[3];
+    uint64_t maps[3];
+    for (int round = 0; round < 3; round++) {
+        uint64_t m0 = 0, m1 = 0;
+        read_u64("huge.stats.nmmap", &m0);
+        long f0 = minor_faults();
+        size_t n = 16;
+        unsigned char *p = hak_malloc(n);
+        REQUIRE_NOT_NULL(p, "malloc 16");
+        memset(p, 1, n);
+        while (n < 64 * MiB) {
+            unsigned char *q = hak_realloc(p, 2 * n);
+            REQUIRE_NOT_NULL(q, "realloc");
+            EXPECT_TRUE(q[0] == 1 && q[n - 1] == 1, "contents kept");
+            memset(q + n, 1, n);
+            p = q;
+            n *= 2;
+        }
+        hak_free(p);
+        faults[round] = minor_faults() - f0;
+        read_u64("huge.stats.nmmap", &m1);
+        maps[round] = m1 - m0;
+    }
+    hk_test_log("page faults per round %ld %ld %ld, mappings %llu %llu %llu", faults[0], faults[1],
+                faults[2], (unsigned long long)maps[0], (unsigned long long)maps[1],
+                (unsigned long long)maps[2]);
+    EXPECT_LE_U(maps[2], 1, "the third round maps its first huge block only");
+    uint64_t pages = 64 * MiB / (uint64_t)sysconf(_SC_PAGESIZE);
+    EXPECT_LE_U((uint64_t)faults[1], pages / 4, "the second round faulted its memory in again");
+    EXPECT_LE_U((uint64_t)faults[2], pages / 4, "the third round faulted its memory in again");
+}
+
+static void *one_small_malloc(void *arg) {
+    hak_free(hak_malloc(16)); /* a new thread's first malloc: a slow path */
+    return arg;
+}
+
+/* A mapping kept beyond the capacity goes once it has been unused for the
+ * decay time, at the next slow path of any thread, even with no huge
+ * allocation or free after it. */
+TEST(huge_overflow_beyond_the_cap_goes_after_the_decay_time) {
+    SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
+    int64_t decay = 0;
+    size_t len = sizeof decay;
+    REQUIRE_EQ_U(hak_ctl("arena.0.decay_ms", &decay, &len, NULL, 0), 0, "arena.0.decay_ms");
+    SKIP_IF(decay < 0 || decay > 2000, "decay off or long in this configuration");
+    size_t cap0 = 0, cap = 8 * MiB, bytes = 0;
+    len = sizeof cap0;
+    REQUIRE_EQ_U(hak_ctl("huge.bigcache.max_bytes", &cap0, &len, NULL, 0), 0, "read the capacity");
+    REQUIRE_EQ_U(hak_ctl("huge.bigcache.max_bytes", NULL, NULL, &cap, sizeof cap), 0, "set it to 8 MiB");
+    unsigned char *p = hak_malloc(32 * MiB);
+    REQUIRE_NOT_NULL(p, "malloc 32 MiB");
+    memset(p, 1, 32 * MiB);
+    hak_free(p);
+    read_size("huge.bigcache.bytes", &bytes);
+    EXPECT_GE_U(bytes, 32 * MiB, "kept past the capacity (the program had it live)");
+    usleep((useconds_t)(decay + 100) * 1000);
+    pthread_t t;
+    REQUIRE_EQ_U(pthread_create(&t, NULL, one_small_malloc, NULL), 0, "pthread_create");
+    pthread_join(t, NULL);
+    read_size("huge.bigcache.bytes", &bytes);
+    hak_ctl("huge.bigcache.max_bytes", NULL, NULL, &cap0, sizeof cap0);
+    EXPECT_LE_U(bytes, cap, "the overflow stayed after the decay time");
 }
 
 TEST_MAIN()
