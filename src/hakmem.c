@@ -32,11 +32,9 @@ const hk_hooks hk_upper = {
 };
 
 static void statspage_tick(hk_heap *heap) { hk_statspage_tick(); }
-static void bigcache_tick(hk_heap *heap) { hk_bigcache_tick(); }
 
 const hk_periodic hk_periodic_work[] = {
     {HK_FEAT_COUNT, statspage_tick}, /* it tests its own feature and interval */
-    {HK_FEAT_BIGCACHE, bigcache_tick},
     {HK_FEAT_LEARNER, hk_learn_tick},
 };
 const unsigned hk_periodic_count = sizeof hk_periodic_work / sizeof hk_periodic_work[0];

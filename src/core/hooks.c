@@ -6,10 +6,13 @@
  */
 #include "core/core_internal.h"
 
-/* Runs each periodic job whose gate is on.  Called from every thread
+/* Runs the core's own periodic job (the BigCache's overflow, a direct
+ * call: one indirect call site with one target predicts well) and each
+ * job of the layers above whose gate is on.  Called from every thread
  * heap's slow path, every huge allocation and a shared heap's slow refill,
  * never under an allocator lock; each job is cheap when nothing is due. */
 void hk_periodic_tick(hk_heap *heap) {
+    if (hk_likely(hk_feature_on(HK_FEAT_BIGCACHE))) hk_bigcache_tick();
     for (unsigned i = 0; i < hk_periodic_count; i++) {
         const hk_periodic *w = &hk_periodic_work[i];
         if (w->gate == HK_FEAT_COUNT || hk_unlikely(hk_feature_on(w->gate))) w->run(heap);
