@@ -169,7 +169,7 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
          * allocates does on its first malloc: its counters are then plain
          * adds, not two atomic adds on the shared totals per block (most
          * of a consumer thread's free). */
-        hk_heap *me = hk_thread_heap_slow();
+        hk_heap *me = hk_tls_heap != &hk_heap_empty ? hk_tls_heap : hk_thread_heap_slow();
         if (me != NULL) {
             hk_counter_add(&me->counters.ndalloc[cls], 1);
             hk_counter_add(&me->counters.nremote_frees[cls], 1);
