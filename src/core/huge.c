@@ -242,6 +242,7 @@ static uint8_t *map_block(size_t size, void **base, size_t *mapped) {
 }
 
 static void *huge_alloc(size_t size, size_t align, bool zero);
+static hk_segment *map_over_cached(size_t map_size);
 
 /* Every huge allocation is on a slow path: its bytes count towards the
  * thread's next heap-profile sample here (core/sample.c). */
@@ -273,6 +274,9 @@ static void *huge_alloc(size_t size, size_t align, bool zero) {
             return finish(h, size, (uint8_t *)h + offset);
         }
         hk_fetch_add_relaxed(&st_misses, 1);
+        /* (calloc: a fresh mapping is zero without a write) */
+        h = zero ? NULL : map_over_cached(map_size);
+        if (h != NULL) return finish(h, size, (uint8_t *)h + offset);
     }
     void *base;
     size_t mapped;
@@ -366,6 +370,50 @@ hk_segment *hk_huge_header_aligned(const void *p) {
     return h;
 }
 
+/* Moves the pages of the mapping headed by h (from_size bytes) with mremap
+ * onto the head of dst, a 2 MiB-aligned mapping of dst_size bytes (their
+ * place taken, the rest of dst kept as it is), and makes dst the header:
+ * map fields and segment-map bit.  The old chunk leaves the segment map
+ * first: once mremap frees its range, another thread's mmap may get it and
+ * set the same bit.  On failure h is intact and dst unmapped. */
+static hk_segment *move_pages(hk_segment *h, size_t from_size, uint8_t *dst, size_t dst_size) {
+    hk_segmap_clear(h);
+    void *moved = mremap(h, from_size, from_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+    if (moved == MAP_FAILED) {
+        hk_segmap_set(h);
+        hk_segmap_clear((hk_segment *)dst); /* a cached dst: its head may be gone already */
+        hk_os_unmap(dst, dst_size);
+        return NULL;
+    }
+    hk_os_note_unmapped(h, from_size); /* the old address is gone */
+    hk_segment *n = (hk_segment *)dst;
+    n->map_base = dst;
+    n->map_size = dst_size;
+    hk_segmap_set(n);
+    return n;
+}
+
+/* A miss of the cache for map_size bytes: a cached mapping of at least half
+ * that size (the most recently parked) moves its resident pages onto the
+ * head of the new mapping, so that only the rest is faulted in (a program
+ * whose huge sizes drift, as frag's churn at 1.5x does, reuses what it
+ * freed instead of leaving it parked).  NULL: none, or it failed. */
+static hk_segment *map_over_cached(size_t map_size) {
+    hk_segment *c = cache_take(map_size / 2, map_size - 1, false);
+    if (c == NULL) return NULL;
+    void *base;
+    size_t mapped;
+    uint8_t *dst = map_block(map_size, &base, &mapped);
+    hk_segment *n = dst != NULL ? move_pages(c, c->map_size, dst, map_size) : NULL;
+    if (n == NULL) {
+        unmap_block(c);
+        return NULL;
+    }
+    hk_fetch_add_relaxed(&st_nmmap, 1);
+    if (hk_opt.thp) hk_os_hugepage(dst, map_size);
+    return n;
+}
+
 /* A mapping of at least map_size bytes for a growing block: the smallest
  * cached one of any size (the mapping a buffer that grew before left
  * behind, its pages still resident), else a fresh one.  *cached says which. */
@@ -403,29 +451,16 @@ void *hk_huge_realloc(hk_segment *h, size_t size) {
     if (dst == NULL) return NULL;
     if (cached) hk_fetch_add_relaxed(&st_hits, 1);
     /* The old pages replace the head of the new mapping; its tail stays as
-     * it was (fresh zero memory, or a cached mapping's resident pages).
-     * The old chunk leaves the segment map first: once mremap frees its
-     * range, another thread's mmap may get it and set the same bit.  A
-     * sampled block's record goes first for the same reason (the moved
-     * block is not sampled: a small undercount, doc/PROFILING.md). */
+     * it was (fresh zero memory, or a cached mapping's resident pages).  A
+     * sampled block's record goes first, as its address may be reused once
+     * mremap frees it (the moved block is not sampled: a small undercount,
+     * doc/PROFILING.md). */
     if (hk_unlikely(h->sampled)) hk_sample_huge_free(h);
-    hk_segmap_clear(h);
-    void *moved = mremap(h, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
-    if (moved == MAP_FAILED) {
-        hk_segmap_set(h);
-        /* a cached mapping's head may be gone already: it goes entirely */
-        if (cached) hk_segmap_clear((hk_segment *)dst);
-        hk_os_unmap(dst, mapped);
-        return NULL;
-    }
-    hk_os_note_unmapped(h, old_size); /* the old address is gone */
-    hk_segment *n = (hk_segment *)dst;
-    n->map_base = dst;
-    n->map_size = mapped;
+    hk_segment *n = move_pages(h, old_size, dst, mapped);
+    if (n == NULL) return NULL;
     n->user = dst + HK_HUGE_OFFSET;
     n->usable = mapped - HK_HUGE_OFFSET;
     n->requested = size;
-    hk_segmap_set(n);
     note_live(hk_fetch_add_relaxed(&st_cur_bytes, mapped - old_size) + mapped - old_size);
     return n->user;
 }

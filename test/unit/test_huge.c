@@ -373,6 +373,34 @@ TEST(huge_realloc_growth_reuses_the_freed_mapping) {
     EXPECT_LE_U((uint64_t)faults[2], pages / 4, "the third round faulted its memory in again");
 }
 
+/* Huge sizes that drift: blocks freed at 2 MiB, then asked for at 3 MiB
+ * (no bucket of the cache fits): each new block takes a parked mapping's
+ * resident pages for its head, so only the rest is faulted in. */
+TEST(huge_drifting_sizes_reuse_parked_pages) {
+    SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
+    enum { N = 8 };
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = hak_malloc(2 * MiB);
+        REQUIRE_NOT_NULL(p[i], "malloc 2 MiB");
+        memset(p[i], 1, 2 * MiB);
+    }
+    for (int i = 0; i < N; i++) hak_free(p[i]);
+    long f0 = minor_faults();
+    for (int i = 0; i < N; i++) {
+        p[i] = hak_malloc(3 * MiB);
+        REQUIRE_NOT_NULL(p[i], "malloc 3 MiB");
+        memset(p[i], 2, 3 * MiB);
+        EXPECT_TRUE(p[i][0] == 2 && p[i][3 * MiB - 1] == 2, "contents");
+    }
+    long faults = minor_faults() - f0;
+    for (int i = 0; i < N; i++) hak_free(p[i]);
+    uint64_t pages = N * 3 * MiB / (uint64_t)sysconf(_SC_PAGESIZE);
+    hk_test_log("faults for %d blocks of 3 MiB after %d of 2 MiB: %ld of %llu pages", N, N, faults,
+                (unsigned long long)pages);
+    EXPECT_LE_U((uint64_t)faults, pages / 2, "the parked pages were not reused");
+}
+
 static void *one_small_malloc(void *arg) {
     hak_free(hak_malloc(16)); /* a new thread's first malloc: a slow path */
     return arg;
