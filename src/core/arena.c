@@ -175,7 +175,7 @@ static void purge_locked(hk_arena *a, uint64_t now, int64_t decay, bool all) {
     hk_segment *seg = a->segs;
     while (seg != NULL) {
         hk_segment *next = seg->next;
-        bool aged = all || (decay >= 0 && now - seg->dirty_since_ms >= (uint64_t)decay);
+        bool aged = all || hk_segment_all_aged(seg, now, decay);
         if (hk_segment_is_empty(seg) && aged && !keep_one) {
             seg_unlink(a, seg);
             a->nsegs--;

@@ -102,6 +102,7 @@ int hk_segment_span_alloc(hk_segment *seg, unsigned nslices, bool *is_zero);
 void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned nslices,
                           uint64_t now);
 size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms);
+bool hk_segment_all_aged(const hk_segment *seg, uint64_t now, int64_t decay_ms);
 static inline bool hk_segment_is_empty(const hk_segment *seg) {
     return seg->free_mask == (((uint32_t)-1) & ~1u);
 }

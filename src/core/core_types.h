@@ -107,6 +107,9 @@ typedef struct hk_segment {
     uint32_t dirty_mask;            /* free slices that may be resident */
     uint32_t purged_mask;           /* free slices purged since last used (learner) */
     uint64_t dirty_since_ms;        /* when the oldest dirty slice was freed */
+    uint64_t dirty_at_ms[HK_SLICES]; /* when each dirty slice was freed: a slice
+                                        is purged once it has waited decay_ms;
+                                        none older than dirty_since_ms (valid.c) */
     /* huge blocks */
     void *map_base;                 /* mapping start (the header's own address) */
     size_t map_size;

@@ -119,6 +119,9 @@ bool hk_segment_is_valid(const hk_segment *seg) {
         return broken("segment", seg, "a dirty slice in a page");
     if ((seg->purged_mask & ~seg->free_mask) != 0)
         return broken("segment", seg, "a purged slice in a page");
+    for (uint32_t d = seg->dirty_mask; d != 0; d &= d - 1)
+        if (seg->dirty_at_ms[__builtin_ctz(d)] < seg->dirty_since_ms)
+            return broken("segment", seg, "a dirty slice older than dirty_since_ms");
     for (unsigned i = 1; i < HK_SLICES;) {
         if (seg->free_mask & (1u << i)) {
             i++;

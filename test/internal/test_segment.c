@@ -140,8 +140,16 @@ TEST(segment_dirty_and_purged_masks) {
     EXPECT_EQ_U(hk_segment_purge(seg, 1500, 1000), 0, "younger than decay");
     EXPECT_EQ_U(hk_segment_purge(seg, 5000, -1), 0, "decay -1: never");
     EXPECT_EQ_U(seg->dirty_mask, bits(3, 10), "still dirty");
-    /* Aged: slices 3..12 (one run) go back. */
-    EXPECT_EQ_U(hk_segment_purge(seg, 2000, 1000), 10 * HK_SLICE_SIZE, "10 slices purged");
+    /* At 2000 only the slices freed at 1000 have waited 1000 ms: 3..8 go
+     * back, 9..12 (freed at 2000) wait; an empty segment of them may not
+     * go yet either. */
+    EXPECT_EQ_U(hk_segment_purge(seg, 2000, 1000), 6 * HK_SLICE_SIZE, "slices 3..8 purged");
+    EXPECT_EQ_U(seg->dirty_mask, bits(9, 4), "9..12 still dirty");
+    EXPECT_EQ_U(seg->dirty_since_ms, 2000, "the oldest left");
+    EXPECT_TRUE(!hk_segment_all_aged(seg, 2999, 1000), "9..12 younger than the decay time");
+    EXPECT_EQ_U(hk_segment_purge(seg, 2999, 1000), 0, "nothing aged at 2999");
+    EXPECT_TRUE(hk_segment_all_aged(seg, 3000, 1000), "9..12 aged at 3000");
+    EXPECT_EQ_U(hk_segment_purge(seg, 3000, 1000), 4 * HK_SLICE_SIZE, "slices 9..12 purged");
     EXPECT_EQ_U(seg->dirty_mask, 0, "none dirty");
     EXPECT_EQ_U(seg->purged_mask, bits(3, 10), "purged remembered");
     EXPECT_EQ_U(hk_load_relaxed(&arena.ndirty), nd0, "arena ndirty back");
