@@ -113,6 +113,7 @@ size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms) {
     uint32_t dirty = aged_slices(seg, now, (uint64_t)decay_ms, &oldest_left);
     uint32_t purged = dirty;
     seg->dirty_since_ms = oldest_left;
+    if (purged == 0) return 0;
     size_t bytes = 0;
     while (dirty) {
         unsigned start = (unsigned)__builtin_ctz(dirty);
