@@ -340,6 +340,7 @@ static long minor_faults(void) {
 }
 
 TEST(huge_realloc_growth_reuses_the_freed_mapping) {
+    SKIP_IF(HK_TSAN || HK_ASAN, "page faults count the sanitizer's shadow memory too");
     SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
     long faults[3];
     uint64_t maps[3];
@@ -377,6 +378,7 @@ TEST(huge_realloc_growth_reuses_the_freed_mapping) {
  * (no bucket of the cache fits): each new block takes a parked mapping's
  * resident pages for its head, so only the rest is faulted in. */
 TEST(huge_drifting_sizes_reuse_parked_pages) {
+    SKIP_IF(HK_TSAN || HK_ASAN, "page faults count the sanitizer's shadow memory too");
     SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
     enum { N = 8 };
     unsigned char *p[N];
