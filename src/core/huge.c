@@ -425,9 +425,7 @@ static uint8_t *growth_mapping(size_t map_size, size_t *mapped, bool *cached) {
         return (uint8_t *)c;
     }
     void *base;
-    uint8_t *dst = hk_os_map_aligned(map_size, HK_SEG_SIZE, &base, mapped);
-    if (dst != NULL) *mapped = map_size;
-    return dst;
+    return map_block(map_size, &base, mapped);
 }
 
 /* Resizes a plain huge block without copying: in place while the size fits
