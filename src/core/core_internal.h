@@ -208,6 +208,13 @@ void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size);
 /* ---- sample.c ---- */
 extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
+void hk_sample_arm(hk_heap *heap, unsigned cls);
+/* hk_heap_malloc_slow installed a page with a list for the fast path:
+ * while profiling is on, the list is cut before the block due for a
+ * sample (hk_sample_malloc arms the list of local frees it takes). */
+static inline void hk_sample_list_installed(hk_heap *heap, unsigned cls) {
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1)) hk_sample_arm(heap, cls);
+}
 void hk_sample_huge(hk_segment *h, size_t size);
 /* A block of a checked or shared heap (no page mark): returns p, sampled or
  * not (_hit: whether it was, for the checked heaps' trailer mark); its free

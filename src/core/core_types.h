@@ -238,12 +238,11 @@ typedef struct hk_heap {
     bool debug;                        /* a checked heap (checked.c): a thread's, or the
                                           arena's fallback */
     /* Heap profiling (sample.c), owner only: the hk_sample_state seen
-     * last, and per class the bytes to the next sample point as of
-     * prof_seen[c] allocations (counters.nmalloc[c]). */
+     * last, and per class the value of counters.nmalloc[c] once the block
+     * holding the next sample point is handed out (UINT64_MAX: none). */
     uint32_t prof_epoch;
     uint64_t prof_rng;
-    int64_t prof_left[HK_NCLASSES];
-    uint64_t prof_seen[HK_NCLASSES];
+    uint64_t prof_due[HK_NCLASSES];
 } hk_heap;
 
 /* An arena: segments, the page allocator, abandoned pages, one lock. */

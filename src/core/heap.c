@@ -331,6 +331,7 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
         hk_counter_add(&heap->counters.nslow[cls], 1);
         hk_counter_add(&heap->counters.nrefills[cls], 1);
     }
+    hk_sample_list_installed(heap, cls);
     return b;
 }
 

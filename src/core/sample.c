@@ -89,14 +89,23 @@ static int64_t draw(uint64_t *rng) {
 
 /* ---- small blocks: a thread heap's classes ---- */
 
+/* The blocks of class cls (bs bytes each) up to the one holding a point
+ * `bytes` away: ceil(bytes / bs), at least 1. */
+static uint64_t blocks_to_point(int64_t bytes, size_t bs) {
+    return ((uint64_t)bytes + bs - 1) / bs;
+}
+
 /* The state changed since the heap last looked (or the heap is new):
- * every class starts a fresh countdown from what it has counted so far. */
-static void heap_resync(hk_heap *heap, uint32_t state) {
+ * every class starts a fresh countdown from what it has counted so far;
+ * with profiling off, in a checked heap and for classes of their own
+ * mappings (hk_sample_huge counts those) none is due. */
+static HK_SLOW_PATH void heap_resync(hk_heap *heap, uint32_t state) {
     heap->prof_epoch = state;
-    if (!(state & 1)) return;
     for (unsigned c = 0; c < HK_NCLASSES; c++) {
-        heap->prof_seen[c] = hk_load_relaxed(&heap->counters.nmalloc[c]);
-        heap->prof_left[c] = draw(&heap->prof_rng);
+        bool counts = (state & 1) && !heap->debug && hk_class_size[c] <= HK_SEGMENT_BLOCK_MAX;
+        heap->prof_due[c] = counts ? hk_load_relaxed(&heap->counters.nmalloc[c]) +
+                                         blocks_to_point(draw(&heap->prof_rng), hk_class_size[c])
+                                   : UINT64_MAX;
     }
 }
 
@@ -128,15 +137,13 @@ static void cut_free_list(hk_page *page, uint64_t keep) {
 }
 
 /* On the way out of the slow path: when the current page could hand out
- * the block that reaches the sample point, cut its list before it.
- * |free| + |local_free| = capacity - used bounds what the list holds. */
-static void arm_class(hk_heap *heap, unsigned cls) {
-    hk_page *page = heap->direct[cls];
-    if (page == &hk_page_empty || page->free == NULL) return;
-    int64_t left = heap->prof_left[cls];
-    size_t bs = hk_class_size[cls];
-    uint64_t keep = left <= 0 ? 0 : (uint64_t)(left - 1) / bs; /* ceil(left / bs) - 1 */
-    if ((uint64_t)(page->capacity - page->used) <= keep) return;
+ * the block due for a sample, cut its list before it.  |free| +
+ * |local_free| = capacity - used bounds what the list holds (0 for
+ * hk_page_empty, whose fields are all zero). */
+static void arm_class(hk_heap *heap, hk_page *page, unsigned cls) {
+    uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]), due = heap->prof_due[cls];
+    uint64_t keep = due > n ? due - n - 1 : 0; /* blocks handed out before it */
+    if ((uint64_t)(page->capacity - page->used) <= keep || page->free == NULL) return;
     cut_free_list(page, keep);
 }
 
@@ -202,7 +209,6 @@ static void unmark_page(hk_segment *seg, hk_page *page) {
  * fast paths again.  Without it a page only other threads free stays
  * marked for good, and in time every such free goes the slow way. */
 static void unmark_if_clear(hk_page *page) {
-    if (page == &hk_page_empty || !(page->in_full & HK_PAGE_SAMPLED)) return;
     hk_segment *seg = hk_segment_of(page);
     if (hk_load_relaxed(counters_of(seg, page)) == 0) unmark_page(seg, page);
 }
@@ -214,7 +220,9 @@ static bool unsample_block(hk_segment *seg, hk_page *page, void *p) {
     return true;
 }
 
-static bool record(void *p, size_t size, size_t usable) {
+/* Inlined: each frame between malloc and the walk costs the walk ~30
+ * instructions a sample. */
+static inline __attribute__((always_inline)) bool record(void *p, size_t size, size_t usable) {
     tls_busy = true;
     bool kept = hk_upper.prof_sample(p, size, usable, hk_load_relaxed(&hk_sample_period));
     tls_busy = false;
@@ -235,25 +243,55 @@ static void *sampled_block(unsigned cls, size_t size) {
     return p;
 }
 
-/* malloc_slow of a thread heap while hk_sample_state != 0. */
+/* The slow path that takes the page's local frees as its list (the one
+ * path of hk_malloc_thread_slow that does not install it through
+ * hk_heap_malloc_slow), armed here: the check stays off the path when
+ * profiling is off (a one-block page's every malloc comes this way). */
+static __attribute__((noinline)) void *malloc_local_armed(hk_heap *heap, unsigned cls, size_t size) {
+    void *p = hk_malloc_thread_slow(heap, cls, size);
+    hk_sample_arm(heap, cls);
+    return p;
+}
+
+/* The block due for a sample: taken (from the shared heap up to 1 KiB)
+ * and recorded.  The class's next point is drawn first, so that the
+ * thread's slow path arms its page for it (it counts its own block).
+ * While this thread is taking a record the point waits for its next slow
+ * path. */
+static __attribute__((noinline)) void *malloc_due(hk_heap *heap, unsigned cls, size_t size) {
+    if (tls_busy) return hk_malloc_thread_slow(heap, cls, size);
+    size_t bs = hk_class_size[cls];
+    bool shared = bs <= HK_SAMPLE_SHARED_MAX;
+    uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]), next = blocks_to_point(draw(&heap->prof_rng), bs);
+    void *p = shared ? sampled_block(cls, size) : NULL;
+    heap->prof_due[cls] = n + (p == NULL) + next;
+    if (p == NULL) p = heap->direct[cls]->local_free != NULL ? malloc_local_armed(heap, cls, size)
+                                                             : hk_malloc_thread_slow(heap, cls, size);
+    if (p != NULL && !shared && record(p, size, bs)) mark_block(p);
+    return p;
+}
+
+/* malloc_slow of a thread heap while hk_sample_state != 0: the block due
+ * (counters.nmalloc[cls] + 1 reaches prof_due[cls]) or an ordinary slow
+ * path, whose new list is armed (hk_sample_arm). */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     uint32_t state = hk_load_acquire(&hk_sample_state);
     if (hk_unlikely(heap->prof_epoch != state)) heap_resync(heap, state);
-    if (!(state & 1) || tls_busy || heap->debug || hk_class_size[cls] > HK_SEGMENT_BLOCK_MAX)
-        return hk_malloc_thread_slow(heap, cls, size); /* own mappings: hk_sample_huge */
-    size_t bs = hk_class_size[cls];
-    uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]);
-    int64_t left = heap->prof_left[cls] - (int64_t)((n - heap->prof_seen[cls]) * bs);
-    bool take = left <= (int64_t)bs; /* this block holds the point */
-    bool shared = take && bs <= HK_SAMPLE_SHARED_MAX;
-    void *p = shared ? sampled_block(cls, size) : NULL;
-    if (p == NULL) p = hk_malloc_thread_slow(heap, cls, size);
-    unmark_if_clear(heap->direct[cls]);
-    heap->prof_seen[cls] = hk_load_relaxed(&heap->counters.nmalloc[cls]);
-    heap->prof_left[cls] = take ? draw(&heap->prof_rng) : left - (int64_t)bs;
-    if (p != NULL && take && !shared && record(p, size, bs)) mark_block(p);
-    arm_class(heap, cls);
-    return p;
+    if (hk_unlikely(hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 >= heap->prof_due[cls]))
+        return malloc_due(heap, cls, size);
+    if (heap->direct[cls]->local_free != NULL) return malloc_local_armed(heap, cls, size);
+    return hk_malloc_thread_slow(heap, cls, size);
+}
+
+/* The page now current for cls: unmarked if its sampled blocks are gone,
+ * and its list cut before the block due.  Only for a heap that has synced
+ * with the present state in hk_sample_malloc (a shared heap, a heap that
+ * came here another way, never has). */
+void hk_sample_arm(hk_heap *heap, unsigned cls) {
+    if (heap->prof_epoch != hk_load_relaxed(&hk_sample_state)) return;
+    hk_page *page = heap->direct[cls];
+    if (hk_unlikely(page->in_full & HK_PAGE_SAMPLED)) unmark_if_clear(page);
+    arm_class(heap, page, cls);
 }
 
 /* ---- blocks with no page mark: a countdown per thread ----

@@ -278,21 +278,31 @@ static void tables_clear_locked(void) {
 
 /* ---- the estimate ---- */
 
-/* 1 - exp(-x), x >= 0, without libm. */
+/* 1 - exp(-r) for 0 <= r <= ln 2 (a little beyond after rounding): the
+ * series r - r^2/2! + r^3/3! - ... in Horner form, 15 terms (the rest
+ * below 1e-13 of the sum), no division. */
+static double one_minus_exp_reduced(double r) {
+    static const double inv_fact[16] = {
+        1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+        1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
+        1.0 / 87178291200.0, 1.0 / 1307674368000.0};
+    double s = inv_fact[15];
+#pragma GCC unroll 16
+    for (int i = 14; i >= 1; i--) s = inv_fact[i] - r * s;
+    return r * s;
+}
+
+/* 1 - exp(-x), x >= 0, without libm: exp(-x) = 2^-k exp(-r), x = k ln 2 + r. */
 static double one_minus_exp_neg(double x) {
-    if (x < 1e-4) return x * (1 - x / 2 * (1 - x / 3));
     if (x > 40) return 1.0;
-    double scale = 1.0, ln2 = 0.6931471805599453;
-    while (x >= ln2) { /* exp(-x) = exp(-r) / 2^k */
-        x -= ln2;
-        scale *= 0.5;
-    }
-    double term = 1.0, sum = 1.0;
-    for (int i = 1; i < 20; i++) {
-        term *= -x / i;
-        sum += term;
-    }
-    return 1.0 - scale * sum;
+    const double ln2 = 0.6931471805599453;
+    int k = (int)(x * (1.0 / ln2));
+    double r = x - k * ln2;
+    if (r < 0) r = 0;
+    double m = one_minus_exp_reduced(r);
+    if (k == 0) return m;
+    union { double d; uint64_t u; } scale = {.u = (uint64_t)(1023 - k) << 52}; /* 2^-k, k <= 57 */
+    return 1.0 - scale.d * (1.0 - m);
 }
 
 /* ---- the hooks ---- */
