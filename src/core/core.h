@@ -128,6 +128,12 @@ extern const hk_periodic hk_periodic_work[];
 extern const unsigned hk_periodic_count;
 void hk_periodic_tick(hk_heap *heap);
 
+/* Slow paths of a thread heap between two periodic ticks (its first slow
+ * path ticks, then one in HK_TICK_EVERY): the jobs read
+ * the clock at each (their own intervals are in milliseconds), and a slow
+ * path that ran them all each time spent ~50 instructions on it. */
+#define HK_TICK_EVERY 16
+
 /* Slow paths of a heap between two trims (its empty pages back to the
  * arena): the one trim interval, thread and shared heaps alike. */
 #define HK_TRIM_EVERY 1024

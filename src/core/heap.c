@@ -309,8 +309,11 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
 
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     HK_VALIDATE(1, hk_heap_is_valid(heap, (int)hk_opt.validate));
-    if (!heap->shared) hk_periodic_tick(heap); /* shared: after the lock (shared.c) */
-    if (hk_unlikely(++heap->slow_count % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
+    uint64_t n = ++heap->slow_count;
+    /* the first slow path of a heap and one in HK_TICK_EVERY after it;
+     * shared heaps tick after their lock (shared.c) */
+    if (hk_unlikely(n % HK_TICK_EVERY == 1) && !heap->shared) hk_periodic_tick(heap);
+    if (hk_unlikely(n % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
     hk_block *cached = hk_bcache_take(heap, cls);
     if (cached != NULL) {
         if (hk_config_stats) {

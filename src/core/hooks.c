@@ -8,8 +8,9 @@
 
 /* Runs the core's own periodic job (the BigCache's overflow, a direct
  * call: one indirect call site with one target predicts well) and each
- * job of the layers above whose gate is on.  Called from every thread
- * heap's slow path, every huge allocation and a shared heap's slow refill,
+ * job of the layers above whose gate is on.  Called from one thread heap
+ * slow path in HK_TICK_EVERY, every huge allocation and a shared heap's
+ * slow refill,
  * never under an allocator lock; each job is cheap when nothing is due. */
 void hk_periodic_tick(hk_heap *heap) {
     if (hk_likely(hk_feature_on(HK_FEAT_BIGCACHE))) hk_bigcache_tick();

@@ -45,7 +45,8 @@
 #include "learn/learn.h"
 #include "learn/learn_rule.h"
 
-#define LEARN_EVERY 32            /* heap slow paths of a thread between clock reads */
+#define LEARN_EVERY 2             /* periodic ticks of a thread heap between clock reads
+                                     (a tick: HK_TICK_EVERY slow paths) */
 #define LEARN_PERIOD_MS 50        /* time between rounds, at least */
 #define LEARN_TCACHE_MAX_BYTES (4u << 20)    /* a class, a thread */
 #define LEARN_PROBE_BYTES ((uint64_t)16 << 20) /* a class, all threads, to try */

@@ -45,7 +45,6 @@
 #define SP_NCMDS 8        /* command ring slots */
 #define SP_RETRY_MS 5000  /* after a failed creation */
 #define SP_BG_STEP_MS 20  /* the background thread's polling step */
-#define SP_TICK_SKIP 15   /* ticks of a thread between two clock reads */
 
 /* What the process keeps of each entry, privately: its row and wildcard
  * values, so a refresh calls the row's get without matching names. */
@@ -91,7 +90,6 @@ static struct {
 
 static char sp_path[64];             /* stats_page.path while live */
 static _Thread_local bool sp_in_work;
-static _Thread_local unsigned sp_skip; /* ticks left before this thread reads the clock */
 
 /* ---- small helpers ---- */
 
@@ -638,19 +636,13 @@ static bool try_work(uint64_t now, enum sp_why why) {
     return true;
 }
 
-/* One relaxed load, a thread-local countdown, and on one tick in
- * SP_TICK_SKIP + 1 a coarse clock read (about 8 ns: the slow paths of a
- * busy thread come often enough that reading it on each would show). */
+/* One relaxed load and a coarse clock read (about 8 ns; a thread heap
+ * ticks once in HK_TICK_EVERY slow paths). */
 void hk_statspage_tick(void) {
     if (hk_unlikely(!hk_feature_on(HK_FEAT_STATS_PAGE))) {
         if (hk_unlikely(hk_load_relaxed(&sp.live))) try_work(hk_os_now_ms(), SP_TICK);
         return;
     }
-    if (hk_likely(sp_skip != 0)) {
-        sp_skip--;
-        return;
-    }
-    sp_skip = SP_TICK_SKIP;
     uint64_t now = hk_os_now_ms();
     if (hk_likely(now < hk_load_relaxed(&sp.due_ms))) return;
     try_work(now, SP_TICK);

@@ -409,8 +409,8 @@ static void *one_small_malloc(void *arg) {
 }
 
 /* A mapping kept beyond the capacity goes once it has been unused for the
- * decay time, at the next slow path of any thread, even with no huge
- * allocation or free after it. */
+ * decay time, at the next periodic tick of any thread (a new thread's
+ * first slow path ticks), even with no huge allocation or free after it. */
 TEST(huge_overflow_beyond_the_cap_goes_after_the_decay_time) {
     SKIP_IF(bigcache_disabled(), "BigCache off in this configuration");
     int64_t decay = 0;
