@@ -169,7 +169,6 @@ void hk_heap_page_emptied(hk_heap *heap, hk_page *page);
 /* cls is one of its classes (one block a page, 40 KiB to 896 KiB). */
 static inline bool hk_bcache_class(unsigned cls) { return cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST; }
 bool hk_bcache_put(hk_heap *heap, hk_page *page);  /* true: the page is cached */
-void *hk_bcache_take(hk_heap *heap, unsigned cls); /* NULL: none cached */
 void hk_bcache_double_free(hk_page *page, void *p, bool pushed);
 /* Hands cached pages back beyond each class's bound (all: every one). */
 void hk_bcache_give_back(hk_heap *heap, bool all);
@@ -228,7 +227,7 @@ void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);
 void hk_sample_huge_free(hk_segment *h);
 /* hk_page.in_full: bit 0 the page sits in its heap's full list, bit 1 it
  * may hold sampled blocks (core/sample.c), bit 2 it is a one-block page in
- * its heap's block cache (heap.c; then no other bit).  Owner-written;
+ * its heap's block cache (bcache.c; then bit 0 too, no other).  Owner-written;
  * non-zero sends the owner's frees to hk_heap_free_local_slow. */
 #define HK_PAGE_FULL 1
 #define HK_PAGE_SAMPLED 2
@@ -243,6 +242,17 @@ static inline bool hk_page_is_cached(const hk_page *page) { return (hk_page_mark
  * read it (hk_page_has_samples); the owner's own reads stay plain. */
 static inline void hk_page_set_in_full(hk_page *page, unsigned v) {
     __atomic_store_n(&page->in_full, (uint8_t)v, __ATOMIC_RELAXED);
+}
+
+/* A block of class cls from the cache, or NULL: its page, in the full list
+ * all along, is full again (bcache.c has the invariant). */
+static inline void *hk_bcache_take(hk_heap *heap, unsigned cls) {
+    if (!hk_bcache_class(cls)) return NULL;
+    unsigned r = cls - HK_BCACHE_FIRST;
+    if (heap->bcache_n[r] == 0) return NULL;
+    hk_page *page = heap->bcache[r][--heap->bcache_n[r]];
+    hk_page_set_in_full(page, HK_PAGE_FULL);
+    return hk_page_start(page);
 }
 
 /* ---- valid.c: the invariants of core_types.h, checked ----

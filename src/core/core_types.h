@@ -218,11 +218,12 @@ typedef struct hk_heap {
     uint32_t keep_boost[HK_NCLASSES];
     uint64_t released_at[HK_NCLASSES];
     size_t boost_bytes;
-    /* The one-block cache (heap.c), owner only: pages of the classes that
+    /* The one-block cache (bcache.c), owner only: pages of the classes that
      * hold one block a page (HK_BCACHE_FIRST..HK_BCACHE_LAST) whose block
      * the owner freed, kept whole for its next malloc of the class.
      * Invariant: bcache[r][0..bcache_n[r]) are this heap's pages of class
-     * HK_BCACHE_FIRST + r, in no list, with in_full == HK_PAGE_CACHED,
+     * HK_BCACHE_FIRST + r, in the full list, with in_full ==
+     * HK_PAGE_FULL | HK_PAGE_CACHED,
      * used == 1, free == local_free == NULL, thread-free state HK_TF_FULL
      * (remote frees go to the delayed list, which reports them). */
     hk_page *bcache[HK_BCACHE_CLASSES][HK_BCACHE_MAX];

@@ -307,21 +307,15 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
 }
 
 
-void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
-    HK_VALIDATE(1, hk_heap_is_valid(heap, (int)hk_opt.validate));
-    uint64_t n = ++heap->slow_count;
-    /* the first slow path of a heap and one in HK_TICK_EVERY after it;
-     * shared heaps tick after their lock (shared.c) */
-    if (hk_unlikely(n % HK_TICK_EVERY == 1) && !heap->shared) hk_periodic_tick(heap);
-    if (hk_unlikely(n % HK_TRIM_EVERY == 0)) hk_heap_trim(heap);
-    hk_block *cached = hk_bcache_take(heap, cls);
-    if (cached != NULL) {
-        if (hk_config_stats) {
-            hk_counter_add(&heap->counters.nmalloc[cls], 1);
-            hk_counter_add(&heap->counters.nslow[cls], 1);
-        }
-        return cached;
-    }
+/* The periodic jobs (not for a shared heap: it ticks after its lock,
+ * shared.c) and, one time in HK_TRIM_EVERY / HK_TICK_EVERY, the trim. */
+static HK_SLOW_PATH void slow_path_chores(hk_heap *heap, uint64_t n) {
+    if (!heap->shared) hk_periodic_tick(heap);
+    if (hk_unlikely(n % HK_TRIM_EVERY == 1)) hk_heap_trim(heap);
+}
+
+/* A block from a page found or made for cls, which becomes the current one. */
+static __attribute__((noinline)) void *malloc_from_page(hk_heap *heap, unsigned cls) {
     hk_page *page = find_page(heap, cls);
     if (page == NULL) {
         errno = ENOMEM;
@@ -336,6 +330,24 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     }
     hk_sample_list_installed(heap, cls);
     return b;
+}
+
+/* The first slow path of a heap and one in HK_TICK_EVERY after it run the
+ * chores; then the one-block cache (a burst of large blocks lives there),
+ * then a page. */
+void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
+    HK_VALIDATE(1, hk_heap_is_valid(heap, (int)hk_opt.validate));
+    uint64_t n = ++heap->slow_count;
+    if (hk_unlikely(n % HK_TICK_EVERY == 1)) slow_path_chores(heap, n);
+    hk_block *cached = hk_bcache_take(heap, cls);
+    if (cached != NULL) {
+        if (hk_config_stats) {
+            hk_counter_add(&heap->counters.nmalloc[cls], 1);
+            hk_counter_add(&heap->counters.nslow[cls], 1);
+        }
+        return cached;
+    }
+    return malloc_from_page(heap, cls);
 }
 
 static void delayed_push(hk_heap *owner, hk_block *b) {

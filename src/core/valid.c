@@ -79,7 +79,7 @@ static bool bcache_is_valid(const hk_heap *heap) {
             const hk_page *p = heap->bcache[r][i];
             if (hk_load_relaxed(&p->heap) != heap || p->cls != HK_BCACHE_FIRST + r || p->reserved != 1)
                 return broken("heap", heap, "a cached page of another heap or class");
-            if (p->in_full != HK_PAGE_CACHED || p->used != 1 || p->free != NULL || p->local_free != NULL)
+            if (p->in_full != (HK_PAGE_FULL | HK_PAGE_CACHED) || p->used != 1 || p->free != NULL || p->local_free != NULL)
                 return broken("heap", heap, "a cached page's state");
         }
     }
