@@ -9,8 +9,8 @@
  * of 48 KiB blocks (hotclass) paid four list moves and two CASes a pair.
  * Now a free is a mark and a push, a malloc a pop and a mark: the page
  * stays in the full list all along (it was taken out and put back at every
- * free and malloc: 296 instructions a pair in a burst of 32, now 246 with
- * the take inlined into hk_heap_malloc_slow).
+ * free and malloc: 296 instructions a pair in a burst of 32, now 220 with
+ * the take and the put of a full-list page inline, core_internal.h).
  *
  * A cached page sits in its heap's full list with in_full == HK_PAGE_FULL |
  * HK_PAGE_CACHED, used == 1 (its block is the heap's, not the program's),
@@ -28,23 +28,16 @@
 /* The owner freed the block of page (pushed on local_free, used 0); the page
  * sits in the full list or in its class queue, and is not the current one. */
 bool hk_bcache_put(hk_heap *heap, hk_page *page) {
+    if (page->in_full == HK_PAGE_FULL) return hk_bcache_put_full(heap, page);
     unsigned cls = page->cls, r = cls - HK_BCACHE_FIRST;
-    if (!hk_bcache_class(cls) || page->reserved != 1 || heap->shared || heap->debug) return false;
-    if (heap->bcache_n[r] >= heap->bcache_cap[r]) return false;
-    if (page->in_full == HK_PAGE_FULL) {
-        if ((hk_load_relaxed(&page->xthread_free) & HK_TF_MASK) != HK_TF_FULL) return false;
-    } else if (page->in_full == 0) {
-        uintptr_t normal = HK_TF_NORMAL; /* remote frees of the block now reach the delayed list */
-        if (!hk_cas_strong_acq_rel(&page->xthread_free, &normal, HK_TF_FULL)) return false;
-        hk_page_queue_remove(&heap->queue[cls], page);
-        hk_page_queue_push(&heap->full, page);
-    } else {
+    if (page->in_full != 0 || !hk_bcache_class(cls) || page->reserved != 1 || heap->shared || heap->debug)
         return false;
-    }
-    page->local_free = NULL;
-    page->used = 1;
-    hk_page_set_in_full(page, HK_PAGE_FULL | HK_PAGE_CACHED);
-    heap->bcache[r][heap->bcache_n[r]++] = page;
+    if (heap->bcache_n[r] >= heap->bcache_cap[r]) return false;
+    uintptr_t normal = HK_TF_NORMAL; /* remote frees of the block now reach the delayed list */
+    if (!hk_cas_strong_acq_rel(&page->xthread_free, &normal, HK_TF_FULL)) return false;
+    hk_page_queue_remove(&heap->queue[cls], page);
+    hk_page_queue_push(&heap->full, page);
+    hk_bcache_keep(heap, page, r);
     return true;
 }
 

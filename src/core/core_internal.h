@@ -187,7 +187,12 @@ void hk_huge_reinit_child(void);
 /* ---- init.c ---- */
 extern _Thread_local hk_heap *hk_tls_heap;   /* fast path heap */
 hk_heap *hk_thread_heap_slow(void);
-bool hk_thread_tcache_wanted(void);
+extern _Thread_local bool hk_tls_tcache_off; /* thread.tcache set to 0 for this thread */
+/* The thread allocates from a heap of its own: thread caches on for it and
+ * for the process, the debug checks off (inline: every malloc slow path). */
+static inline bool hk_thread_tcache_wanted(void) {
+    return !hk_tls_tcache_off && hk_feature_on(HK_FEAT_TCACHE) && !hk_feature_on(HK_FEAT_DEBUG_CHECKS);
+}
 extern pthread_mutex_t hk_heaps_lock;
 extern hk_heap *hk_heaps_all;
 extern hk_class_counters hk_dead_counters;
@@ -242,6 +247,29 @@ static inline bool hk_page_is_cached(const hk_page *page) { return (hk_page_mark
  * read it (hk_page_has_samples); the owner's own reads stay plain. */
 static inline void hk_page_set_in_full(hk_page *page, unsigned v) {
     __atomic_store_n(&page->in_full, (uint8_t)v, __ATOMIC_RELAXED);
+}
+
+/* page (of the one-block class HK_BCACHE_FIRST + r, its block freed by its
+ * owner) joins the cache; bcache.c has the invariant. */
+static inline void hk_bcache_keep(hk_heap *heap, hk_page *page, unsigned r) {
+    page->local_free = NULL;
+    page->used = 1;
+    hk_page_set_in_full(page, HK_PAGE_FULL | HK_PAGE_CACHED);
+    heap->bcache[r][heap->bcache_n[r]++] = page;
+}
+
+/* The owner freed the block of page, a page of the full list (pushed on
+ * local_free, used 0): kept if it is a one-block page and the cache has
+ * room; true if it was.  The common case of hk_bcache_put, inline on the
+ * owner's free path. */
+static inline bool hk_bcache_put_full(hk_heap *heap, hk_page *page) {
+    unsigned cls = page->cls, r = cls - HK_BCACHE_FIRST;
+    if (!hk_bcache_class(cls) || page->reserved != 1 || heap->shared || heap->debug ||
+        heap->bcache_n[r] >= heap->bcache_cap[r] ||
+        (hk_load_relaxed(&page->xthread_free) & HK_TF_MASK) != HK_TF_FULL)
+        return false;
+    hk_bcache_keep(heap, page, r);
+    return true;
 }
 
 /* A block of class cls from the cache, or NULL: its page, in the full list

@@ -229,6 +229,7 @@ void hk_heap_page_emptied(hk_heap *heap, hk_page *page) {
 /* A local free left the page empty or found it in the full list (or in
  * the one-block cache: a double free). */
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+    if (page->in_full == HK_PAGE_FULL && page->used == 0 && hk_bcache_put_full(heap, page)) return;
     if (hk_unlikely(page->in_full & HK_PAGE_CACHED)) {
         hk_bcache_double_free(page, page->local_free, true);
         return;

@@ -16,7 +16,8 @@
 #include "core/core_internal.h"
 
 _Thread_local hk_heap *hk_tls_heap = &hk_heap_empty;
-static _Thread_local bool tls_in_init, tls_exiting, tls_tcache_off;
+static _Thread_local bool tls_in_init, tls_exiting;
+_Thread_local bool hk_tls_tcache_off;
 static _Thread_local hk_heap *tls_parked; /* this thread's heap while detached */
 static _Thread_local hk_arena *tls_arena;
 
@@ -102,13 +103,8 @@ hk_heap *hk_thread_real_heap(void) {
     return hk_tls_heap != &hk_heap_empty ? hk_tls_heap : NULL;
 }
 
-bool hk_thread_tcache_wanted(void) {
-    return !tls_tcache_off && hk_feature_on(HK_FEAT_TCACHE) &&
-           !hk_feature_on(HK_FEAT_DEBUG_CHECKS);
-}
-
-void hk_thread_set_tcache(bool on) { tls_tcache_off = !on; }
-bool hk_thread_tcache_enabled(void) { return !tls_tcache_off; }
+void hk_thread_set_tcache(bool on) { hk_tls_tcache_off = !on; }
+bool hk_thread_tcache_enabled(void) { return !hk_tls_tcache_off; }
 
 /* Thread caches were turned off: the heap's pages go back to the arena
  * and the thread allocates from its arena's shared heap until they are
