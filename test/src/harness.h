@@ -60,6 +60,10 @@ void hk_test_out(const char *s);             /* write(2) to stdout, all of it */
  * unreadable. */
 size_t hk_test_statm_bytes(int idx);
 size_t hk_test_rss_bytes(void);              /* resident set size in bytes */
+/* How far a size measured at its peak grew past its start: 0 when the peak
+ * stayed below it (memory an earlier test cached, given back meanwhile),
+ * never an unsigned wrap. */
+static inline size_t hk_test_growth(size_t peak, size_t start) { return peak > start ? peak - start : 0; }
 uint64_t hk_test_xorshift(uint64_t *state);  /* xorshift64; state nonzero */
 int hk_test_uptr_cmp(const void *a, const void *b); /* qsort of uintptr_t */
 /* Flushes this thread's cache and purges every arena (arena 0's purge also
