@@ -9,7 +9,7 @@
  * of 48 KiB blocks (hotclass) paid four list moves and two CASes a pair.
  * Now a free is a mark and a push, a malloc a pop and a mark: the page
  * stays in the full list all along (it was taken out and put back at every
- * free and malloc: 296 instructions a pair in a burst of 32, now 220 with
+ * free and malloc: 296 instructions a pair in a burst of 32, now 223 with
  * the take and the put of a full-list page inline, core_internal.h).
  *
  * A cached page sits in its heap's full list with in_full == HK_PAGE_FULL |
@@ -26,9 +26,10 @@
 #include "core/core_internal.h"
 
 /* The owner freed the block of page (pushed on local_free, used 0); the page
- * sits in the full list or in its class queue, and is not the current one. */
-bool hk_bcache_put(hk_heap *heap, hk_page *page) {
-    if (page->in_full == HK_PAGE_FULL) return hk_bcache_put_full(heap, page);
+ * sits in its class queue (in_full 0), and is not the current one: it moves
+ * to the full list (hk_bcache_put_full, core_internal.h, has the page
+ * already there). */
+bool hk_bcache_put_queued(hk_heap *heap, hk_page *page) {
     unsigned cls = page->cls, r = cls - HK_BCACHE_FIRST;
     if (page->in_full != 0 || !hk_bcache_class(cls) || page->reserved != 1 || heap->shared || heap->debug)
         return false;

@@ -168,7 +168,7 @@ void hk_heap_page_emptied(hk_heap *heap, hk_page *page);
 /* ---- bcache.c: the one-block cache (owner only) ---- */
 /* cls is one of its classes (one block a page, 40 KiB to 896 KiB). */
 static inline bool hk_bcache_class(unsigned cls) { return cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST; }
-bool hk_bcache_put(hk_heap *heap, hk_page *page);  /* true: the page is cached */
+bool hk_bcache_put_queued(hk_heap *heap, hk_page *page); /* true: the page is cached */
 void hk_bcache_double_free(hk_page *page, void *p, bool pushed);
 /* Hands cached pages back beyond each class's bound (all: every one). */
 void hk_bcache_give_back(hk_heap *heap, bool all);
@@ -260,8 +260,8 @@ static inline void hk_bcache_keep(hk_heap *heap, hk_page *page, unsigned r) {
 
 /* The owner freed the block of page, a page of the full list (pushed on
  * local_free, used 0): kept if it is a one-block page and the cache has
- * room; true if it was.  The common case of hk_bcache_put, inline on the
- * owner's free path. */
+ * room; true if it was.  The common case, inline on the owner's free
+ * path (a page of its class queue: hk_bcache_put_queued). */
 static inline bool hk_bcache_put_full(hk_heap *heap, hk_page *page) {
     unsigned cls = page->cls, r = cls - HK_BCACHE_FIRST;
     if (!hk_bcache_class(cls) || page->reserved != 1 || heap->shared || heap->debug ||

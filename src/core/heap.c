@@ -229,13 +229,16 @@ void hk_heap_page_emptied(hk_heap *heap, hk_page *page) {
 /* A local free left the page empty or found it in the full list (or in
  * the one-block cache: a double free). */
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
-    if (page->in_full == HK_PAGE_FULL && page->used == 0 && hk_bcache_put_full(heap, page)) return;
-    if (hk_unlikely(page->in_full & HK_PAGE_CACHED)) {
-        hk_bcache_double_free(page, page->local_free, true);
-        return;
+    if (hk_unlikely(page->in_full & (HK_PAGE_CACHED | HK_PAGE_SAMPLED))) {
+        if (page->in_full & HK_PAGE_CACHED) {
+            hk_bcache_double_free(page, page->local_free, true);
+            return;
+        }
+        hk_sample_local_free(page, page->local_free); /* may unmark the page */
     }
-    if (hk_unlikely(page->in_full & HK_PAGE_SAMPLED)) hk_sample_local_free(page, page->local_free);
-    if (page->used == 0 && hk_bcache_put(heap, page)) return;
+    if (page->used == 0 && (page->in_full == HK_PAGE_FULL ? hk_bcache_put_full(heap, page)
+                                                          : hk_bcache_put_queued(heap, page)))
+        return;
     hk_heap_page_emptied(heap, page);
 }
 

@@ -253,6 +253,12 @@ static __attribute__((noinline)) void *malloc_local_armed(hk_heap *heap, unsigne
     return p;
 }
 
+/* A thread heap's slow path whose new list is armed either way. */
+static inline void *malloc_armed(hk_heap *heap, unsigned cls, size_t size) {
+    if (heap->direct[cls]->local_free != NULL) return malloc_local_armed(heap, cls, size);
+    return hk_malloc_thread_slow(heap, cls, size); /* hk_heap_malloc_slow arms */
+}
+
 /* The block due for a sample: taken (from the shared heap up to 1 KiB)
  * and recorded.  The class's next point is drawn first, so that the
  * thread's slow path arms its page for it (it counts its own block).
@@ -265,8 +271,7 @@ static __attribute__((noinline)) void *malloc_due(hk_heap *heap, unsigned cls, s
     uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]), next = blocks_to_point(draw(&heap->prof_rng), bs);
     void *p = shared ? sampled_block(cls, size) : NULL;
     heap->prof_due[cls] = n + (p == NULL) + next;
-    if (p == NULL) p = heap->direct[cls]->local_free != NULL ? malloc_local_armed(heap, cls, size)
-                                                             : hk_malloc_thread_slow(heap, cls, size);
+    if (p == NULL) p = malloc_armed(heap, cls, size);
     if (p != NULL && !shared && record(p, size, bs)) mark_block(p);
     return p;
 }
@@ -279,8 +284,7 @@ void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     if (hk_unlikely(heap->prof_epoch != state)) heap_resync(heap, state);
     if (hk_unlikely(hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 >= heap->prof_due[cls]))
         return malloc_due(heap, cls, size);
-    if (heap->direct[cls]->local_free != NULL) return malloc_local_armed(heap, cls, size);
-    return hk_malloc_thread_slow(heap, cls, size);
+    return malloc_armed(heap, cls, size);
 }
 
 /* The page now current for cls: unmarked if its sampled blocks are gone,
