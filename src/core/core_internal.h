@@ -129,6 +129,7 @@ static inline hk_block *hk_page_pop_checked(hk_page *page) {
     return b;
 }
 void hk_page_queue_push(hk_page_queue *q, hk_page *page);
+void hk_page_queue_append(hk_page_queue *q, hk_page *page);
 void hk_page_queue_remove(hk_page_queue *q, hk_page *page);
 
 /* ---- arena.c ---- */

@@ -90,10 +90,13 @@ static void page_clear_full_state(hk_page *page) {
     }
 }
 
+/* Back into the queue, last: the refill after the current page runs dry
+ * takes the page that has been collecting frees longest (first, it would
+ * take the one that just got its first; test_page_order). */
 static void page_unfull(hk_heap *heap, hk_page *page) {
     page_clear_full_state(page);
     hk_page_queue_remove(&heap->full, page);
-    hk_page_queue_push(&heap->queue[page->cls], page);
+    hk_page_queue_append(&heap->queue[page->cls], page);
     hk_page_set_in_full(page, page->in_full & ~HK_PAGE_FULL);
 }
 

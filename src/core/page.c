@@ -89,6 +89,15 @@ void hk_page_queue_push(hk_page_queue *q, hk_page *page) {
     q->count++;
 }
 
+void hk_page_queue_append(hk_page_queue *q, hk_page *page) {
+    page->next = NULL;
+    page->prev = q->last;
+    if (q->last) q->last->next = page;
+    else q->first = page;
+    q->last = page;
+    q->count++;
+}
+
 void hk_page_queue_remove(hk_page_queue *q, hk_page *page) {
     if (page->prev) page->prev->next = page->next;
     else q->first = page->next;

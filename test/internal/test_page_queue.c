@@ -1,5 +1,6 @@
 /*
- * White-box: page queues (core/page.c): push puts a page first, remove
+ * White-box: page queues (core/page.c): push puts a page first, append
+ * last, remove
  * unlinks it from anywhere, first/last/count and the prev/next links stay
  * consistent.  The pages are plain structs: a queue never looks inside
  * them beyond the links.
@@ -67,6 +68,23 @@ TEST(page_queue_remove_anywhere) {
     hk_page_queue_push(&q, &pages[7]);
     hk_page *w4[] = {&pages[7]};
     EXPECT_TRUE(queue_is(&q, w4, 1), "one page after emptying");
+}
+
+TEST(page_queue_append_puts_last) {
+    hk_page_queue q = {0};
+    memset(pages, 0x5a, sizeof pages);
+    hk_page_queue_append(&q, &pages[0]);
+    hk_page *w1[] = {&pages[0]};
+    EXPECT_TRUE(queue_is(&q, w1, 1), "one page, linked both ways");
+    hk_page_queue_append(&q, &pages[1]);
+    hk_page_queue_push(&q, &pages[2]);
+    hk_page_queue_append(&q, &pages[3]);
+    hk_page *w2[] = {&pages[2], &pages[0], &pages[1], &pages[3]};
+    EXPECT_TRUE(queue_is(&q, w2, 4), "2 0 1 3: appended last, pushed first");
+    hk_page_queue_remove(&q, &pages[3]);
+    hk_page_queue_remove(&q, &pages[2]);
+    hk_page *w3[] = {&pages[0], &pages[1]};
+    EXPECT_TRUE(queue_is(&q, w3, 2), "ends removed");
 }
 
 /* A page moves between two queues (queue <-> full, as heap.c does). */
