@@ -238,6 +238,9 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
             return;
         }
         hk_sample_local_free(page, page->local_free); /* may unmark the page */
+        /* Unmarked, the page is left as the fast path leaves it (the
+         * class's current page keeps its emptied block on local_free). */
+        if (page->in_full == 0 && (page->used != 0 || heap->direct[page->cls] == page)) return;
     }
     if (page->used == 0 && (page->in_full == HK_PAGE_FULL ? hk_bcache_put_full(heap, page)
                                                           : hk_bcache_put_queued(heap, page)))

@@ -243,13 +243,16 @@ static void *sampled_block(unsigned cls, size_t size) {
     return p;
 }
 
-/* The slow path that takes the page's local frees as its list (the one
- * path of hk_malloc_thread_slow that does not install it through
- * hk_heap_malloc_slow), armed here: the check stays off the path when
- * profiling is off (a one-block page's every malloc comes this way). */
+/* The slow path that takes the current page's local frees as its list
+ * (the one path of hk_malloc_thread_slow that does not install it through
+ * hk_heap_malloc_slow, which arms), armed here when the list holds more
+ * blocks or the page is marked: a one-block page's every malloc comes this
+ * way, and its list is empty again once its block is taken.  Out of line,
+ * so that hk_sample_malloc makes only tail calls and keeps no frame. */
 static __attribute__((noinline)) void *malloc_local_armed(hk_heap *heap, unsigned cls, size_t size) {
-    void *p = hk_malloc_thread_slow(heap, cls, size);
-    hk_sample_arm(heap, cls);
+    hk_page *page = heap->direct[cls];
+    void *p = hk_malloc_thread_slow(heap, cls, size); /* takes local_free: direct[cls] stays */
+    if (hk_unlikely(page->free != NULL || (page->in_full & HK_PAGE_SAMPLED))) hk_sample_arm(heap, cls);
     return p;
 }
 
@@ -279,9 +282,16 @@ static __attribute__((noinline)) void *malloc_due(hk_heap *heap, unsigned cls, s
 /* malloc_slow of a thread heap while hk_sample_state != 0: the block due
  * (counters.nmalloc[cls] + 1 reaches prof_due[cls]) or an ordinary slow
  * path, whose new list is armed (hk_sample_arm). */
+static __attribute__((noinline)) void *resync_then_malloc(hk_heap *heap, unsigned cls, size_t size,
+                                                           uint32_t state) {
+    heap_resync(heap, state);
+    return hk_sample_malloc(heap, cls, size);
+}
+
+/* Only tail calls: no frame on the path every slow path takes. */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     uint32_t state = hk_load_acquire(&hk_sample_state);
-    if (hk_unlikely(heap->prof_epoch != state)) heap_resync(heap, state);
+    if (hk_unlikely(heap->prof_epoch != state)) return resync_then_malloc(heap, cls, size, state);
     if (hk_unlikely(hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 >= heap->prof_due[cls]))
         return malloc_due(heap, cls, size);
     return malloc_armed(heap, cls, size);

@@ -97,6 +97,37 @@ TEST(page_with_a_live_sampled_block_keeps_its_mark) {
     stop_sampling();
 }
 
+/* The owner's free of a sampled block of a one-block page (64 KiB), the
+ * class's current page: unmarked, the page stays current with its block on
+ * local_free, as a free with profiling off leaves it.  It went to the
+ * one-block cache, and every later pair of the class took the cache's
+ * slower path (micro 64 KiB with prof:1: +125 instructions a pair). */
+TEST(sampled_current_page_stays_current_after_its_free) {
+    hk_ensure_init();
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "prof.sample_bytes 1");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    void *p = NULL;
+    for (int i = 0; i < 64 && p == NULL; i++) {
+        void *q = hak_malloc(65536);
+        if (hk_page_has_samples(page_of(q))) p = q;
+        else hak_free(q);
+    }
+    REQUIRE_TRUE(p != NULL, "a 64 KiB block sampled");
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    hk_page *page = page_of(p);
+    hk_heap *heap = hk_tls_heap;
+    REQUIRE_EQ_I(page->reserved, 1, "a one-block page");
+    REQUIRE_TRUE(heap->direct[page->cls] == page, "the class's current page");
+    hak_free(p);
+    EXPECT_EQ_I(page->in_full, 0, "unmarked, in no list and not cached");
+    EXPECT_TRUE(heap->direct[page->cls] == page, "still the current page");
+    EXPECT_TRUE(page->local_free == p, "its block on local_free");
+    void *again = hak_malloc(65536);
+    EXPECT_TRUE(again == p, "the next malloc takes it back");
+    hak_free(again);
+    set_bool("prof.active", false);
+}
+
 static uint64_t live_samples(void) {
     uint64_t v = 0;
     size_t len = sizeof v;
