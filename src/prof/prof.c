@@ -86,6 +86,22 @@ static char last_dump[3][256]; /* enum hk_prof_format: the last path written */
 static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
 static lib_range lib;
 static _Atomic int lib_state; /* 0: unknown, 1: being published, 2: lib set */
+/* Bumped (under prof_lock) each time the tables are cleared: a memo's
+ * stack index found before is stale. */
+static _Atomic uint32_t resets;
+
+/* This thread's last samples from a few places: their walks and the
+ * stacks they were found to be (hk_unwind_traces), so that a loop sampled
+ * again and again is neither walked nor looked up again.  ~2.3 KiB a
+ * thread. */
+typedef struct sample_memo {
+    hk_unwind_traces traces;
+    uint32_t resets[HK_UNWIND_TRACES]; /* resets when stack[i] was found */
+    long stack[HK_UNWIND_TRACES];      /* trace i's index in stacks; -1: none (the table was full) */
+    size_t size, usable, period;       /* the last estimate's arguments (0: none) */
+    double est;
+} sample_memo;
+static _Thread_local sample_memo memo;
 
 /* ---- set-up ---- */
 
@@ -271,6 +287,7 @@ static void tables_clear_locked(void) {
      * its addr is published again. */
     for (size_t i = 0; i <= t->mask; i++) hk_store_relaxed(&t->s[i].addr, 0);
     nstacks = nlive = 0;
+    hk_store_relaxed(&resets, hk_load_relaxed(&resets) + 1);
     hk_store_relaxed(&nsamples, 0);
     hk_store_relaxed(&ndropped, 0);
     hk_store_release(&table_seq, hk_load_relaxed(&table_seq) + 1);
@@ -307,6 +324,46 @@ static double one_minus_exp_neg(double x) {
 
 /* ---- the hooks ---- */
 
+/* The bytes a sample of size bytes (usable in its block) stands for at
+ * this period; a loop's samples ask the same again. */
+static double estimate(size_t size, size_t usable, size_t period) {
+    if (memo.size == size && memo.usable == usable && memo.period == period) return memo.est;
+    double est = (double)size / one_minus_exp_neg((double)usable / (double)period);
+    memo.size = size;
+    memo.usable = usable;
+    memo.period = period;
+    memo.est = est;
+    return est;
+}
+
+/* The sample of p counted in stack s (prof_lock held): true if its slot
+ * was added (the live view has it). */
+static bool account_locked(long s, void *p, size_t size, double est) {
+    prof_stack *st = &stacks[s];
+    st->alloc_n++;
+    st->alloc_bytes += size;
+    st->alloc_est += est;
+    bool kept = slot_add((uintptr_t)p, (uint32_t)s, size, est);
+    if (kept) {
+        st->live_n++;
+        st->live_bytes += size;
+        st->live_est += est;
+    }
+    hk_fetch_add_relaxed(&nsamples, 1);
+    return kept;
+}
+
+/* A walk trace i knew to be the same: counted in its stack unless the
+ * tables were cleared since it was found (then false, and the stack is
+ * taken again). */
+static bool record_known(unsigned i, void *p, size_t size, double est, bool *kept) {
+    hk_lock(&prof_lock);
+    bool known = memo.stack[i] >= 0 && memo.resets[i] == hk_load_relaxed(&resets);
+    if (known) *kept = account_locked(memo.stack[i], p, size, est);
+    hk_unlock(&prof_lock);
+    return known;
+}
+
 bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
     if (!tables_map()) {
         hk_fetch_add_relaxed(&ndropped, 1);
@@ -314,31 +371,27 @@ bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
     }
     lib_range me;
     warm_up(&me);
+    double est = estimate(size, usable, period);
+    bool kept = false;
     void *raw[HK_PROF_FRAMES + 16];
-    int n = hk_unwind(raw, (int)(sizeof raw / sizeof raw[0]));
+    unsigned i;
+    int n = hk_unwind(raw, (int)(sizeof raw / sizeof raw[0]), &memo.traces, &i);
+    if (n == HK_UNWIND_SAME) {
+        if (record_known(i, p, size, est, &kept)) goto out;
+        n = hk_unwind(raw, (int)(sizeof raw / sizeof raw[0]), NULL, NULL);
+    }
     if (n < 0) n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
     int skip = 0;
     while (skip < n && (uintptr_t)raw[skip] >= me.lo && (uintptr_t)raw[skip] < me.hi) skip++;
     unsigned nf = (unsigned)(n - skip);
     if (nf > HK_PROF_FRAMES) nf = HK_PROF_FRAMES;
-    double est = (double)size / one_minus_exp_neg((double)usable / (double)period);
-    bool kept = false;
     hk_lock(&prof_lock);
     long s = stack_find_add(raw + skip, nf);
-    if (s >= 0) {
-        prof_stack *st = &stacks[s];
-        st->alloc_n++;
-        st->alloc_bytes += size;
-        st->alloc_est += est;
-        kept = slot_add((uintptr_t)p, (uint32_t)s, size, est);
-        if (kept) {
-            st->live_n++;
-            st->live_bytes += size;
-            st->live_est += est;
-        }
-        hk_fetch_add_relaxed(&nsamples, 1);
-    }
+    memo.stack[i] = s;
+    memo.resets[i] = hk_load_relaxed(&resets);
+    if (s >= 0) kept = account_locked(s, p, size, est);
     hk_unlock(&prof_lock);
+out:
     if (!kept) hk_fetch_add_relaxed(&ndropped, 1);
     return kept;
 }

@@ -53,10 +53,34 @@ void hk_prof_snapshot_free(hk_prof_site *s);
 #define HK_UNWIND_RULES 8192  /* return addresses whose frame rule is kept (power of two) */
 /* The table of frame rules; without it every frame's rule is read again. */
 void hk_unwind_init(void);
+/* What a walk read, so that the next from the same place can be known to
+ * give the same frames without being done (a loop's malloc, sampled again
+ * and again, has the same stack).  A thread keeps a few (its samples come
+ * from a few depths inside the library: small, large and huge blocks). */
+#define HK_UNWIND_TRACE_READS 32 /* words a walk's frames depend on (1 or 2 a frame) */
+#define HK_UNWIND_TRACES 4
+typedef struct hk_unwind_trace {
+    uint32_t gen;          /* the rules' generation + 1; 0: holds no walk */
+    int max;
+    unsigned nreads;       /* the words the frames depend on, in the order read */
+    bool bp_needed;        /* the frames depend on the starting rbp */
+    uintptr_t ra, sp, bp;  /* the registers the walk started from */
+    uintptr_t at[HK_UNWIND_TRACE_READS], val[HK_UNWIND_TRACE_READS];
+} hk_unwind_trace;
+typedef struct hk_unwind_traces {
+    hk_unwind_trace t[HK_UNWIND_TRACES];
+    unsigned next; /* the one a walk from a new place replaces */
+} hk_unwind_traces;
+#define HK_UNWIND_SAME (-2)
 /* Up to max return addresses, innermost first (the caller's first, as
  * backtrace() gives them): their number, or -1 where a frame is one this
- * unwinder does not follow (then backtrace() is the way). */
-int hk_unwind(void **out, int max);
+ * unwinder does not follow (then backtrace() is the way).  With traces:
+ * HK_UNWIND_SAME, writing nothing, when the walk trace *which holds would
+ * be the same (same registers, rules and words read; the objects loaded
+ * are not checked on that path); else the walk is done and trace *which
+ * holds it (or none, if it was too long).  Call it from one place: the
+ * registers are those of its own frame. */
+int hk_unwind(void **out, int max, hk_unwind_traces *traces, unsigned *which);
 
 /* ---- prof_dump.c ---- */
 enum hk_prof_format { HK_PROF_PPROF, HK_PROF_FOLDED, HK_PROF_FOLDED_ALLOC };

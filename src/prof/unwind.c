@@ -419,49 +419,158 @@ typedef struct regs {
     uintptr_t ra, sp, bp;
 } regs;
 
+/* A walk's reads, noted for its trace.  The frames depend on every return
+ * address read, but on a saved rbp only when a later rule finds its CFA
+ * through rbp: most frames save rbp as a general register (a loop's
+ * counter, say), and a trace comparing such words would never match. */
+typedef struct reads {
+    hk_unwind_trace *t; /* NULL: nothing noted */
+    uint64_t needed;    /* bit i: t->at[i] is one the frames depend on */
+    int bp_from;        /* the read that gave rbp; -1: the starting register */
+    bool bp0_needed;
+} reads;
+
+static uintptr_t read_word(reads *rd, uintptr_t at, bool needed) {
+    uintptr_t v = *(const uintptr_t *)at;
+    hk_unwind_trace *t = rd->t;
+    if (t != NULL) {
+        if (t->nreads < HK_UNWIND_TRACE_READS) {
+            t->at[t->nreads] = at;
+            t->val[t->nreads] = v;
+            if (needed) rd->needed |= (uint64_t)1 << t->nreads;
+        }
+        t->nreads++;
+    }
+    return v;
+}
+
+/* The rule about to be followed reads rbp. */
+static void bp_used(reads *rd) {
+    if (rd->bp_from < 0) rd->bp0_needed = true;
+    else if (rd->bp_from < 64) rd->needed |= (uint64_t)1 << rd->bp_from;
+}
+
+/* Read i, a saved rbp no rule used, leaves the trace as it is walked (the
+ * reads after it, at most the same frame's return address, move down). */
+static void drop_read(reads *rd, unsigned i) {
+    hk_unwind_trace *t = rd->t;
+    if (t->nreads > HK_UNWIND_TRACE_READS) return; /* keeps none anyway */
+    for (unsigned j = i; j + 1 < t->nreads; j++) {
+        t->at[j] = t->at[j + 1];
+        t->val[j] = t->val[j + 1];
+    }
+    uint64_t below = ((uint64_t)1 << i) - 1;
+    rd->needed = (rd->needed & below) | ((rd->needed >> 1) & ~below);
+    t->nreads--;
+}
+
+static uintptr_t read_bp(reads *rd, uintptr_t at) {
+    if (rd->t == NULL) return *(const uintptr_t *)at;
+    if (rd->bp_from >= 0 && !(rd->needed >> rd->bp_from & 1)) drop_read(rd, (unsigned)rd->bp_from);
+    rd->bp_from = (int)rd->t->nreads;
+    return read_word(rd, at, false);
+}
+
 /* The caller's registers from a frame's rule; false ends the walk. */
-static bool frame_up(regs *r, uint64_t rule) {
+static bool frame_up(regs *r, uint64_t rule, reads *rd) {
     int64_t cfa_off = (int32_t)(uint32_t)rule, bp_off = (int16_t)(uint16_t)(rule >> 32);
+    enum rule_kind kind = (enum rule_kind)((rule >> 52) & 7);
     uintptr_t cfa;
-    switch ((enum rule_kind)((rule >> 52) & 7)) {
+    switch (kind) {
     case KIND_RSP: case KIND_RSP_BP: cfa = r->sp + (uintptr_t)cfa_off; break;
-    case KIND_RBP: case KIND_RBP_BP: cfa = r->bp + (uintptr_t)cfa_off; break;
+    case KIND_RBP: case KIND_RBP_BP:
+        bp_used(rd);
+        cfa = r->bp + (uintptr_t)cfa_off;
+        break;
     case KIND_DRAP:
+        bp_used(rd);
         if (r->bp < r->sp) return false;
-        cfa = *(const uintptr_t *)(r->bp + (uintptr_t)cfa_off);
+        cfa = read_word(rd, r->bp + (uintptr_t)cfa_off, true);
         break;
     default: return false;
     }
     if (cfa <= r->sp || (cfa & 7) != 0) return false;
-    enum rule_kind kind = (enum rule_kind)((rule >> 52) & 7);
-    if (kind == KIND_RSP_BP || kind == KIND_RBP_BP) r->bp = *(const uintptr_t *)(cfa + (uintptr_t)bp_off);
-    else if (kind == KIND_DRAP) r->bp = *(const uintptr_t *)(r->bp + (uintptr_t)bp_off);
-    r->ra = *(const uintptr_t *)(cfa - 8);
+    if (kind == KIND_RSP_BP || kind == KIND_RBP_BP) r->bp = read_bp(rd, cfa + (uintptr_t)bp_off);
+    else if (kind == KIND_DRAP) r->bp = read_bp(rd, r->bp + (uintptr_t)bp_off);
+    r->ra = read_word(rd, cfa - 8, true);
     r->sp = cfa;
     return true;
 }
 
-__attribute__((noinline)) int hk_unwind(void **out, int max) {
-    check_unloads();
-    uintptr_t *fp = __builtin_frame_address(0); /* this frame keeps rbp */
-    regs r = {(uintptr_t)__builtin_return_address(0), (uintptr_t)(fp + 2), fp[0]};
+/* The walk is a function of the registers it starts from, of max, of the
+ * rules (one generation) and of the words it reads that it depends on:
+ * when all are as in the trace, it would give the trace's frames again.
+ * The words are compared in the order the walk read them, so that none is
+ * read that a walk from these registers would not read. */
+static bool trace_holds(const hk_unwind_trace *t, const regs *r, int max) {
+    if (t->gen != hk_load_relaxed(&rule_gen) + 1 || t->max != max || t->ra != r->ra || t->sp != r->sp ||
+        (t->bp_needed && t->bp != r->bp))
+        return false;
+    for (unsigned i = 0; i < t->nreads; i++)
+        if (*(const uintptr_t *)t->at[i] != t->val[i]) return false;
+    return true;
+}
+
+static int walk(regs r, void **out, int max, reads *rd) {
     int n = 0;
     while (n < max && r.ra != 0) {
         out[n++] = (void *)r.ra;
         uint64_t rule = rule_for(r.ra);
         enum rule_kind kind = (enum rule_kind)((rule >> 52) & 7);
         if (kind == KIND_UNSUPPORTED) return -1;
-        if (kind == KIND_END || !frame_up(&r, rule)) break;
+        if (kind == KIND_END || !frame_up(&r, rule, rd)) break;
     }
+    return n;
+}
+
+/* The trace keeps the words the frames depend on, or none. */
+static void trace_close(hk_unwind_trace *t, const reads *rd, int n, uint32_t gen) {
+    if (n < 0 || t->nreads > HK_UNWIND_TRACE_READS) return;
+    unsigned k = 0;
+    for (unsigned i = 0; i < t->nreads; i++) {
+        if (!(rd->needed >> i & 1)) continue;
+        t->at[k] = t->at[i];
+        t->val[k++] = t->val[i];
+    }
+    t->nreads = k;
+    t->bp_needed = rd->bp0_needed;
+    t->gen = gen + 1;
+}
+
+/* The trace of a walk from r, or the one a new walk takes (one from the
+ * same place, else the next in turn). */
+static unsigned trace_for(hk_unwind_traces *tr, const regs *r) {
+    for (unsigned i = 0; i < HK_UNWIND_TRACES; i++)
+        if (tr->t[i].sp == r->sp && tr->t[i].ra == r->ra) return i;
+    return tr->next++ % HK_UNWIND_TRACES;
+}
+
+__attribute__((noinline)) int hk_unwind(void **out, int max, hk_unwind_traces *traces, unsigned *which) {
+    uintptr_t *fp = __builtin_frame_address(0); /* this frame keeps rbp */
+    regs r = {(uintptr_t)__builtin_return_address(0), (uintptr_t)(fp + 2), fp[0]};
+    hk_unwind_trace *trace = NULL;
+    if (traces != NULL) {
+        *which = trace_for(traces, &r);
+        trace = &traces->t[*which];
+        if (trace_holds(trace, &r, max)) return HK_UNWIND_SAME;
+    }
+    check_unloads();
+    reads rd = {.t = trace, .bp_from = -1};
+    if (trace != NULL) *trace = (hk_unwind_trace){.ra = r.ra, .sp = r.sp, .bp = r.bp, .max = max};
+    uint32_t gen = hk_load_relaxed(&rule_gen);
+    int n = walk(r, out, max, &rd);
+    if (trace != NULL) trace_close(trace, &rd, n, gen);
     return n;
 }
 
 #else
 
 void hk_unwind_init(void) {}
-int hk_unwind(void **out, int max) {
+int hk_unwind(void **out, int max, hk_unwind_traces *traces, unsigned *which) {
     (void)out;
     (void)max;
+    (void)traces;
+    if (which != NULL) *which = 0;
     return -1;
 }
 

@@ -36,7 +36,7 @@ typedef struct walk {
 static __attribute__((noinline)) walk compare(int max) {
     void *a[MAXF], *b[MAXF];
     walk w = {.first_diff = -1};
-    w.n = hk_unwind(a, max);
+    w.n = hk_unwind(a, max, NULL, NULL);
     w.nb = backtrace(b, max);
     if (w.n < 0) {
         w.result = -1;
@@ -200,8 +200,100 @@ TEST(unwind_declines_signal_frames) {
 
 TEST(unwind_fewer_frames_than_asked) {
     void *a[4];
-    EXPECT_EQ_I(hk_unwind(a, 1), 1, "max 1: one frame");
-    EXPECT_EQ_I(hk_unwind(a, 0), 0, "max 0: none");
+    EXPECT_EQ_I(hk_unwind(a, 1, NULL, NULL), 1, "max 1: one frame");
+    EXPECT_EQ_I(hk_unwind(a, 0, NULL, NULL), 0, "max 0: none");
+}
+
+/* ---- the traces: a walk known to be the same without being done ---- */
+
+static hk_unwind_traces traces;
+static unsigned which; /* the trace of the last walk */
+
+/* One call site of hk_unwind (a trace holds the registers of its frame). */
+static __attribute__((noinline)) int traced(void **a, bool keep) {
+    int n = hk_unwind(a, MAXF, keep ? &traces : NULL, &which);
+    sink++;
+    return n;
+}
+
+static __attribute__((noinline)) int traced_deep(int depth, void **a, bool keep) {
+    if (depth == 0) return traced(a, keep);
+    int n = traced_deep(depth - 1, a, keep);
+    sink += depth;
+    return n;
+}
+
+static hk_unwind_trace *last_trace(void) { return &traces.t[which]; }
+
+/* Each walk from one call site (the frames of a test's own body differ
+ * from line to line), depth[i] deep; before walk i, change(i) may touch
+ * the trace of the walk before. */
+#define NWALKS 6
+static void *frames[NWALKS][MAXF];
+
+static void walks(const int *depth, int *r, const bool *keep, void (*change)(int)) {
+    memset(&traces, 0, sizeof traces);
+    for (int i = 0; i < NWALKS; i++) {
+        if (change != NULL) change(i);
+        r[i] = traced_deep(depth[i], frames[i], keep[i]);
+    }
+}
+
+static bool same_frames(int i, int j, int n) { return memcmp(frames[i], frames[j], (size_t)n * sizeof frames[0][0]) == 0; }
+
+TEST(unwind_trace_knows_the_same_walk) {
+    int r[NWALKS];
+    const int depth[NWALKS] = {3, 3, 3, 3, 3, 3};
+    const bool keep[NWALKS] = {true, true, false, true, true, true};
+    walks(depth, r, keep, NULL);
+    REQUIRE_GT_I(r[0], 4, "walked");
+    EXPECT_GT_I((int)last_trace()->nreads, 4, "the words it depends on are kept");
+    EXPECT_EQ_I(r[1], HK_UNWIND_SAME, "from the same place: the same walk");
+    EXPECT_EQ_I(r[2], r[0], "a walk without the traces");
+    EXPECT_TRUE(same_frames(0, 2, r[0]), "gives the frames the trace stood for");
+    EXPECT_EQ_I(r[3], HK_UNWIND_SAME, "the trace is kept across walks without it");
+}
+
+static void change_trace(int i) {
+    hk_unwind_trace *t = last_trace();
+    if (i == 1 && t->nreads > 0) t->val[t->nreads - 1] ^= 8; /* as if the stack held another word */
+    if (i == 3) t->max = MAXF - 1;                           /* as if cut elsewhere */
+}
+
+TEST(unwind_trace_walks_again_when_a_word_differs) {
+    int r[NWALKS];
+    const int depth[NWALKS] = {3, 3, 3, 3, 3, 3};
+    const bool keep[NWALKS] = {true, true, true, true, true, true};
+    walks(depth, r, keep, change_trace);
+    REQUIRE_GT_I(r[0], 4, "walked");
+    EXPECT_EQ_I(r[1], r[0], "a word differs: walked again");
+    EXPECT_TRUE(same_frames(0, 1, r[0]), "the same frames");
+    EXPECT_EQ_I(r[2], HK_UNWIND_SAME, "and known again after it");
+    EXPECT_EQ_I(r[3], r[0], "another max: walked");
+    EXPECT_EQ_I(r[4], HK_UNWIND_SAME, "known again");
+}
+
+TEST(unwind_traces_know_walks_from_several_places) {
+    int r[NWALKS];
+    const int depth[NWALKS] = {2, 5, 2, 5, 9, 2};
+    const bool keep[NWALKS] = {true, true, true, true, true, true};
+    walks(depth, r, keep, NULL);
+    REQUIRE_GT_I(r[0], 3, "walked");
+    REQUIRE_EQ_I(r[1], r[0] + 3, "three frames deeper");
+    EXPECT_EQ_I(r[2], HK_UNWIND_SAME, "the first place, known");
+    EXPECT_EQ_I(r[3], HK_UNWIND_SAME, "the second, known too");
+    EXPECT_EQ_I(r[4], r[0] + 7, "a third place walked");
+    EXPECT_EQ_I(r[5], HK_UNWIND_SAME, "the first still known");
+}
+
+TEST(unwind_trace_keeps_no_long_walk) {
+    int r[NWALKS];
+    const int depth[NWALKS] = {100, 100, 100, 100, 100, 100};
+    const bool keep[NWALKS] = {true, true, true, true, true, true};
+    walks(depth, r, keep, NULL);
+    REQUIRE_GT_I(r[0], 64, "a walk of 100 frames");
+    EXPECT_EQ_I((int)last_trace()->gen, 0, "more words than a trace holds: none kept");
+    EXPECT_EQ_I(r[1], r[0], "so the next one walks");
 }
 
 TEST_MAIN()
