@@ -214,12 +214,6 @@ void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size);
 extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
 void hk_sample_arm(hk_heap *heap, unsigned cls);
-/* hk_heap_malloc_slow installed a page with a list for the fast path:
- * while profiling is on, the list is cut before the block due for a
- * sample (hk_sample_malloc arms the list of local frees it takes). */
-static inline void hk_sample_list_installed(hk_heap *heap, unsigned cls) {
-    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1)) hk_sample_arm(heap, cls);
-}
 void hk_sample_huge(hk_segment *h, size_t size);
 /* A block of a checked or shared heap (no page mark): returns p, sampled or
  * not (_hit: whether it was, for the checked heaps' trailer mark); its free
@@ -248,6 +242,18 @@ static inline bool hk_page_is_cached(const hk_page *page) { return (hk_page_mark
  * read it (hk_page_has_samples); the owner's own reads stay plain. */
 static inline void hk_page_set_in_full(hk_page *page, unsigned v) {
     __atomic_store_n(&page->in_full, (uint8_t)v, __ATOMIC_RELAXED);
+}
+
+/* hk_heap_malloc_slow installed a page with a list for the fast path:
+ * while profiling is on, the list is cut before the block due for a
+ * sample (hk_sample_malloc arms the list of local frees it takes), and a
+ * marked page may lose its mark.  A one-block page, its block taken, has
+ * neither to do. */
+static inline void hk_sample_list_installed(hk_heap *heap, unsigned cls) {
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1)) {
+        const hk_page *page = heap->direct[cls];
+        if (page->free != NULL || (page->in_full & HK_PAGE_SAMPLED)) hk_sample_arm(heap, cls);
+    }
 }
 
 /* page (of the one-block class HK_BCACHE_FIRST + r, its block freed by its
