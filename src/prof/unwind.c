@@ -466,7 +466,8 @@ static void drop_read(reads *rd, unsigned i) {
 
 static uintptr_t read_bp(reads *rd, uintptr_t at) {
     if (rd->t == NULL) return *(const uintptr_t *)at;
-    if (rd->bp_from >= 0 && !(rd->needed >> rd->bp_from & 1)) drop_read(rd, (unsigned)rd->bp_from);
+    if (rd->bp_from >= 0 && rd->bp_from < HK_UNWIND_TRACE_READS && !(rd->needed >> rd->bp_from & 1))
+        drop_read(rd, (unsigned)rd->bp_from);
     rd->bp_from = (int)rd->t->nreads;
     return read_word(rd, at, false);
 }
