@@ -51,7 +51,7 @@ void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size) {
 /* The current page's head was NULL or failed its check (then it is reported
  * and dropped, and the page looks exhausted).  While heap profiling has
  * ever been on, a thread heap's slow path goes through sample.c. */
-static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
+static HK_SLOW_PATH void *malloc_slow_layers(hk_heap *heap, unsigned cls, size_t size) {
     if (hk_likely(heap != &hk_heap_empty)) {
         hk_page_check_head(heap->direct[cls]);
         if (hk_likely(hk_thread_tcache_wanted())) {
@@ -67,6 +67,27 @@ static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) 
     heap = hk_thread_heap_slow();
     if (heap == NULL) return hk_sample_unmarked(hk_shared_malloc(cls, false), size, hk_class_size[cls]);
     return malloc_any_out_of_line(hk_class_size[cls]);
+}
+
+/* A class of one block a page (40 KiB and up): its every malloc is a slow
+ * path, and in a burst its blocks come from the thread's one-block cache.
+ * That is taken here, without the layers of malloc_slow_layers, when
+ * nothing else must see the allocation: no sampling (the sampling
+ * decisions are sample.c's) and the thread's caches wanted (a thread whose
+ * caches were turned off detaches its heap there). */
+static __attribute__((noinline, hot)) void *malloc_cached_block(hk_heap *heap, unsigned cls, size_t size) {
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0 || !hk_thread_tcache_wanted()))
+        return malloc_slow_layers(heap, cls, size);
+    void *b = hk_bcache_take(heap, cls); /* before the chores: a trim may empty the cache */
+    hk_heap_count_slow_path(heap);
+    return hk_bcache_counted(heap, cls, b);
+}
+
+/* The empty heap's cache is empty. */
+static HK_SLOW_PATH void *malloc_slow(hk_heap *heap, unsigned cls, size_t size) {
+    if (cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST && heap->bcache_n[cls - HK_BCACHE_FIRST] != 0)
+        return malloc_cached_block(heap, cls, size);
+    return malloc_slow_layers(heap, cls, size);
 }
 
 /* One test covers both an exhausted page (NULL) and a corrupted link: the

@@ -149,6 +149,14 @@ void hk_arenas_reinit_child(void);
 /* ---- heap.c ---- */
 extern hk_heap hk_heap_empty;
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls);
+/* Every slow path of a thread heap counts; the first and one in
+ * HK_TICK_EVERY after it run the periodic jobs and, less often, the trim
+ * (heap.c).  Inline for malloc_one_block (api.c). */
+void hk_heap_slow_chores(hk_heap *heap, uint64_t n);
+static inline void hk_heap_count_slow_path(hk_heap *heap) {
+    uint64_t n = ++heap->slow_count;
+    if (hk_unlikely(n % HK_TICK_EVERY == 1)) hk_heap_slow_chores(heap, n);
+}
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
 void hk_free_remote(hk_page *page, hk_block *b);
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
@@ -288,6 +296,15 @@ static inline void *hk_bcache_take(hk_heap *heap, unsigned cls) {
     hk_page *page = heap->bcache[r][--heap->bcache_n[r]];
     hk_page_set_in_full(page, HK_PAGE_FULL);
     return hk_page_start(page);
+}
+
+/* A block the cache handed out, counted as a slow path's. */
+static inline void *hk_bcache_counted(hk_heap *heap, unsigned cls, void *b) {
+    if (hk_config_stats) {
+        hk_counter_add(&heap->counters.nmalloc[cls], 1);
+        hk_counter_add(&heap->counters.nslow[cls], 1);
+    }
+    return b;
 }
 
 /* ---- valid.c: the invariants of core_types.h, checked ----

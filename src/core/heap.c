@@ -229,9 +229,9 @@ void hk_heap_page_emptied(hk_heap *heap, hk_page *page) {
         page_release(heap, page);
 }
 
-/* A local free left the page empty or found it in the full list (or in
- * the one-block cache: a double free). */
-void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+/* hk_heap_free_local_slow for the other cases: a page of the queue, a
+ * page still holding blocks, a marked or cached page. */
+static __attribute__((noinline)) void free_local_slow_rest(hk_heap *heap, hk_page *page) {
     if (hk_unlikely(page->in_full & (HK_PAGE_CACHED | HK_PAGE_SAMPLED))) {
         if (page->in_full & HK_PAGE_CACHED) {
             hk_bcache_double_free(page, page->local_free, true);
@@ -246,6 +246,19 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
                                                           : hk_bcache_put_queued(heap, page)))
         return;
     hk_heap_page_emptied(heap, page);
+}
+
+/* A local free left the page empty or found it in the full list (or in
+ * the one-block cache: a double free).  The emptied page of the full list
+ * first, with no frame: a burst of large blocks frees them all this way
+ * into the one-block cache. */
+void hk_heap_free_local_slow(hk_heap *heap, hk_page *page) {
+    if (page->in_full == HK_PAGE_FULL && page->used == 0) {
+        if (hk_bcache_put_full(heap, page)) return;
+        hk_heap_page_emptied(heap, page);
+        return;
+    }
+    free_local_slow_rest(heap, page);
 }
 
 static void local_free_block(hk_heap *heap, hk_page *page, hk_block *b) {
@@ -342,21 +355,15 @@ static __attribute__((noinline)) void *malloc_from_page(hk_heap *heap, unsigned 
     return b;
 }
 
-/* The first slow path of a heap and one in HK_TICK_EVERY after it run the
- * chores; then the one-block cache (a burst of large blocks lives there),
- * then a page. */
+void hk_heap_slow_chores(hk_heap *heap, uint64_t n) { slow_path_chores(heap, n); }
+
+/* The chores; then the one-block cache (a burst of large blocks lives
+ * there), then a page. */
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     HK_VALIDATE(1, hk_heap_is_valid(heap, (int)hk_opt.validate));
-    uint64_t n = ++heap->slow_count;
-    if (hk_unlikely(n % HK_TICK_EVERY == 1)) slow_path_chores(heap, n);
+    hk_heap_count_slow_path(heap);
     hk_block *cached = hk_bcache_take(heap, cls);
-    if (cached != NULL) {
-        if (hk_config_stats) {
-            hk_counter_add(&heap->counters.nmalloc[cls], 1);
-            hk_counter_add(&heap->counters.nslow[cls], 1);
-        }
-        return cached;
-    }
+    if (cached != NULL) return hk_bcache_counted(heap, cls, cached);
     return malloc_from_page(heap, cls);
 }
 

@@ -141,4 +141,28 @@ TEST(bcache_thread_exit_hands_pages_back) {
     hk_tcache_max_set(CLS, hk_tcache_max_default(CLS));
 }
 
+/* malloc takes a cached block without malloc_slow's layers (api.c,
+ * malloc_cached_block), and the slow path it counts may be the one that
+ * trims: a trim that finds the class's bound lowered gives the cache's
+ * pages back.  The block is taken first; taken after the trim, the cache
+ * was empty and malloc returned NULL with errno 0 (make check's
+ * fragmentation and signal-storm tests caught it). */
+TEST(bcache_take_at_a_trimming_slow_path) {
+    hk_ensure_init();
+    hk_heap *heap = heap_keeping(8);
+    void *a = hak_malloc(SIZE), *b = hak_malloc(SIZE);
+    hak_free(a); /* b's page is the current one: a's is cached */
+    REQUIRE_EQ_U(heap->bcache_n[ROW], 1, "one page cached");
+    hk_tcache_max_set(CLS, 0); /* the bound drops at the next trim */
+    heap->slow_count = HK_TRIM_EVERY; /* the next slow path trims */
+    void *c = hak_malloc(SIZE);
+    EXPECT_EQ_PTR(c, a, "the cached block");
+    EXPECT_EQ_U(heap->bcache_n[ROW], 0, "the cache is empty");
+    EXPECT_TRUE(hk_heap_is_valid(heap, 2), "valid");
+    hak_free(c);
+    hak_free(b);
+    hk_tcache_max_set(CLS, 8);
+    hk_heap_trim(heap);
+}
+
 TEST_MAIN()
