@@ -79,7 +79,8 @@ static prof_stack *stacks; /* set once, under prof_lock */
 static _Atomic(slot_table *) slots; /* set once, then grown, under prof_lock */
 static _Atomic uint32_t table_seq;
 static size_t nstacks, nlive;
-static _Atomic uint64_t nsamples, ndropped;
+static _Atomic uint64_t nsamples; /* written under prof_lock; read anywhere */
+static _Atomic uint64_t ndropped;
 static char last_dump[3][256]; /* enum hk_prof_format: the last path written */
 /* prof.active and prof.sample_bytes each rewrite both (hk_sample_configure):
  * one at a time, or a write of one can put back an old value of the other. */
@@ -349,7 +350,7 @@ static bool account_locked(long s, void *p, size_t size, double est) {
         st->live_bytes += size;
         st->live_est += est;
     }
-    hk_fetch_add_relaxed(&nsamples, 1);
+    hk_store_relaxed(&nsamples, hk_load_relaxed(&nsamples) + 1); /* written under prof_lock only */
     return kept;
 }
 
