@@ -74,9 +74,9 @@ static HK_SLOW_PATH void *malloc_slow_layers(hk_heap *heap, unsigned cls, size_t
  * That is taken here, without the layers of malloc_slow_layers, when
  * nothing else must see the allocation: no sampling (the sampling
  * decisions are sample.c's) and the thread's caches wanted (a thread whose
- * caches were turned off detaches its heap there). */
-/* hot: called only from the cold malloc_slow, gcc would compile it for
- * size (a 48 KiB pair: 199 -> 210 instructions). */
+ * caches were turned off detaches its heap there).  hot: called only from
+ * the cold malloc_slow, gcc would compile it for size (a 48 KiB pair: 199
+ * -> 210 instructions). */
 static __attribute__((noinline, hot)) void *malloc_cached_block(hk_heap *heap, unsigned cls, size_t size) {
     if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0 || !hk_thread_tcache_wanted()))
         return malloc_slow_layers(heap, cls, size);

@@ -151,7 +151,7 @@ extern hk_heap hk_heap_empty;
 void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls);
 /* Every slow path of a thread heap counts; the first and one in
  * HK_TICK_EVERY after it run the periodic jobs and, less often, the trim
- * (heap.c).  Inline for malloc_one_block (api.c). */
+ * (heap.c).  Inline for malloc_cached_block (api.c). */
 void hk_heap_slow_chores(hk_heap *heap, uint64_t n);
 static inline void hk_heap_count_slow_path(hk_heap *heap) {
     uint64_t n = ++heap->slow_count;
@@ -252,16 +252,18 @@ static inline void hk_page_set_in_full(hk_page *page, unsigned v) {
     __atomic_store_n(&page->in_full, (uint8_t)v, __ATOMIC_RELAXED);
 }
 
-/* hk_heap_malloc_slow installed a page with a list for the fast path:
- * while profiling is on, the list is cut before the block due for a
- * sample (hk_sample_malloc arms the list of local frees it takes), and a
- * marked page may lose its mark.  A one-block page, its block taken, has
- * neither to do. */
+/* The current page, its list just taken or installed, has something for
+ * hk_sample_arm: a list to cut before the block due for a sample, or a
+ * mark it may lose.  A one-block page, its block taken, has neither. */
+static inline bool hk_sample_arm_wanted(const hk_page *page) {
+    return page->free != NULL || (page->in_full & HK_PAGE_SAMPLED);
+}
+
+/* hk_heap_malloc_slow installed a page with a list for the fast path
+ * (hk_sample_malloc arms the list of local frees it takes). */
 static inline void hk_sample_list_installed(hk_heap *heap, unsigned cls) {
-    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1)) {
-        const hk_page *page = heap->direct[cls];
-        if (page->free != NULL || (page->in_full & HK_PAGE_SAMPLED)) hk_sample_arm(heap, cls);
-    }
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1) && hk_sample_arm_wanted(heap->direct[cls]))
+        hk_sample_arm(heap, cls);
 }
 
 /* page (of the one-block class HK_BCACHE_FIRST + r, its block freed by its

@@ -332,7 +332,7 @@ static hk_page *find_page(hk_heap *heap, unsigned cls) {
 
 /* The periodic jobs (not for a shared heap: it ticks after its lock,
  * shared.c) and, one time in HK_TRIM_EVERY / HK_TICK_EVERY, the trim. */
-static HK_SLOW_PATH void slow_path_chores(hk_heap *heap, uint64_t n) {
+HK_SLOW_PATH void hk_heap_slow_chores(hk_heap *heap, uint64_t n) {
     if (!heap->shared) hk_periodic_tick(heap);
     if (hk_unlikely(n % HK_TRIM_EVERY == 1)) hk_heap_trim(heap);
 }
@@ -354,8 +354,6 @@ static __attribute__((noinline)) void *malloc_from_page(hk_heap *heap, unsigned 
     hk_sample_list_installed(heap, cls);
     return b;
 }
-
-void hk_heap_slow_chores(hk_heap *heap, uint64_t n) { slow_path_chores(heap, n); }
 
 /* The chores; then the one-block cache (a burst of large blocks lives
  * there), then a page. */

@@ -253,7 +253,7 @@ static void *sampled_block(unsigned cls, size_t size) {
 static __attribute__((noinline)) void *malloc_local_armed(hk_heap *heap, unsigned cls, size_t size) {
     hk_page *page = heap->direct[cls];
     void *p = hk_malloc_thread_slow(heap, cls, size); /* takes local_free: direct[cls] stays */
-    if (hk_unlikely(page->free != NULL || (page->in_full & HK_PAGE_SAMPLED))) hk_sample_arm(heap, cls);
+    if (hk_unlikely(hk_sample_arm_wanted(page))) hk_sample_arm(heap, cls);
     return p;
 }
 

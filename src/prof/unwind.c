@@ -447,7 +447,7 @@ static uintptr_t read_word(reads *rd, uintptr_t at, bool needed) {
 /* The rule about to be followed reads rbp. */
 static void bp_used(reads *rd) {
     if (rd->bp_from < 0) rd->bp0_needed = true;
-    else if (rd->bp_from < 64) rd->needed |= (uint64_t)1 << rd->bp_from;
+    else if (rd->bp_from < HK_UNWIND_TRACE_READS) rd->needed |= (uint64_t)1 << rd->bp_from;
 }
 
 /* Read i, a saved rbp no rule used, leaves the trace as it is walked (the
