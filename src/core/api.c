@@ -72,14 +72,16 @@ static HK_SLOW_PATH void *malloc_slow_layers(hk_heap *heap, unsigned cls, size_t
 /* A class of one block a page (40 KiB and up): its every malloc is a slow
  * path, and in a burst its blocks come from the thread's one-block cache.
  * That is taken here, without the layers of malloc_slow_layers, when
- * nothing else must see the allocation: no sampling (the sampling
- * decisions are sample.c's) and the thread's caches wanted (a thread whose
+ * nothing else must see the allocation: no sample point in the block
+ * (sample.c decides, and counts bytes by nmalloc; a one-block page has no
+ * list to arm) and the thread's caches wanted (a thread whose
  * caches were turned off detaches its heap there).  hot: called only from
  * the cold malloc_slow, gcc would compile it for size (a 48 KiB pair: 199
  * -> 210 instructions). */
 static __attribute__((noinline, hot)) void *malloc_cached_block(hk_heap *heap, unsigned cls, size_t size) {
-    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0 || !hk_thread_tcache_wanted()))
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0 && !hk_sample_not_due(heap, cls)))
         return malloc_slow_layers(heap, cls, size);
+    if (hk_unlikely(!hk_thread_tcache_wanted())) return malloc_slow_layers(heap, cls, size);
     void *b = hk_bcache_take(heap, cls); /* before the chores: a trim may empty the cache */
     hk_heap_count_slow_path(heap);
     return hk_bcache_counted(heap, cls, b);

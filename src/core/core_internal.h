@@ -252,17 +252,34 @@ static inline void hk_page_set_in_full(hk_page *page, unsigned v) {
     __atomic_store_n(&page->in_full, (uint8_t)v, __ATOMIC_RELAXED);
 }
 
-/* The current page, its list just taken or installed, has something for
- * hk_sample_arm: a list to cut before the block due for a sample, or a
- * mark it may lose.  A one-block page, its block taken, has neither. */
-static inline bool hk_sample_arm_wanted(const hk_page *page) {
-    return page->free != NULL || (page->in_full & HK_PAGE_SAMPLED);
+/* The blocks of cls the heap hands out before the one due for a sample. */
+static inline uint64_t hk_sample_keep(const hk_heap *heap, unsigned cls) {
+    uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]), due = heap->prof_due[cls];
+    return due > n ? due - n - 1 : 0;
+}
+
+/* The current page of cls, its list just taken or installed, has something
+ * for hk_sample_arm: a mark it may lose, or a list holding the block due
+ * (|free| + |local_free| = capacity - used bounds it; most lists end
+ * before).  A one-block page, its block taken, has neither. */
+static inline bool hk_sample_arm_wanted(const hk_heap *heap, const hk_page *page, unsigned cls) {
+    if (page->in_full & HK_PAGE_SAMPLED) return true;
+    return page->free != NULL && (uint64_t)(page->capacity - page->used) > hk_sample_keep(heap, cls);
+}
+
+/* The heap has synced with the present sampling state and the next block
+ * of cls holds no sample point (hk_sample_malloc's test): a slow path that
+ * installs no list to arm (a cached one-block page) need not go through
+ * sample.c. */
+static inline bool hk_sample_not_due(const hk_heap *heap, unsigned cls) {
+    return heap->prof_epoch == hk_load_acquire(&hk_sample_state) &&
+           hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 < heap->prof_due[cls];
 }
 
 /* hk_heap_malloc_slow installed a page with a list for the fast path
  * (hk_sample_malloc arms the list of local frees it takes). */
 static inline void hk_sample_list_installed(hk_heap *heap, unsigned cls) {
-    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1) && hk_sample_arm_wanted(heap->direct[cls]))
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) & 1) && hk_sample_arm_wanted(heap, heap->direct[cls], cls))
         hk_sample_arm(heap, cls);
 }
 

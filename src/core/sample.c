@@ -142,8 +142,7 @@ static void cut_free_list(hk_page *page, uint64_t keep) {
  * |local_free| = capacity - used bounds what the list holds (0 for
  * hk_page_empty, whose fields are all zero). */
 static void arm_class(hk_heap *heap, hk_page *page, unsigned cls) {
-    uint64_t n = hk_load_relaxed(&heap->counters.nmalloc[cls]), due = heap->prof_due[cls];
-    uint64_t keep = due > n ? due - n - 1 : 0; /* blocks handed out before it */
+    uint64_t keep = hk_sample_keep(heap, cls);
     if ((uint64_t)(page->capacity - page->used) <= keep || page->free == NULL) return;
     cut_free_list(page, keep);
 }
@@ -253,7 +252,7 @@ static void *sampled_block(unsigned cls, size_t size) {
 static __attribute__((noinline)) void *malloc_local_armed(hk_heap *heap, unsigned cls, size_t size) {
     hk_page *page = heap->direct[cls];
     void *p = hk_malloc_thread_slow(heap, cls, size); /* takes local_free: direct[cls] stays */
-    if (hk_unlikely(hk_sample_arm_wanted(page))) hk_sample_arm(heap, cls);
+    if (hk_unlikely(hk_sample_arm_wanted(heap, page, cls))) hk_sample_arm(heap, cls);
     return p;
 }
 

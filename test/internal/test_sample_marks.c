@@ -176,4 +176,40 @@ TEST(small_sampled_blocks_live_in_the_shared_heap) {
     for (int i = 0; i < nw; i++) hak_free(warm_small[i]);
 }
 
+/* With profiling on, a burst of a one-block class (48 KiB) takes its blocks
+ * from the thread's one-block cache without sample.c while none is due
+ * (hk_sample_not_due), and the block due is still the one sampled: its
+ * page is marked, the blocks before it come from the cache unmarked. */
+#define CACHED 49152
+TEST(cached_blocks_are_sampled_at_their_due_count) {
+    hk_ensure_init();
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no sample point near");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    void *a[5];
+    a[4] = hak_malloc(CACHED);
+    hk_heap *heap = hk_tls_heap;
+    unsigned cls = page_of(a[4])->cls, row = cls - HK_BCACHE_FIRST;
+    REQUIRE_TRUE(cls >= HK_BCACHE_FIRST && cls <= HK_BCACHE_LAST, "a one-block class");
+    hk_tcache_max_set(cls, 8);
+    hk_heap_trim(heap); /* the cache's bound follows at a trim */
+    for (int i = 0; i < 4; i++) a[i] = hak_malloc(CACHED);
+    for (int i = 0; i < 4; i++) hak_free(a[i]);
+    unsigned cached = heap->bcache_n[row]; /* a[3]'s page stays current */
+    REQUIRE_TRUE(cached >= 3, "pages cached");
+    REQUIRE_EQ_U(heap->prof_epoch, hk_load_relaxed(&hk_sample_state), "the heap has synced");
+    heap->prof_due[cls] = hk_load_relaxed(&heap->counters.nmalloc[cls]) + 3; /* the third from now */
+    void *b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = hak_malloc(CACHED);
+        if (i < 2) EXPECT_EQ_U(heap->bcache_n[row], cached - 1 - i, "from the cache");
+        EXPECT_EQ_I(hk_page_has_samples(page_of(b[i])), i == 2, "sampled only at the due count");
+    }
+    EXPECT_TRUE(heap->prof_due[cls] > hk_load_relaxed(&heap->counters.nmalloc[cls]), "a next point drawn");
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    for (int i = 0; i < 3; i++) hak_free(b[i]);
+    EXPECT_TRUE(!hk_page_has_samples(page_of(b[2])), "unmarked by its free");
+    hak_free(a[4]);
+    set_bool("prof.active", false);
+}
+
 TEST_MAIN()
