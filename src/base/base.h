@@ -36,7 +36,8 @@ static inline uintptr_t hk_align_up(uintptr_t x, uintptr_t a) {
     return (x + a - 1) & ~(a - 1);
 }
 /* ---- locks (fork.c keeps them across fork) ----
- * Every allocator lock is taken with hk_lock.  From fork's prepare handler
+ * Every allocator lock is taken with hk_lock (or, a word lock,
+ * hk_word_lock_acquire).  From fork's prepare handler
  * to its parent or child handler the forking thread holds all of them and
  * no other thread can be inside one: that thread's own allocations then
  * (another atfork handler that mallocs) skip them instead of waiting for
@@ -47,6 +48,31 @@ static inline void hk_lock(pthread_mutex_t *m) {
 }
 static inline void hk_unlock(pthread_mutex_t *m) {
     if (hk_likely(!hk_tls_holds_all_locks)) pthread_mutex_unlock(m);
+}
+
+/* A lock of one word for short sections taken on paths that must be cheap
+ * (the heap profiler's tables): an uncontended acquire or release is one atomic
+ * instruction, no call.  state: 0 free, 1 held, 2 held and a thread may
+ * sleep on it (its release wakes one).  A waiter spins briefly, then sleeps
+ * on the futex: a holder preempted on a busy machine costs the waiters no
+ * CPU.  HK_WORD_LOCK_INIT (zero) is a free lock; a fork child that does not
+ * take it in the prepare handler stores HK_WORD_LOCK_INIT again. */
+typedef struct hk_word_lock {
+    _Atomic uint32_t state;
+} hk_word_lock;
+#define HK_WORD_LOCK_INIT {0}
+void hk_word_lock_wait(hk_word_lock *l);
+void hk_word_lock_wake(hk_word_lock *l);
+static inline void hk_word_lock_acquire(hk_word_lock *l) {
+    uint32_t free_state = 0;
+    if (hk_unlikely(hk_tls_holds_all_locks)) return;
+    if (hk_unlikely(!atomic_compare_exchange_strong_explicit(&l->state, &free_state, 1, memory_order_acquire,
+                                                             memory_order_relaxed)))
+        hk_word_lock_wait(l);
+}
+static inline void hk_word_lock_release(hk_word_lock *l) {
+    if (hk_unlikely(hk_tls_holds_all_locks)) return;
+    if (hk_unlikely(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)) hk_word_lock_wake(l);
 }
 
 static inline bool hk_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

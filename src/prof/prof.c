@@ -71,10 +71,12 @@ typedef struct slot_table {
     prof_slot s[];
 } slot_table;
 
-/* Adaptive (spins a little before it sleeps): its sections are short and
- * threads sampling at once queued on it (hotclass, 2 threads, 64 KiB:
- * ab.py x0.77 against a plain mutex). */
-static pthread_mutex_t prof_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+/* A word lock (spins a little before it sleeps): its sections are short,
+ * threads sampling at once queue on it (hotclass, 2 threads, 64 KiB: ab.py
+ * x0.77 for an adaptive mutex against a plain one), and a sample and a
+ * sampled free each take it once (a pthread mutex's lock and unlock were
+ * ~130 instructions of a sample's ~1,500). */
+static hk_word_lock prof_lock = HK_WORD_LOCK_INIT;
 static prof_stack *stacks; /* set once, under prof_lock */
 static _Atomic(slot_table *) slots; /* set once, then grown, under prof_lock */
 static _Atomic uint32_t table_seq;
@@ -157,7 +159,7 @@ static slot_table *slot_table_map(size_t n) {
 
 static bool tables_map(void) {
     if (hk_load_acquire(&slots) != NULL) return true;
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     if (hk_load_relaxed(&slots) == NULL) {
         prof_stack *st = hk_os_map(sizeof(prof_stack) * HK_PROF_STACKS);
         slot_table *sl = st != NULL ? slot_table_map(SLOTS_FIRST) : NULL;
@@ -169,7 +171,7 @@ static bool tables_map(void) {
             hk_os_unmap(st, sizeof(prof_stack) * HK_PROF_STACKS);
         }
     }
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
     return hk_load_acquire(&slots) != NULL;
 }
 
@@ -358,10 +360,10 @@ static bool account_locked(long s, void *p, size_t size, double est) {
  * tables were cleared since it was found (then false, and the stack is
  * taken again). */
 static bool record_known(unsigned i, void *p, size_t size, double est, bool *kept) {
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     bool known = memo.stack[i] >= 0 && memo.resets[i] == hk_load_relaxed(&resets);
     if (known) *kept = account_locked(memo.stack[i], p, size, est);
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
     return known;
 }
 
@@ -386,12 +388,12 @@ bool hk_prof_record(void *p, size_t size, size_t usable, size_t period) {
     while (skip < n && (uintptr_t)raw[skip] >= me.lo && (uintptr_t)raw[skip] < me.hi) skip++;
     unsigned nf = (unsigned)(n - skip);
     if (nf > HK_PROF_FRAMES) nf = HK_PROF_FRAMES;
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     long s = stack_find_add(raw + skip, nf);
     memo.stack[i] = s;
     memo.resets[i] = hk_load_relaxed(&resets);
     if (s >= 0) kept = account_locked(s, p, size, est);
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
 out:
     if (!kept) hk_fetch_add_relaxed(&ndropped, 1);
     return kept;
@@ -411,7 +413,7 @@ static bool miss_without_lock(uintptr_t a) {
 
 bool hk_prof_forget(void *p) {
     if (hk_load_acquire(&slots) == NULL || miss_without_lock((uintptr_t)p)) return false;
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     prof_slot *e = slot_find((uintptr_t)p);
     if (e != NULL) {
         prof_stack *st = &stacks[e->stack];
@@ -420,7 +422,7 @@ bool hk_prof_forget(void *p) {
         st->live_est = st->live_n == 0 ? 0.0 : st->live_est - e->est;
         slot_delete(e);
     }
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
     return e != NULL;
 }
 
@@ -435,11 +437,7 @@ bool hk_prof_forget(void *p) {
 void hk_prof_fork_child(void) {
     pthread_mutex_init(&switch_lock, NULL);
     hk_sample_configure(false, hk_sample_period_get());
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&prof_lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    hk_store_relaxed(&prof_lock.state, 0); /* HK_WORD_LOCK_INIT */
     hk_store_relaxed(&table_seq, 0);
     tables_clear_locked();
 }
@@ -476,34 +474,34 @@ int hk_prof_set_period(size_t bytes) {
 }
 
 void hk_prof_reset(void) {
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     tables_clear_locked();
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
 }
 
 /* Under prof_lock, which a fork child re-initialises: the stats page reads
  * these paths while another thread may be writing one. */
 void hk_prof_note_dump(enum hk_prof_format format, const char *path) {
     size_t n = strnlen(path, sizeof last_dump[0] - 1);
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     memcpy(last_dump[format], path, n);
     last_dump[format][n] = '\0';
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
 }
 
 void hk_prof_last_dump(enum hk_prof_format format, char *out, size_t cap) {
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     hk_fmt(out, cap, "%s", last_dump[format]);
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
 }
 
 void hk_prof_get_stats(hk_prof_stats *out) {
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     out->samples = hk_load_relaxed(&nsamples);
     out->live_samples = nlive;
     out->stacks = nstacks;
     out->dropped = hk_load_relaxed(&ndropped);
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
 }
 
 hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period) {
@@ -513,7 +511,7 @@ hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period) {
     hk_prof_site *out = hk_os_map(bytes);
     if (out == NULL) return NULL;
     if (hk_load_acquire(&slots) == NULL) return out;
-    hk_lock(&prof_lock);
+    hk_word_lock_acquire(&prof_lock);
     for (size_t i = 0; i < HK_PROF_STACKS; i++) {
         const prof_stack *s = &stacks[i];
         if (s->hash == 0) continue;
@@ -527,7 +525,7 @@ hk_prof_site *hk_prof_snapshot(size_t *n, size_t *period) {
         o->live_est = s->live_est;
         o->alloc_est = s->alloc_est;
     }
-    hk_unlock(&prof_lock);
+    hk_word_lock_release(&prof_lock);
     return out;
 }
 
