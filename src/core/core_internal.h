@@ -262,9 +262,12 @@ static inline uint64_t hk_sample_keep(const hk_heap *heap, unsigned cls) {
  * for hk_sample_arm: a mark it may lose, or a list holding the block due
  * (|free| + |local_free| = capacity - used bounds it; most lists end
  * before).  A one-block page, its block taken, has neither. */
+static inline bool hk_sample_room_past_due(const hk_heap *heap, const hk_page *page, unsigned cls) {
+    return (uint64_t)(page->capacity - page->used) > hk_sample_keep(heap, cls);
+}
 static inline bool hk_sample_arm_wanted(const hk_heap *heap, const hk_page *page, unsigned cls) {
     if (page->in_full & HK_PAGE_SAMPLED) return true;
-    return page->free != NULL && (uint64_t)(page->capacity - page->used) > hk_sample_keep(heap, cls);
+    return page->free != NULL && hk_sample_room_past_due(heap, page, cls);
 }
 
 /* The heap has synced with the present sampling state and the next block

@@ -256,9 +256,15 @@ static __attribute__((noinline)) void *malloc_local_armed(hk_heap *heap, unsigne
     return p;
 }
 
-/* A thread heap's slow path whose new list is armed either way. */
+/* A thread heap's slow path whose new list is armed either way.  Whether
+ * the local frees it would take need arming is known before the take:
+ * one block more handed out and one fewer left leave the room past the
+ * block due as it was; most need none, and the slow path keeps no frame. */
 static inline void *malloc_armed(hk_heap *heap, unsigned cls, size_t size) {
-    if (heap->direct[cls]->local_free != NULL) return malloc_local_armed(heap, cls, size);
+    hk_page *page = heap->direct[cls];
+    if (page->local_free != NULL &&
+        ((page->in_full & HK_PAGE_SAMPLED) || hk_sample_room_past_due(heap, page, cls)))
+        return malloc_local_armed(heap, cls, size);
     return hk_malloc_thread_slow(heap, cls, size); /* hk_heap_malloc_slow arms */
 }
 
