@@ -212,4 +212,45 @@ TEST(cached_blocks_are_sampled_at_their_due_count) {
     set_bool("prof.active", false);
 }
 
+/* The local frees a slow path takes become the page's list: when the
+ * block due for a sample lies within them, the list is cut before it, so
+ * that the due block comes to the slow path and is sampled at its count
+ * (whether they need cutting is decided before the take). */
+TEST(local_frees_taken_are_cut_before_the_block_due) {
+    hk_ensure_init();
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no sample point near");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    void *b[256];
+    int n = 0;
+    b[n++] = hak_malloc(SIZE);
+    hk_heap *heap = hk_tls_heap;
+    unsigned cls = page_of(b[0])->cls;
+    while (n < 128 && heap->prof_epoch != hk_load_relaxed(&hk_sample_state)) b[n++] = hak_malloc(SIZE);
+    REQUIRE_EQ_U(heap->prof_epoch, hk_load_relaxed(&hk_sample_state), "the heap has synced at a slow path");
+    hk_page *page = heap->direct[cls];
+    while (n < 256 && heap->direct[cls] == page && page->free != NULL) b[n++] = hak_malloc(SIZE);
+    REQUIRE_TRUE(heap->direct[cls] == page && page->free == NULL, "the current page handed out its list");
+    REQUIRE_TRUE(!hk_page_has_samples(page), "unmarked");
+    int mine = 0;
+    for (int i = n - 1; i >= 0 && mine < 8; i--) {
+        if (page_of(b[i]) != page) continue;
+        hak_free(b[i]); /* onto the current page's local_free */
+        b[i] = NULL;
+        mine++;
+    }
+    REQUIRE_EQ_I(mine, 8, "eight of its blocks freed by their owner");
+    REQUIRE_TRUE(page->local_free != NULL && page->free == NULL, "on local_free");
+    heap->prof_due[cls] = hk_load_relaxed(&heap->counters.nmalloc[cls]) + 5; /* the fifth from now */
+    void *c[5];
+    for (int i = 0; i < 5; i++) {
+        c[i] = hak_malloc(SIZE);
+        EXPECT_TRUE(page_of(c[i]) == page, "from the local frees");
+        EXPECT_EQ_I(hk_page_has_samples(page), i == 4, "sampled only at the due count");
+    }
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    for (int i = 0; i < 5; i++) hak_free(c[i]);
+    for (int i = 0; i < n; i++) hak_free(b[i]);
+    set_bool("prof.active", false);
+}
+
 TEST_MAIN()
