@@ -23,9 +23,10 @@
  * A sampled block of at most 1 KiB is taken from the arena's shared heap
  * (its free probes the table, as every free into a shared heap's page
  * does); a larger sampled block marks its thread page (hk_page.in_full's
- * sampled bit) so that the page's frees leave the fast path, and is counted
- * in the page's counting filter (hk_segment.sample_bloom) so that the frees
- * of the page's other blocks mostly skip the profiler's table; a sampled
+ * sampled bit) so that the page's frees leave the fast path, and on a page
+ * of more than one block is counted in the page's counting filter
+ * (hk_segment.sample_bloom) so that the frees of the page's other blocks
+ * mostly skip the profiler's table; a sampled
  * huge block is marked by its header (hk_segment.sampled).
  */
 #include "core/core_internal.h"
@@ -165,6 +166,13 @@ static void arm_class(hk_heap *heap, hk_page *page, unsigned cls) {
 
 #define NIBBLE_STUCK 15u
 
+/* A page of one block (40 KiB and up) moves no counter: its mark says
+ * that its block may be sampled, which is as much as a counter would say,
+ * so its frees probe the table as a zero counter's would not, and its
+ * samples and sampled frees save the filter's two atomic read-modify-
+ * writes.  Its mark goes when the page is empty. */
+static bool counted(const hk_page *page) { return page->reserved != 1; }
+
 static unsigned bucket_shift(const void *p) {
     return (unsigned)(((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> 60) * 4;
 }
@@ -194,7 +202,7 @@ static void counter_move(_Atomic uint64_t *w, const void *p, int delta) {
 static void mark_block(void *p) {
     hk_segment *seg = hk_segment_of(p);
     hk_page *page = hk_page_of(seg, p);
-    counter_move(counters_of(seg, page), p, +1);
+    if (counted(page)) counter_move(counters_of(seg, page), p, +1);
     if (!(page->in_full & HK_PAGE_SAMPLED)) hk_page_set_in_full(page, page->in_full | HK_PAGE_SAMPLED);
 }
 
@@ -210,13 +218,14 @@ static void unmark_page(hk_segment *seg, hk_page *page) {
  * marked for good, and in time every such free goes the slow way. */
 static void unmark_if_clear(hk_page *page) {
     hk_segment *seg = hk_segment_of(page);
-    if (hk_load_relaxed(counters_of(seg, page)) == 0) unmark_page(seg, page);
+    if (counted(page) ? hk_load_relaxed(counters_of(seg, page)) == 0 : page->used == 0) unmark_page(seg, page);
 }
 
 /* Frees p's record if it has one; true if it had. */
 static bool unsample_block(hk_segment *seg, hk_page *page, void *p) {
-    if (!maybe_sampled(seg, page, p) || !hk_upper.prof_unsample(p)) return false;
-    counter_move(counters_of(seg, page), p, -1);
+    bool counts = counted(page);
+    if ((counts && !maybe_sampled(seg, page, p)) || !hk_upper.prof_unsample(p)) return false;
+    if (counts) counter_move(counters_of(seg, page), p, -1);
     return true;
 }
 
@@ -368,7 +377,8 @@ void hk_sample_local_free(hk_page *page, void *p) {
     unsample_block(seg, page, p);
     /* No live block, or every counter at zero: no sampled block left
      * (another thread's frees of sampled blocks count down too). */
-    if (page->used == 0 || hk_load_relaxed(counters_of(seg, page)) == 0) unmark_page(seg, page);
+    if (page->used == 0 || (counted(page) && hk_load_relaxed(counters_of(seg, page)) == 0))
+        unmark_page(seg, page);
 }
 
 /* Any other free of a block of a marked page, before the block is pushed

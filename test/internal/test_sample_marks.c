@@ -253,4 +253,42 @@ TEST(local_frees_taken_are_cut_before_the_block_due) {
     set_bool("prof.active", false);
 }
 
+/* A page of one block moves no counter (its mark is as exact as one would
+ * be): a sampled 64 KiB block freed by another thread still drops its
+ * record, and the segment's counters for the page stay zero. */
+static void *remote_block;
+static void *free_remote_block(void *arg) {
+    (void)arg;
+    hak_free(remote_block);
+    return NULL;
+}
+
+TEST(one_block_page_sampled_block_freed_by_another_thread) {
+    hk_ensure_init();
+    hak_ctl("prof.reset", NULL, NULL, NULL, 0);
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "prof.sample_bytes 1");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    void *p = NULL;
+    for (int i = 0; i < 64 && p == NULL; i++) {
+        void *q = hak_malloc(65536);
+        if (hk_page_has_samples(page_of(q))) p = q;
+        else hak_free(q);
+    }
+    REQUIRE_TRUE(p != NULL, "a 64 KiB block sampled");
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    hk_segment *seg = hk_segment_of(p);
+    hk_page *page = page_of(p);
+    REQUIRE_EQ_I(page->reserved, 1, "a one-block page");
+    EXPECT_EQ_U(hk_load_relaxed(&seg->sample_bloom[page - seg->pages]), 0, "no counter moved");
+    uint64_t before = live_samples();
+    REQUIRE_TRUE(before >= 1, "its record is live");
+    remote_block = p;
+    pthread_t t;
+    REQUIRE_EQ_I(pthread_create(&t, NULL, free_remote_block, NULL), 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT_EQ_U(live_samples(), before - 1, "the remote free dropped its record");
+    EXPECT_EQ_U(hk_load_relaxed(&seg->sample_bloom[page - seg->pages]), 0, "still no counter");
+    set_bool("prof.active", false);
+}
+
 TEST_MAIN()
