@@ -97,6 +97,20 @@ TEST(page_with_a_live_sampled_block_keeps_its_mark) {
     stop_sampling();
 }
 
+/* Profiling on at one byte until a 64 KiB block (a one-block page) is
+ * sampled, then at a rate that samples nothing more: that block, or NULL. */
+static void *sample_one_large_block(void) {
+    if (set_size("prof.sample_bytes", 1) != 0 || set_bool("prof.active", true) != 0) return NULL;
+    void *p = NULL;
+    for (int i = 0; i < 64 && p == NULL; i++) {
+        void *q = hak_malloc(65536);
+        if (hk_page_has_samples(page_of(q))) p = q;
+        else hak_free(q);
+    }
+    if (set_size("prof.sample_bytes", (size_t)1 << 40) != 0) return NULL;
+    return p;
+}
+
 /* The owner's free of a sampled block of a one-block page (64 KiB), the
  * class's current page: unmarked, the page stays current with its block on
  * local_free, as a free with profiling off leaves it.  It went to the
@@ -104,16 +118,8 @@ TEST(page_with_a_live_sampled_block_keeps_its_mark) {
  * slower path (micro 64 KiB with prof:1: +125 instructions a pair). */
 TEST(sampled_current_page_stays_current_after_its_free) {
     hk_ensure_init();
-    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "prof.sample_bytes 1");
-    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
-    void *p = NULL;
-    for (int i = 0; i < 64 && p == NULL; i++) {
-        void *q = hak_malloc(65536);
-        if (hk_page_has_samples(page_of(q))) p = q;
-        else hak_free(q);
-    }
-    REQUIRE_TRUE(p != NULL, "a 64 KiB block sampled");
-    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    void *p = sample_one_large_block();
+    REQUIRE_TRUE(p != NULL, "a 64 KiB block sampled, then no more samples");
     hk_page *page = page_of(p);
     hk_heap *heap = hk_tls_heap;
     REQUIRE_EQ_I(page->reserved, 1, "a one-block page");
@@ -266,16 +272,8 @@ static void *free_remote_block(void *arg) {
 TEST(one_block_page_sampled_block_freed_by_another_thread) {
     hk_ensure_init();
     hak_ctl("prof.reset", NULL, NULL, NULL, 0);
-    REQUIRE_EQ_I(set_size("prof.sample_bytes", 1), 0, "prof.sample_bytes 1");
-    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
-    void *p = NULL;
-    for (int i = 0; i < 64 && p == NULL; i++) {
-        void *q = hak_malloc(65536);
-        if (hk_page_has_samples(page_of(q))) p = q;
-        else hak_free(q);
-    }
-    REQUIRE_TRUE(p != NULL, "a 64 KiB block sampled");
-    REQUIRE_EQ_I(set_size("prof.sample_bytes", (size_t)1 << 40), 0, "no more samples");
+    void *p = sample_one_large_block();
+    REQUIRE_TRUE(p != NULL, "a 64 KiB block sampled, then no more samples");
     hk_segment *seg = hk_segment_of(p);
     hk_page *page = page_of(p);
     REQUIRE_EQ_I(page->reserved, 1, "a one-block page");
