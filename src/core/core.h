@@ -113,7 +113,11 @@ typedef struct hk_hooks {
      * its free calls prof_unsample).  Called on the allocating thread, no
      * allocator lock held, its own allocations unsampled. */
     bool (*prof_sample)(void *p, size_t size, size_t usable, size_t period);
-    bool (*prof_unsample)(void *p); /* true: p had a record, now dropped */
+    /* true: p had a record, now dropped.  marked: the caller's mark says
+     * p was sampled (a huge block's header, a one-block page), so most
+     * calls find a record; else most find none, and a lock-free probe
+     * spares them the profiler's lock. */
+    bool (*prof_unsample)(void *p, bool marked);
 } hk_hooks;
 extern const hk_hooks hk_upper;
 

@@ -224,7 +224,7 @@ static void unmark_if_clear(hk_page *page) {
 /* Frees p's record if it has one; true if it had. */
 static bool unsample_block(hk_segment *seg, hk_page *page, void *p) {
     bool counts = counted(page);
-    if ((counts && !maybe_sampled(seg, page, p)) || !hk_upper.prof_unsample(p)) return false;
+    if ((counts && !maybe_sampled(seg, page, p)) || !hk_upper.prof_unsample(p, !counts)) return false;
     if (counts) counter_move(counters_of(seg, page), p, -1);
     return true;
 }
@@ -365,7 +365,7 @@ void *hk_sample_unmarked(void *p, size_t size, size_t usable) {
 }
 
 void hk_sample_unmarked_free(void *p) {
-    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0)) hk_upper.prof_unsample(p);
+    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0)) hk_upper.prof_unsample(p, false);
 }
 
 /* ---- frees of marked blocks ---- */
@@ -387,5 +387,5 @@ void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p) { unsample_b
 
 void hk_sample_huge_free(hk_segment *h) {
     h->sampled = 0;
-    hk_upper.prof_unsample(h->user);
+    hk_upper.prof_unsample(h->user, true);
 }

@@ -17,10 +17,12 @@
  *
  * A sample that finds a table full is counted in dropped, never an error.
  * Frees of blocks on marked pages look their address up without the lock
- * (most are not sampled): entries move only at a deletion or a reset,
- * which make table_seq odd while they work, so a miss that saw the same
- * even table_seq before and after its probe is a true miss; anything else
- * is settled under the lock.
+ * (most are not sampled; not where the caller's mark is the block's own,
+ * a huge block's or a one-block page's, and a record is all but sure):
+ * entries move only at a deletion or a reset, which make table_seq odd
+ * while they work, so a miss that saw the same even table_seq before and
+ * after its probe is a true miss; anything else is settled under the
+ * lock.
  *
  * Stacks come from unwind.c, which reads the frames' CFI itself and keeps
  * each return address's rule, or, for a frame it does not follow, from
@@ -411,8 +413,8 @@ static bool miss_without_lock(uintptr_t a) {
     return hk_load_acquire(&table_seq) == seq;
 }
 
-bool hk_prof_forget(void *p) {
-    if (hk_load_acquire(&slots) == NULL || miss_without_lock((uintptr_t)p)) return false;
+bool hk_prof_forget(void *p, bool marked) {
+    if (hk_load_acquire(&slots) == NULL || (!marked && miss_without_lock((uintptr_t)p))) return false;
     hk_word_lock_acquire(&prof_lock);
     prof_slot *e = slot_find((uintptr_t)p);
     if (e != NULL) {

@@ -19,7 +19,7 @@
 
 /* ---- prof.c: records (hk_upper's prof_sample / prof_unsample) ---- */
 bool hk_prof_record(void *p, size_t size, size_t usable, size_t period);
-bool hk_prof_forget(void *p);
+bool hk_prof_forget(void *p, bool marked);
 void hk_prof_fork_child(void);   /* the child starts with an empty profile */
 void hk_prof_at_init(void);      /* research mode starts it */
 
