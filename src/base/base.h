@@ -51,8 +51,8 @@ static inline void hk_unlock(pthread_mutex_t *m) {
 }
 
 /* A lock of one word for short sections taken on paths that must be cheap
- * (the heap profiler's tables): an uncontended acquire or release is one atomic
- * instruction, no call.  state: 0 free, 1 held, 2 held and a thread may
+ * (the heap profiler's tables): an uncontended acquire or release is one
+ * atomic instruction, no call.  state: 0 free, 1 held, 2 held and a thread may
  * sleep on it (its release wakes one).  A waiter spins briefly, then sleeps
  * on the futex: a holder preempted on a busy machine costs the waiters no
  * CPU.  HK_WORD_LOCK_INIT (zero) is a free lock; a fork child that does not

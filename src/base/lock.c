@@ -24,7 +24,7 @@ static void cpu_relax(void) {
 
 /* The lock was held: spin while it stays held (the holder is likely
  * running), then mark it contended (2) and sleep until a swap from free
- * succeeds.  Whoever takes it this way leaves it at 2, so its unlock wakes
+ * succeeds.  Whoever takes it this way leaves it at 2, so its release wakes
  * the next sleeper (a spare wake-up at worst). */
 void hk_word_lock_wait(hk_word_lock *l) {
     for (int i = 0; i < WORD_LOCK_SPINS; i++) {

@@ -258,13 +258,15 @@ static inline uint64_t hk_sample_keep(const hk_heap *heap, unsigned cls) {
     return due > n ? due - n - 1 : 0;
 }
 
-/* The current page of cls, its list just taken or installed, has something
- * for hk_sample_arm: a mark it may lose, or a list holding the block due
- * (|free| + |local_free| = capacity - used bounds it; most lists end
- * before).  A one-block page, its block taken, has neither. */
+/* page's lists may hold the block of cls due for a sample: |free| +
+ * |local_free| = capacity - used bounds them, and most end before it. */
 static inline bool hk_sample_room_past_due(const hk_heap *heap, const hk_page *page, unsigned cls) {
     return (uint64_t)(page->capacity - page->used) > hk_sample_keep(heap, cls);
 }
+
+/* The current page of cls, its list just taken or installed, has something
+ * for hk_sample_arm: a mark it may lose, or a list that may hold the block
+ * due.  A one-block page, its block taken, has neither. */
 static inline bool hk_sample_arm_wanted(const hk_heap *heap, const hk_page *page, unsigned cls) {
     if (page->in_full & HK_PAGE_SAMPLED) return true;
     return page->free != NULL && hk_sample_room_past_due(heap, page, cls);
