@@ -55,8 +55,8 @@ static inline void hk_unlock(pthread_mutex_t *m) {
  * atomic instruction, no call.  state: 0 free, 1 held, 2 held and a thread may
  * sleep on it (its release wakes one).  A waiter spins briefly, then sleeps
  * on the futex: a holder preempted on a busy machine costs the waiters no
- * CPU.  HK_WORD_LOCK_INIT (zero) is a free lock; a fork child that does not
- * take it in the prepare handler stores HK_WORD_LOCK_INIT again. */
+ * CPU.  HK_WORD_LOCK_INIT (zero) is a free lock; a fork child whose parent's
+ * prepare handler did not take it resets it (hk_word_lock_reset). */
 typedef struct hk_word_lock {
     _Atomic uint32_t state;
 } hk_word_lock;
@@ -70,6 +70,8 @@ static inline void hk_word_lock_acquire(hk_word_lock *l) {
                                                              memory_order_relaxed)))
         hk_word_lock_wait(l);
 }
+/* A fork child's copy of a lock fork did not take: free again. */
+static inline void hk_word_lock_reset(hk_word_lock *l) { atomic_store_explicit(&l->state, 0, memory_order_relaxed); }
 static inline void hk_word_lock_release(hk_word_lock *l) {
     if (hk_unlikely(hk_tls_holds_all_locks)) return;
     if (hk_unlikely(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)) hk_word_lock_wake(l);

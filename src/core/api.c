@@ -82,7 +82,7 @@ static __attribute__((noinline, hot)) void *malloc_cached_block(hk_heap *heap, u
     if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0 && !hk_sample_not_due(heap, cls)))
         return malloc_slow_layers(heap, cls, size);
     if (hk_unlikely(!hk_thread_tcache_wanted())) return malloc_slow_layers(heap, cls, size);
-    void *b = hk_bcache_take(heap, cls); /* before the chores: a trim may empty the cache */
+    void *b = hk_bcache_pop(heap, cls); /* malloc_slow saw it non-empty; before the chores: a trim may empty it */
     hk_heap_count_slow_path(heap);
     return hk_bcache_counted(heap, cls, b);
 }

@@ -272,13 +272,17 @@ static inline bool hk_sample_arm_wanted(const hk_heap *heap, const hk_page *page
     return page->free != NULL && hk_sample_room_past_due(heap, page, cls);
 }
 
+/* The next block of cls holds the heap's sample point for the class. */
+static inline bool hk_sample_due(const hk_heap *heap, unsigned cls) {
+    return hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 >= heap->prof_due[cls];
+}
+
 /* The heap has synced with the present sampling state and the next block
- * of cls holds no sample point (hk_sample_malloc's test): a slow path that
+ * of cls holds no sample point (hk_sample_malloc's tests): a slow path that
  * installs no list to arm (a cached one-block page) need not go through
  * sample.c. */
 static inline bool hk_sample_not_due(const hk_heap *heap, unsigned cls) {
-    return heap->prof_epoch == hk_load_acquire(&hk_sample_state) &&
-           hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 < heap->prof_due[cls];
+    return heap->prof_epoch == hk_load_acquire(&hk_sample_state) && !hk_sample_due(heap, cls);
 }
 
 /* hk_heap_malloc_slow installed a page with a list for the fast path
@@ -311,15 +315,20 @@ static inline bool hk_bcache_put_full(hk_heap *heap, hk_page *page) {
     return true;
 }
 
-/* A block of class cls from the cache, or NULL: its page, in the full list
- * all along, is full again (bcache.c has the invariant). */
-static inline void *hk_bcache_take(hk_heap *heap, unsigned cls) {
-    if (!hk_bcache_class(cls)) return NULL;
+/* The cache's last page of class cls (a one-block class whose cache is
+ * not empty): its block. */
+static inline void *hk_bcache_pop(hk_heap *heap, unsigned cls) {
     unsigned r = cls - HK_BCACHE_FIRST;
-    if (heap->bcache_n[r] == 0) return NULL;
     hk_page *page = heap->bcache[r][--heap->bcache_n[r]];
     hk_page_set_in_full(page, HK_PAGE_FULL);
     return hk_page_start(page);
+}
+
+/* A block of class cls from the cache, or NULL: its page, in the full list
+ * all along, is full again (bcache.c has the invariant). */
+static inline void *hk_bcache_take(hk_heap *heap, unsigned cls) {
+    if (!hk_bcache_class(cls) || heap->bcache_n[cls - HK_BCACHE_FIRST] == 0) return NULL;
+    return hk_bcache_pop(heap, cls);
 }
 
 /* A block the cache handed out, counted as a slow path's. */

@@ -307,8 +307,7 @@ static __attribute__((noinline)) void *resync_then_malloc(hk_heap *heap, unsigne
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size) {
     uint32_t state = hk_load_acquire(&hk_sample_state);
     if (hk_unlikely(heap->prof_epoch != state)) return resync_then_malloc(heap, cls, size, state);
-    if (hk_unlikely(hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 >= heap->prof_due[cls]))
-        return malloc_due(heap, cls, size);
+    if (hk_unlikely(hk_sample_due(heap, cls))) return malloc_due(heap, cls, size);
     return malloc_armed(heap, cls, size);
 }
 

@@ -439,7 +439,7 @@ bool hk_prof_forget(void *p, bool marked) {
 void hk_prof_fork_child(void) {
     pthread_mutex_init(&switch_lock, NULL);
     hk_sample_configure(false, hk_sample_period_get());
-    hk_store_relaxed(&prof_lock.state, 0); /* HK_WORD_LOCK_INIT */
+    hk_word_lock_reset(&prof_lock);
     hk_store_relaxed(&table_seq, 0);
     tables_clear_locked();
 }
