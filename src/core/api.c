@@ -191,13 +191,18 @@ static HK_SLOW_PATH void free_other(hk_segment *seg, hk_page *page, void *p) {
      * alone (they may over-count, never under-count). */
     if (hk_unlikely(owner != NULL && owner->shared)) hk_sample_unmarked_free(p);
     else if (hk_unlikely(marks & HK_PAGE_SAMPLED)) hk_sample_remote_free(seg, page, p);
-    hk_free_remote(page, (hk_block *)p);
+    /* A thread that only frees gets its heap here, as one that allocates
+     * does on its first malloc: its frees into a page go in runs (remote.c)
+     * and its counters are plain adds, not two atomic adds on the shared
+     * totals per block (most of a consumer thread's free). */
+    hk_heap *me = hk_tls_heap != &hk_heap_empty ? hk_tls_heap : hk_thread_heap_slow();
+    if (me == NULL) {
+        hk_free_remote(page, (hk_block *)p);
+    } else if (hk_unlikely(!hk_remote_run_add(me, page, (hk_block *)p))) {
+        report_bad_free(p, "double free (block freed just before by this thread)");
+        return;
+    }
     if (hk_config_stats) {
-        /* A thread that only frees gets its heap here, as one that
-         * allocates does on its first malloc: its counters are then plain
-         * adds, not two atomic adds on the shared totals per block (most
-         * of a consumer thread's free). */
-        hk_heap *me = hk_tls_heap != &hk_heap_empty ? hk_tls_heap : hk_thread_heap_slow();
         if (me != NULL) {
             hk_counter_add(&me->counters.ndalloc[cls], 1);
             hk_counter_add(&me->counters.nremote_frees[cls], 1);

@@ -158,7 +158,35 @@ static inline void hk_heap_count_slow_path(hk_heap *heap) {
     if (hk_unlikely(n % HK_TICK_EVERY == 1)) hk_heap_slow_chores(heap, n);
 }
 void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
-void hk_free_remote(hk_page *page, hk_block *b);
+
+/* remote.c: frees into pages other threads own.  hk_free_remote_list
+ * pushes n blocks linked from head to tail with one CAS (tail's link is
+ * set there); the run gathers a thread's frees in a row into one page and
+ * is pushed when the page changes, when it holds HK_RUN_BYTES, and at the
+ * heap's trim, flush and abandon; a block over half of HK_RUN_BYTES goes
+ * out alone.  hk_remote_run_add answers false, and takes nothing, when b
+ * is the run's newest block already (a double free). */
+#define HK_RUN_BYTES 4096u
+void hk_free_remote_list(hk_page *page, hk_block *head, hk_block *tail, uint32_t n);
+static inline void hk_free_remote(hk_page *page, hk_block *b) { hk_free_remote_list(page, b, b, 1); }
+void hk_remote_run_flush(hk_heap *heap);
+void hk_remote_run_switch(hk_heap *heap, hk_page *page, hk_block *b);
+static inline bool hk_remote_run_add(hk_heap *heap, hk_page *page, hk_block *b) {
+    hk_remote_run *run = &heap->run;
+    if (page->block_size > HK_RUN_BYTES / 2) {
+        hk_free_remote(page, b); /* a run of one: no run */
+        return true;
+    }
+    if (run->page != page) {
+        hk_remote_run_switch(heap, page, b);
+        return true;
+    }
+    if (hk_unlikely(b == run->head)) return false;
+    hk_block_set_next(b, run->head);
+    run->head = b;
+    if (++run->n * page->block_size >= HK_RUN_BYTES) hk_remote_run_flush(heap);
+    return true;
+}
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
 void hk_heap_forget_segments(hk_heap *heap);
 /* The entry of heap's owned-segment cache that may name the segment of p

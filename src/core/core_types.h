@@ -58,7 +58,7 @@ static inline uint32_t hk_tf_count(uintptr_t tf) { return (uint32_t)(tf >> HK_TF
  * heap.  Block counts (|x| is a list's length):
  *   used == capacity - |free| - |local_free|
  *   live blocks == used - |thread_free| - (blocks of this page in the owner's
- *                  delayed list)
+ *                  delayed list and in other threads' runs, hk_remote_run)
  *   capacity <= reserved; blocks past capacity are untouched memory
  * free and local_free are touched only by the owner heap (or, for an
  * abandoned page, by the arena under its lock); thread_free is an
@@ -182,11 +182,24 @@ typedef struct hk_event_ring {
     _Atomic uint64_t n; /* events recorded; ev[(n - 1) % HK_DEBUG_EVENTS] is the newest */
 } hk_event_ring;
 
+/* A thread's remote frees into one page, chained and not yet pushed
+ * (core/remote.c).  Invariants: page == NULL, or head..tail are n >= 1
+ * distinct blocks of page, linked from head (the newest) to tail (the
+ * oldest, whose link is set at the push), still counted in page->used, so
+ * the page stays its owner's or the arena's and is never handed back;
+ * n * page->block_size < HK_RUN_BYTES. */
+typedef struct hk_remote_run {
+    hk_page *page;
+    hk_block *head, *tail;
+    uint32_t n;
+} hk_remote_run;
+
 typedef struct hk_heap {
     hk_page *direct[HK_NCLASSES];      /* current page per class */
     hk_page_queue queue[HK_NCLASSES];  /* pages that may have free blocks */
     hk_page_queue full;                /* pages detached with no free block */
     _Atomic uintptr_t delayed;         /* blocks remotely freed to full pages */
+    hk_remote_run run;                 /* this thread's frees into another's page */
     struct hk_arena *arena;
     /* Segments this heap owned a page of at a local free, so free skips
      * the segment-map lookup for them: owned_segs[(seg >> HK_SEG_SHIFT) %

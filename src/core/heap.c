@@ -7,9 +7,9 @@
  * its thread-free word is set to HK_TF_FULL.  The first remote free after
  * that flips the word to HK_TF_FREEING, pushes its block on the owner's
  * delayed list (so the owner learns the page has room again), and sets
- * HK_TF_NORMAL; later remote frees go to the page's own list.  The owner
- * waits out HK_TF_FREEING before it abandons a page, so a freer never
- * touches a heap that no longer owns the page.
+ * HK_TF_NORMAL; later remote frees go to the page's own list (remote.c).
+ * The owner waits out HK_TF_FREEING before it abandons a page, so a freer
+ * never touches a heap that no longer owns the page.
  */
 #include <sched.h>
 
@@ -48,6 +48,8 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
         heap->divlimit[c] = hk_class_divmagic[c] - 1;
     }
     hk_store_relaxed(&heap->delayed, 0);
+    hk_assert(heap->run.page == NULL); /* flushed when its thread left (hk_heap_abandon) */
+    heap->run.page = NULL;
     heap->arena = arena;
     /* A heap keeps its kind for life (pooled thread heaps come back as
      * thread heaps): written only when it changes, so a late remote free
@@ -365,36 +367,6 @@ void *hk_heap_malloc_slow(hk_heap *heap, unsigned cls) {
     return malloc_from_page(heap, cls);
 }
 
-static void delayed_push(hk_heap *owner, hk_block *b) {
-    uintptr_t head = hk_load_relaxed(&owner->delayed);
-    do {
-        hk_block_set_next(b, (hk_block *)head);
-    } while (!hk_cas_weak_release(&owner->delayed, &head, (uintptr_t)b));
-}
-
-/* A free into a page this thread does not own: one CAS in the usual case. */
-void hk_free_remote(hk_page *page, hk_block *b) {
-    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
-    for (;;) {
-        uintptr_t state = tf & HK_TF_MASK;
-        if (state != HK_TF_FULL) {
-            hk_block_set_next(b, (hk_block *)hk_tf_ptr(tf));
-            uintptr_t count = (tf & ~(HK_TF_COUNT_ONE - 1)) + HK_TF_COUNT_ONE;
-            if (hk_cas_weak_release(&page->xthread_free, &tf, count | (uintptr_t)b | state))
-                return;
-            continue;
-        }
-        uintptr_t freeing = (tf & ~HK_TF_MASK) | HK_TF_FREEING;
-        if (!hk_cas_strong_acq_rel(&page->xthread_free, &tf, freeing)) continue;
-        delayed_push(hk_load_acquire(&page->heap), b);
-        tf = freeing;
-        while (!hk_cas_strong_acq_rel(&page->xthread_free, &tf,
-                                      (tf & ~HK_TF_MASK) | HK_TF_NORMAL)) {
-        }
-        return;
-    }
-}
-
 static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
     hk_page *page;
     while ((page = q->first) != NULL) {
@@ -413,6 +385,7 @@ static void abandon_queue(hk_heap *heap, hk_page_queue *q) {
 /* The thread is exiting: empty pages go back to the arena, the others are
  * abandoned to it for adoption.  No remote freer touches this heap after. */
 void hk_heap_abandon(hk_heap *heap) {
+    hk_remote_run_flush(heap);
     hk_bcache_give_back(heap, true); /* emptied pages: released, or freed below */
     hk_heap_forget_segments(heap);
     for (hk_page *p = heap->full.first; p != NULL; p = p->next) page_clear_full_state(p);
@@ -443,11 +416,13 @@ static void release_empty_pages(hk_heap *heap, bool all) {
 }
 
 void hk_heap_flush(hk_heap *heap) {
+    hk_remote_run_flush(heap);
     hk_bcache_give_back(heap, true);
     release_empty_pages(heap, true);
 }
 
 void hk_heap_trim(hk_heap *heap) {
+    hk_remote_run_flush(heap);
     keep_boost_halve(heap);
     bcache_caps_update(heap); /* tcache_max may have moved */
     hk_bcache_give_back(heap, false);

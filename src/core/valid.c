@@ -86,6 +86,28 @@ static bool bcache_is_valid(const hk_heap *heap) {
     return true;
 }
 
+/* The remote run (core_types.h, hk_remote_run): n blocks of its page,
+ * head to tail, tail reached at the n-th and not before. */
+static bool run_is_valid(const hk_heap *heap) {
+    const hk_remote_run *run = &heap->run;
+    const hk_page *page = run->page;
+    if (page == NULL) return true;
+    if (run->n == 0 || (uint64_t)run->n * page->block_size >= HK_RUN_BYTES)
+        return broken("heap", heap, "remote run over its bound");
+    const uint8_t *start = hk_page_start((hk_page *)page);
+    const uint8_t *end = start + (size_t)page->reserved * page->block_size;
+    const hk_block *b = run->head;
+    for (uint32_t i = 0; i < run->n; i++) {
+        if ((const uint8_t *)b < start || (const uint8_t *)b >= end ||
+            ((size_t)((const uint8_t *)b - start)) % page->block_size != 0)
+            return broken("heap", heap, "remote run holds a block not of its page");
+        if ((b == run->tail) != (i == run->n - 1))
+            return broken("heap", heap, "remote run's count and tail disagree");
+        if (b != run->tail) b = hk_block_next(b);
+    }
+    return true;
+}
+
 /* A heap held by its owner. */
 bool hk_heap_is_valid(const hk_heap *heap, int level) {
     hk_fetch_add_relaxed(&hk_nvalidated[HK_VALID_HEAP], 1);
@@ -100,7 +122,7 @@ bool hk_heap_is_valid(const hk_heap *heap, int level) {
             heap->divlimit[c] != hk_class_divmagic[c] - 1)
             return broken("heap", heap, "block-boundary tables");
     }
-    if (!bcache_is_valid(heap)) return false;
+    if (!bcache_is_valid(heap) || !run_is_valid(heap)) return false;
     if (level < 2) return true;
     for (unsigned c = 0; c < HK_NCLASSES; c++)
         if (!queue_is_valid(heap, &heap->queue[c], c, false)) return false;

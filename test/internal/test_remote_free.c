@@ -177,4 +177,132 @@ TEST(remote_free_full_page_from_threads) {
     teardown();
 }
 
+/* ---- runs: a freeing heap's frees into one page, pushed together ---- */
+
+static hk_heap freer[NTHREADS];
+
+/* Blocks of one page wait in the run, newest first, until another page's
+ * block comes; then they are pushed at once, counted, each once. */
+TEST(remote_run_is_pushed_when_the_page_changes) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_heap_init(&freer[0], &hk_arenas[0], false);
+    for (unsigned i = 0; i < 10; i++)
+        EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[i]), "taken");
+    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "nothing pushed yet");
+    EXPECT_EQ_U(freer[0].run.n, 10, "ten in the run");
+    EXPECT_TRUE(hk_heap_is_valid(&freer[0], 1), "the run's invariants hold");
+    /* Two pages of the test's own, standing for pages of other threads:
+     * one of small blocks, one of blocks over half HK_RUN_BYTES. */
+    static hk_page small, large;
+    static union { hk_block b; char bytes[8192]; } small_block, large_block;
+    small.block_size = 48;
+    large.block_size = sizeof large_block;
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], &large, &large_block.b), "taken");
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&large.xthread_free)), 1,
+                "a block over half HK_RUN_BYTES goes out alone, at once");
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 0, "the run is held");
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], &small, &small_block.b), "taken");
+    EXPECT_EQ_PTR(freer[0].run.page, &small, "another page's block starts the next run");
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(hk_tf_count(tf), 10, "the run pushed when the page changed");
+    EXPECT_EQ_PTR((void *)hk_tf_ptr(tf), blocks[9], "newest first");
+    static unsigned char seen[8192];
+    memset(seen, 0, sizeof seen);
+    EXPECT_EQ_I(walk((hk_block *)hk_tf_ptr(tf), seen), 10, "each block once");
+    hk_page_collect(page);
+    EXPECT_EQ_U(page->used, nblocks - 10, "collected as ten remote frees");
+    hk_remote_run_flush(&freer[0]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&small.xthread_free)), 1, "flushed");
+    teardown();
+}
+
+/* A run holds under HK_RUN_BYTES: the block that reaches it pushes them
+ * all; the abandon of the freeing heap (its thread's exit) pushes the rest. */
+TEST(remote_run_is_pushed_when_full_and_at_abandon) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_heap_init(&freer[0], &hk_arenas[0], false);
+    unsigned per_run = (HK_RUN_BYTES + page->block_size - 1) / page->block_size;
+    for (unsigned i = 0; i < per_run - 1; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 0, "one short: held");
+    hk_remote_run_add(&freer[0], page, blocks[per_run - 1]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run, "full: pushed");
+    EXPECT_NULL(freer[0].run.page, "the run is empty");
+    for (unsigned i = per_run; i < per_run + 3; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    hk_heap_abandon(&freer[0]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 3,
+                "abandon pushed the last three");
+    EXPECT_NULL(freer[0].run.page, "nothing left behind");
+    teardown();
+}
+
+/* The run's newest block freed again is refused (a double free), not
+ * chained to itself; the page never sees it twice. */
+TEST(remote_run_refuses_its_newest_block_again) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_heap_init(&freer[0], &hk_arenas[0], false);
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[3]), "first free taken");
+    EXPECT_TRUE(!hk_remote_run_add(&freer[0], page, blocks[3]), "second refused");
+    EXPECT_EQ_U(freer[0].run.n, 1, "still one in the run");
+    hk_remote_run_flush(&freer[0]);
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(hk_tf_count(tf), 1, "pushed once");
+    EXPECT_NULL(hk_block_next(blocks[3]), "not linked to itself");
+    teardown();
+}
+
+/* A run into a page in its owner's full list goes whole to the delayed
+ * list; the owner takes every block of it. */
+TEST(remote_run_into_a_full_page_goes_to_delayed) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_page_queue_remove(&owner.queue[CLS], page);
+    hk_page_queue_push(&owner.full, page);
+    page->in_full = 1;
+    hk_store_relaxed(&page->xthread_free, HK_TF_FULL);
+    hk_heap_init(&freer[0], &hk_arenas[0], false);
+    for (unsigned i = 0; i < 5; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    hk_remote_run_flush(&freer[0]);
+    static unsigned char seen[8192];
+    memset(seen, 0, sizeof seen);
+    EXPECT_EQ_I(walk((hk_block *)hk_load_relaxed(&owner.delayed), seen), 5,
+                "the five on the delayed list");
+    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "FULL -> NORMAL, no count");
+    uint16_t used = page->used;
+    hk_heap_collect_delayed(&owner);
+    EXPECT_EQ_U(page->in_full, 0, "out of the full list");
+    EXPECT_EQ_U(page->used, used - 5, "the five taken back");
+    teardown();
+}
+
+static void *free_share_in_runs(void *arg) {
+    const struct freer *f = arg;
+    hk_heap *me = &freer[f->first];
+    for (unsigned i = f->first; i < nblocks; i += f->step)
+        hk_remote_run_add(me, page, blocks[i]);
+    hk_remote_run_flush(me);
+    return NULL;
+}
+
+/* Threads each freeing their share in runs: every block on the page's
+ * list once, the count right. */
+TEST(remote_runs_from_threads_then_collect) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    pthread_t t[NTHREADS];
+    struct freer f[NTHREADS];
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        hk_heap_init(&freer[i], &hk_arenas[0], false);
+        f[i] = (struct freer){i, NTHREADS};
+        REQUIRE_TRUE(pthread_create(&t[i], NULL, free_share_in_runs, &f[i]) == 0, "thread");
+    }
+    for (unsigned i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
+    uintptr_t tf = hk_load_relaxed(&page->xthread_free);
+    EXPECT_EQ_U(hk_tf_count(tf), nblocks, "count is every free");
+    static unsigned char seen[8192];
+    memset(seen, 0, sizeof seen);
+    EXPECT_EQ_I(walk((hk_block *)hk_tf_ptr(tf), seen), (long long)nblocks,
+                "the list holds each block once");
+    hk_page_collect(page);
+    EXPECT_EQ_U(page->used, 0, "every block back");
+    teardown();
+}
+
 TEST_MAIN()

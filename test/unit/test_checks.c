@@ -177,6 +177,40 @@ TEST(checks_double_free_of_a_huge_block_is_reported) {
     EXPECT_HAS_STR(err, "double free of a huge block", err);
 }
 
+/* Another thread frees a block of this thread's page twice in a row: the
+ * second free is reported and dropped, so the block comes back once (it
+ * was chained to itself, and handed out over and over). */
+static void *free_twice(void *p) {
+    hak_free(p);
+    hak_free(p);
+    return NULL;
+}
+
+static void remote_double_free(void) {
+    enum { N = 4096 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++) blocks[i] = hak_malloc(48);
+    void *victim = blocks[N / 2];
+    uint64_t before = reports();
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_twice, victim) != 0) _exit(5);
+    pthread_join(t, NULL); /* its exit hands the block back */
+    if (reports() != before + 1) _exit(3);
+    int seen = 0;
+    for (int i = 0; i < 3 * N; i++) {
+        void *q = hak_malloc(48);
+        if (q == victim) seen++;
+    }
+    _exit(seen == 1 ? 0 : 4);
+}
+
+TEST(checks_remote_double_free_in_a_row_is_reported) {
+    char err[4096];
+    int st = run_child(remote_double_free, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child survives, one report, the block once");
+    EXPECT_HAS_STR(err, "double free", err);
+}
+
 static void corrupt_list(void) {
     /* Two free blocks on the current page; overwrite the first one's link
      * (a use after free) and allocate through it. */
