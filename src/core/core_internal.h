@@ -173,11 +173,7 @@ void hk_remote_run_flush(hk_heap *heap);
 void hk_remote_run_switch(hk_heap *heap, hk_page *page, hk_block *b);
 static inline bool hk_remote_run_add(hk_heap *heap, hk_page *page, hk_block *b) {
     hk_remote_run *run = &heap->run;
-    if (page->block_size > HK_RUN_BYTES / 2) {
-        hk_free_remote(page, b); /* a run of one: no run */
-        return true;
-    }
-    if (run->page != page) {
+    if (run->page != page) { /* never a page of blocks over HK_RUN_BYTES / 2 */
         hk_remote_run_switch(heap, page, b);
         return true;
     }

@@ -51,8 +51,13 @@ void hk_remote_run_flush(hk_heap *heap) {
 }
 
 /* b's page is not the run's: b starts the next run, then the run goes out
- * (a tail call: nothing to keep across it). */
+ * (a tail call: nothing to keep across it).  A block over half of
+ * HK_RUN_BYTES goes out alone and leaves the run as it is. */
 void hk_remote_run_switch(hk_heap *heap, hk_page *page, hk_block *b) {
+    if (page->block_size > HK_RUN_BYTES / 2) {
+        hk_free_remote(page, b);
+        return;
+    }
     hk_remote_run *run = &heap->run;
     hk_remote_run old = *run;
     *run = (hk_remote_run){page, b, b, 1};

@@ -201,6 +201,7 @@ TEST(remote_run_is_pushed_when_the_page_changes) {
     EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&large.xthread_free)), 1,
                 "a block over half HK_RUN_BYTES goes out alone, at once");
     EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 0, "the run is held");
+    EXPECT_EQ_PTR(freer[0].run.page, page, "and left as it was");
     EXPECT_TRUE(hk_remote_run_add(&freer[0], &small, &small_block.b), "taken");
     EXPECT_EQ_PTR(freer[0].run.page, &small, "another page's block starts the next run");
     uintptr_t tf = hk_load_relaxed(&page->xthread_free);
