@@ -161,26 +161,34 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
 
 /* remote.c: frees into pages other threads own.  hk_free_remote_list
  * pushes n blocks linked from head to tail with one CAS (tail's link is
- * set there); the run gathers a thread's frees in a row into one page and
- * is pushed when the page changes, when it holds HK_RUN_BYTES, and at the
- * heap's trim, flush and abandon; a block over half of HK_RUN_BYTES goes
- * out alone.  hk_remote_run_add answers false, and takes nothing, when b
- * is the run's newest block already (a double free). */
+ * set there).  hk_remote_run_add: a free into a page other than the last
+ * one goes out at once (and pushes the run); the next ones in a row into
+ * that page are chained in the run, pushed when it holds HK_RUN_BYTES and
+ * at the heap's trim, flush and abandon; a block over half of
+ * HK_RUN_BYTES always goes out alone.  It answers false, and takes
+ * nothing, for a block freed twice in a row (a double free). */
 #define HK_RUN_BYTES 4096u
 void hk_free_remote_list(hk_page *page, hk_block *head, hk_block *tail, uint32_t n);
 static inline void hk_free_remote(hk_page *page, hk_block *b) { hk_free_remote_list(page, b, b, 1); }
 void hk_remote_run_flush(hk_heap *heap);
-void hk_remote_run_switch(hk_heap *heap, hk_page *page, hk_block *b);
+void hk_remote_run_start(hk_heap *heap, hk_page *page, hk_block *b);
 static inline bool hk_remote_run_add(hk_heap *heap, hk_page *page, hk_block *b) {
     hk_remote_run *run = &heap->run;
-    if (run->page != page) { /* never a page of blocks over HK_RUN_BYTES / 2 */
-        hk_remote_run_switch(heap, page, b);
+    if (hk_likely(run->page != page)) { /* b goes out alone: its page is noted */
+        if (run->n != 0) hk_remote_run_flush(heap);
+        run->page = page;
+        run->head = b;
+        hk_free_remote(page, b);
         return true;
     }
     if (hk_unlikely(b == run->head)) return false;
-    hk_block_set_next(b, run->head);
-    run->head = b;
-    if (++run->n * page->block_size >= HK_RUN_BYTES) hk_remote_run_flush(heap);
+    if (hk_likely(run->n != 0)) { /* a run's page: blocks up to HK_RUN_BYTES / 2 */
+        hk_block_set_next(b, run->head);
+        run->head = b;
+        if (++run->n * page->block_size >= HK_RUN_BYTES) hk_remote_run_flush(heap);
+        return true;
+    }
+    hk_remote_run_start(heap, page, b);
     return true;
 }
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);

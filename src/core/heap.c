@@ -48,8 +48,8 @@ void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared) {
         heap->divlimit[c] = hk_class_divmagic[c] - 1;
     }
     hk_store_relaxed(&heap->delayed, 0);
-    hk_assert(heap->run.page == NULL); /* flushed when its thread left (hk_heap_abandon) */
-    heap->run.page = NULL;
+    hk_assert(heap->run.n == 0); /* flushed when its thread left (hk_heap_abandon) */
+    heap->run = (hk_remote_run){0};
     heap->arena = arena;
     /* A heap keeps its kind for life (pooled thread heaps come back as
      * thread heaps): written only when it changes, so a late remote free

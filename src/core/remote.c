@@ -4,13 +4,15 @@
  * owner's full list, on the owner's delayed list (heap.c says how the
  * states go).
  *
- * A thread's frees into one page in a row are first chained in its heap's
- * run and pushed together: a consumer freeing a batch of blocks another
- * thread allocated pays one CAS per run instead of one per block, and the
- * owner takes the blocks back in runs rather than a few at a time while it
- * allocates (prodcons_batch: doc/DESIGN.md, remote frees).  A run holds
- * under HK_RUN_BYTES of one page, so what a thread that stops freeing
- * keeps back is at most that.
+ * A thread's frees into one page in a row are chained in its heap's run
+ * and pushed together: a consumer freeing a batch of blocks another thread
+ * allocated pays one CAS per run instead of one per block, and the owner
+ * takes the blocks back in runs rather than a few at a time while it
+ * allocates (prodcons_batch: doc/DESIGN.md, remote frees).  The first free
+ * into a page goes out at once and notes the page; the second in a row
+ * starts the run, so frees in random order (one a page) cost little more
+ * than the push.  A run holds under HK_RUN_BYTES of one page, so what a
+ * thread that stops freeing keeps back is at most that.
  */
 #include "core/core_internal.h"
 
@@ -43,23 +45,24 @@ void hk_free_remote_list(hk_page *page, hk_block *head, hk_block *tail, uint32_t
     }
 }
 
+/* The run goes out; its page stays noted, so the next free into it in a
+ * row starts the next run. */
 void hk_remote_run_flush(hk_heap *heap) {
     hk_remote_run *run = &heap->run;
-    if (run->page == NULL) return;
+    if (run->n == 0) return;
     hk_free_remote_list(run->page, run->head, run->tail, run->n);
-    run->page = NULL;
+    run->n = 0;
 }
 
-/* b's page is not the run's: b starts the next run, then the run goes out
- * (a tail call: nothing to keep across it).  A block over half of
- * HK_RUN_BYTES goes out alone and leaves the run as it is. */
-void hk_remote_run_switch(hk_heap *heap, hk_page *page, hk_block *b) {
+/* A second free in a row into the noted page starts the run, unless its
+ * block is over half of HK_RUN_BYTES: that goes out alone. */
+void hk_remote_run_start(hk_heap *heap, hk_page *page, hk_block *b) {
+    hk_remote_run *run = &heap->run;
+    run->head = b;
     if (page->block_size > HK_RUN_BYTES / 2) {
         hk_free_remote(page, b);
         return;
     }
-    hk_remote_run *run = &heap->run;
-    hk_remote_run old = *run;
-    *run = (hk_remote_run){page, b, b, 1};
-    if (old.page != NULL) hk_free_remote_list(old.page, old.head, old.tail, old.n);
+    run->tail = b;
+    run->n = 1;
 }

@@ -87,12 +87,14 @@ static bool bcache_is_valid(const hk_heap *heap) {
 }
 
 /* The remote run (core_types.h, hk_remote_run): n blocks of its page,
- * head to tail, tail reached at the n-th and not before. */
+ * head to tail, tail reached at the n-th and not before (none when n is
+ * 0: the page is only noted). */
 static bool run_is_valid(const hk_heap *heap) {
     const hk_remote_run *run = &heap->run;
     const hk_page *page = run->page;
-    if (page == NULL) return true;
-    if (run->n == 0 || (uint64_t)run->n * page->block_size >= HK_RUN_BYTES)
+    if (run->n == 0) return true; /* page: only noted */
+    if (page == NULL || page->block_size > HK_RUN_BYTES / 2 ||
+        (uint64_t)run->n * page->block_size >= HK_RUN_BYTES)
         return broken("heap", heap, "remote run over its bound");
     const uint8_t *start = hk_page_start((hk_page *)page);
     const uint8_t *end = start + (size_t)page->reserved * page->block_size;

@@ -122,14 +122,20 @@ TEST(remote_free_from_threads_then_collect) {
     teardown();
 }
 
-/* The page in its owner's full list: the first remote free goes to the
- * owner's delayed list, later ones to the page. */
-TEST(remote_free_full_page_goes_to_delayed) {
-    REQUIRE_TRUE(setup(), "a page with every block handed out");
+/* As the owner does when the page has no free block left (heap.c
+ * page_to_full). */
+static void page_to_owners_full_list(void) {
     hk_page_queue_remove(&owner.queue[CLS], page);
     hk_page_queue_push(&owner.full, page);
     page->in_full = 1;
     hk_store_relaxed(&page->xthread_free, HK_TF_FULL);
+}
+
+/* The page in its owner's full list: the first remote free goes to the
+ * owner's delayed list, later ones to the page. */
+TEST(remote_free_full_page_goes_to_delayed) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    page_to_owners_full_list();
     hk_free_remote(page, blocks[7]);
     EXPECT_EQ_PTR((void *)hk_load_relaxed(&owner.delayed), blocks[7], "delayed list");
     EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "FULL -> NORMAL, no count");
@@ -156,10 +162,7 @@ TEST(remote_free_full_page_goes_to_delayed) {
  * the delayed list, the rest the page's list, none lost or doubled. */
 TEST(remote_free_full_page_from_threads) {
     REQUIRE_TRUE(setup(), "a page with every block handed out");
-    hk_page_queue_remove(&owner.queue[CLS], page);
-    hk_page_queue_push(&owner.full, page);
-    page->in_full = 1;
-    hk_store_relaxed(&page->xthread_free, HK_TF_FULL);
+    page_to_owners_full_list();
     REQUIRE_TRUE(free_from_threads(), "threads");
     uintptr_t tf = hk_load_relaxed(&page->xthread_free);
     EXPECT_EQ_U(tf & HK_TF_MASK, HK_TF_NORMAL, "state back to NORMAL");
@@ -181,29 +184,29 @@ TEST(remote_free_full_page_from_threads) {
 
 static hk_heap freer[NTHREADS];
 
-/* Blocks of one page wait in the run, newest first, until another page's
+/* The first free into a page goes out at once and notes the page; the
+ * next ones in a row wait in the run, newest first, until another page's
  * block comes; then they are pushed at once, counted, each once. */
 TEST(remote_run_is_pushed_when_the_page_changes) {
     REQUIRE_TRUE(setup(), "a page with every block handed out");
     hk_heap_init(&freer[0], &hk_arenas[0], false);
-    for (unsigned i = 0; i < 10; i++)
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[0]), "taken");
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 1, "the first goes out alone");
+    EXPECT_EQ_PTR(freer[0].run.page, page, "its page noted");
+    for (unsigned i = 1; i < 10; i++)
         EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[i]), "taken");
-    EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "nothing pushed yet");
-    EXPECT_EQ_U(freer[0].run.n, 10, "ten in the run");
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 1, "the nine are held");
+    EXPECT_EQ_U(freer[0].run.n, 9, "nine in the run");
     EXPECT_TRUE(hk_heap_is_valid(&freer[0], 1), "the run's invariants hold");
     /* Two pages of the test's own, standing for pages of other threads:
      * one of small blocks, one of blocks over half HK_RUN_BYTES. */
     static hk_page small, large;
-    static union { hk_block b; char bytes[8192]; } small_block, large_block;
+    static union { hk_block b; char bytes[8192]; } small_block, large_block[2];
     small.block_size = 48;
-    large.block_size = sizeof large_block;
-    EXPECT_TRUE(hk_remote_run_add(&freer[0], &large, &large_block.b), "taken");
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&large.xthread_free)), 1,
-                "a block over half HK_RUN_BYTES goes out alone, at once");
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 0, "the run is held");
-    EXPECT_EQ_PTR(freer[0].run.page, page, "and left as it was");
+    large.block_size = sizeof large_block[0];
     EXPECT_TRUE(hk_remote_run_add(&freer[0], &small, &small_block.b), "taken");
-    EXPECT_EQ_PTR(freer[0].run.page, &small, "another page's block starts the next run");
+    EXPECT_EQ_PTR(freer[0].run.page, &small, "another page's block is noted");
+    EXPECT_EQ_U(freer[0].run.n, 0, "and went out alone");
     uintptr_t tf = hk_load_relaxed(&page->xthread_free);
     EXPECT_EQ_U(hk_tf_count(tf), 10, "the run pushed when the page changed");
     EXPECT_EQ_PTR((void *)hk_tf_ptr(tf), blocks[9], "newest first");
@@ -212,8 +215,11 @@ TEST(remote_run_is_pushed_when_the_page_changes) {
     EXPECT_EQ_I(walk((hk_block *)hk_tf_ptr(tf), seen), 10, "each block once");
     hk_page_collect(page);
     EXPECT_EQ_U(page->used, nblocks - 10, "collected as ten remote frees");
-    hk_remote_run_flush(&freer[0]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&small.xthread_free)), 1, "flushed");
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&small.xthread_free)), 1, "the small block out");
+    for (unsigned i = 0; i < 2; i++) hk_remote_run_add(&freer[0], &large, &large_block[i].b);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&large.xthread_free)), 2,
+                "blocks over half HK_RUN_BYTES go out alone, even in a row");
+    EXPECT_EQ_U(freer[0].run.n, 0, "no run of them");
     teardown();
 }
 
@@ -223,54 +229,61 @@ TEST(remote_run_is_pushed_when_full_and_at_abandon) {
     REQUIRE_TRUE(setup(), "a page with every block handed out");
     hk_heap_init(&freer[0], &hk_arenas[0], false);
     unsigned per_run = (HK_RUN_BYTES + page->block_size - 1) / page->block_size;
-    for (unsigned i = 0; i < per_run - 1; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 0, "one short: held");
-    hk_remote_run_add(&freer[0], page, blocks[per_run - 1]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run, "full: pushed");
-    EXPECT_NULL(freer[0].run.page, "the run is empty");
-    for (unsigned i = per_run; i < per_run + 3; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    /* blocks[0] goes out alone; the run starts at blocks[1] */
+    for (unsigned i = 0; i < per_run; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 1, "one short: held");
+    hk_remote_run_add(&freer[0], page, blocks[per_run]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 1, "full: pushed");
+    EXPECT_EQ_U(freer[0].run.n, 0, "the run is empty");
+    for (unsigned i = per_run + 1; i < per_run + 4; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 1, "three held");
     hk_heap_abandon(&freer[0]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 3,
+    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 4,
                 "abandon pushed the last three");
-    EXPECT_NULL(freer[0].run.page, "nothing left behind");
+    EXPECT_EQ_U(freer[0].run.n, 0, "nothing left behind");
     teardown();
 }
 
-/* The run's newest block freed again is refused (a double free), not
- * chained to itself; the page never sees it twice. */
-TEST(remote_run_refuses_its_newest_block_again) {
+/* A block freed twice in a row is refused the second time (a double free),
+ * whether it went out alone or waits in the run; the page never gets it
+ * twice and it is never linked to itself. */
+TEST(remote_run_refuses_a_block_freed_twice_in_a_row) {
     REQUIRE_TRUE(setup(), "a page with every block handed out");
     hk_heap_init(&freer[0], &hk_arenas[0], false);
-    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[3]), "first free taken");
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[3]), "first free taken, out alone");
     EXPECT_TRUE(!hk_remote_run_add(&freer[0], page, blocks[3]), "second refused");
+    EXPECT_EQ_U(freer[0].run.n, 0, "no run started by it");
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[4]), "the next block starts the run");
+    EXPECT_TRUE(!hk_remote_run_add(&freer[0], page, blocks[4]), "and is refused again");
     EXPECT_EQ_U(freer[0].run.n, 1, "still one in the run");
     hk_remote_run_flush(&freer[0]);
     uintptr_t tf = hk_load_relaxed(&page->xthread_free);
-    EXPECT_EQ_U(hk_tf_count(tf), 1, "pushed once");
+    EXPECT_EQ_U(hk_tf_count(tf), 2, "each pushed once");
+    EXPECT_EQ_PTR((void *)hk_tf_ptr(tf), blocks[4], "the run's block on top");
+    EXPECT_EQ_PTR(hk_block_next(blocks[4]), blocks[3], "then the one that went alone");
     EXPECT_NULL(hk_block_next(blocks[3]), "not linked to itself");
     teardown();
 }
 
-/* A run into a page in its owner's full list goes whole to the delayed
- * list; the owner takes every block of it. */
+/* A run pushed into a page that went to its owner's full list meanwhile
+ * goes whole to the delayed list; the owner takes every block of it. */
 TEST(remote_run_into_a_full_page_goes_to_delayed) {
     REQUIRE_TRUE(setup(), "a page with every block handed out");
-    hk_page_queue_remove(&owner.queue[CLS], page);
-    hk_page_queue_push(&owner.full, page);
-    page->in_full = 1;
-    hk_store_relaxed(&page->xthread_free, HK_TF_FULL);
     hk_heap_init(&freer[0], &hk_arenas[0], false);
     for (unsigned i = 0; i < 5; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
+    hk_page_collect(page); /* the owner takes blocks[0], which went alone */
+    REQUIRE_TRUE(hk_load_relaxed(&page->xthread_free) == HK_TF_NORMAL, "nothing on the page's list");
+    page_to_owners_full_list();
     hk_remote_run_flush(&freer[0]);
     static unsigned char seen[8192];
     memset(seen, 0, sizeof seen);
-    EXPECT_EQ_I(walk((hk_block *)hk_load_relaxed(&owner.delayed), seen), 5,
-                "the five on the delayed list");
+    EXPECT_EQ_I(walk((hk_block *)hk_load_relaxed(&owner.delayed), seen), 4,
+                "the run's four on the delayed list");
     EXPECT_EQ_U(hk_load_relaxed(&page->xthread_free), HK_TF_NORMAL, "FULL -> NORMAL, no count");
     uint16_t used = page->used;
     hk_heap_collect_delayed(&owner);
     EXPECT_EQ_U(page->in_full, 0, "out of the full list");
-    EXPECT_EQ_U(page->used, used - 5, "the five taken back");
+    EXPECT_EQ_U(page->used, used - 4, "the four taken back");
     teardown();
 }
 
