@@ -184,6 +184,9 @@ TEST(remote_free_full_page_from_threads) {
 
 static hk_heap freer[NTHREADS];
 
+/* Blocks on pg's thread-free list, by its count. */
+static unsigned pushed(hk_page *pg) { return hk_tf_count(hk_load_relaxed(&pg->xthread_free)); }
+
 /* The first free into a page goes out at once and notes the page; the
  * next ones in a row wait in the run, newest first, until another page's
  * block comes; then they are pushed at once, counted, each once. */
@@ -191,11 +194,11 @@ TEST(remote_run_is_pushed_when_the_page_changes) {
     REQUIRE_TRUE(setup(), "a page with every block handed out");
     hk_heap_init(&freer[0], &hk_arenas[0], false);
     EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[0]), "taken");
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 1, "the first goes out alone");
+    EXPECT_EQ_U(pushed(page), 1, "the first goes out alone");
     EXPECT_EQ_PTR(freer[0].run.page, page, "its page noted");
     for (unsigned i = 1; i < 10; i++)
         EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[i]), "taken");
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 1, "the nine are held");
+    EXPECT_EQ_U(pushed(page), 1, "the nine are held");
     EXPECT_EQ_U(freer[0].run.n, 9, "nine in the run");
     EXPECT_TRUE(hk_heap_is_valid(&freer[0], 1), "the run's invariants hold");
     /* Two pages of the test's own, standing for pages of other threads:
@@ -215,9 +218,9 @@ TEST(remote_run_is_pushed_when_the_page_changes) {
     EXPECT_EQ_I(walk((hk_block *)hk_tf_ptr(tf), seen), 10, "each block once");
     hk_page_collect(page);
     EXPECT_EQ_U(page->used, nblocks - 10, "collected as ten remote frees");
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&small.xthread_free)), 1, "the small block out");
+    EXPECT_EQ_U(pushed(&small), 1, "the small block out");
     for (unsigned i = 0; i < 2; i++) hk_remote_run_add(&freer[0], &large, &large_block[i].b);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&large.xthread_free)), 2,
+    EXPECT_EQ_U(pushed(&large), 2,
                 "blocks over half HK_RUN_BYTES go out alone, even in a row");
     EXPECT_EQ_U(freer[0].run.n, 0, "no run of them");
     teardown();
@@ -231,14 +234,14 @@ TEST(remote_run_is_pushed_when_full_and_at_abandon) {
     unsigned per_run = (HK_RUN_BYTES + page->block_size - 1) / page->block_size;
     /* blocks[0] goes out alone; the run starts at blocks[1] */
     for (unsigned i = 0; i < per_run; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), 1, "one short: held");
+    EXPECT_EQ_U(pushed(page), 1, "one short: held");
     hk_remote_run_add(&freer[0], page, blocks[per_run]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 1, "full: pushed");
+    EXPECT_EQ_U(pushed(page), per_run + 1, "full: pushed");
     EXPECT_EQ_U(freer[0].run.n, 0, "the run is empty");
     for (unsigned i = per_run + 1; i < per_run + 4; i++) hk_remote_run_add(&freer[0], page, blocks[i]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 1, "three held");
+    EXPECT_EQ_U(pushed(page), per_run + 1, "three held");
     hk_heap_abandon(&freer[0]);
-    EXPECT_EQ_U(hk_tf_count(hk_load_relaxed(&page->xthread_free)), per_run + 4,
+    EXPECT_EQ_U(pushed(page), per_run + 4,
                 "abandon pushed the last three");
     EXPECT_EQ_U(freer[0].run.n, 0, "nothing left behind");
     teardown();
