@@ -171,25 +171,23 @@ void hk_heap_free_local_slow(hk_heap *heap, hk_page *page);
 void hk_free_remote_list(hk_page *page, hk_block *head, hk_block *tail, uint32_t n);
 static inline void hk_free_remote(hk_page *page, hk_block *b) { hk_free_remote_list(page, b, b, 1); }
 void hk_remote_run_flush(hk_heap *heap);
-void hk_remote_run_start(hk_heap *heap, hk_page *page, hk_block *b);
+bool hk_remote_run_start(hk_heap *heap, hk_page *page, hk_block *b);
 static inline bool hk_remote_run_add(hk_heap *heap, hk_page *page, hk_block *b) {
     hk_remote_run *run = &heap->run;
     if (hk_likely(run->page != page)) { /* b goes out alone: its page is noted */
         if (run->n != 0) hk_remote_run_flush(heap);
         run->page = page;
-        run->head = b;
         hk_free_remote(page, b);
         return true;
     }
-    if (hk_unlikely(b == run->head)) return false;
     if (hk_likely(run->n != 0)) { /* a run's page: blocks up to HK_RUN_BYTES / 2 */
+        if (hk_unlikely(b == run->head)) return false;
         hk_block_set_next(b, run->head);
         run->head = b;
         if (++run->n * page->block_size >= HK_RUN_BYTES) hk_remote_run_flush(heap);
         return true;
     }
-    hk_remote_run_start(heap, page, b);
-    return true;
+    return hk_remote_run_start(heap, page, b);
 }
 void hk_heap_init(hk_heap *heap, hk_arena *arena, bool shared);
 void hk_heap_forget_segments(hk_heap *heap);

@@ -184,14 +184,12 @@ typedef struct hk_event_ring {
 
 /* A thread's remote frees into one page, chained and not yet pushed
  * (core/remote.c).  page: the page of the thread's last remote free (NULL
- * at first); head: when n == 0, that free's block or the newest of the
- * run pushed last, only compared (the same block freed again in a row is
- * a double free).  Invariants when n != 0: head..tail are n distinct
- * blocks of page, linked from head (the newest) to tail (the oldest, whose
- * link is set at the push), still counted in page->used, so the page stays
- * its owner's or the arena's and is never handed back;
- * n * page->block_size < HK_RUN_BYTES, and page->block_size <=
- * HK_RUN_BYTES / 2. */
+ * at first), only compared while n == 0.  Invariants when n != 0:
+ * head..tail are n distinct blocks of page, linked from head (the newest)
+ * to tail (the oldest, whose link is set at the push), still counted in
+ * page->used, so the page stays its owner's or the arena's and is never
+ * handed back; n * page->block_size < HK_RUN_BYTES, and
+ * page->block_size <= HK_RUN_BYTES / 2. */
 typedef struct hk_remote_run {
     hk_page *page;
     hk_block *head, *tail;

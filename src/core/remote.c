@@ -54,15 +54,27 @@ void hk_remote_run_flush(hk_heap *heap) {
     run->n = 0;
 }
 
+/* b is free now, on top of its page's list or of its owner's delayed
+ * list (where a block of a full page goes): a block that went out alone
+ * and is freed again in a row.  Once its owner has taken it back and
+ * handed it out again it is on neither, so a block freed, reused and freed
+ * again is never taken for a double free. */
+static bool on_top_of_a_free_list(hk_page *page, hk_block *b) {
+    if (hk_tf_ptr(hk_load_relaxed(&page->xthread_free)) == (uintptr_t)b) return true;
+    hk_heap *owner = hk_load_acquire(&page->heap);
+    return owner != NULL && hk_load_relaxed(&owner->delayed) == (uintptr_t)b;
+}
+
 /* A second free in a row into the noted page starts the run, unless its
- * block is over half of HK_RUN_BYTES: that goes out alone. */
-void hk_remote_run_start(hk_heap *heap, hk_page *page, hk_block *b) {
-    hk_remote_run *run = &heap->run;
-    run->head = b;
+ * block is over half of HK_RUN_BYTES (that goes out alone) or is free
+ * already (answers false). */
+bool hk_remote_run_start(hk_heap *heap, hk_page *page, hk_block *b) {
+    if (hk_unlikely(on_top_of_a_free_list(page, b))) return false;
     if (page->block_size > HK_RUN_BYTES / 2) {
         hk_free_remote(page, b);
-        return;
+        return true;
     }
-    run->tail = b;
-    run->n = 1;
+    hk_remote_run *run = &heap->run;
+    *run = (hk_remote_run){page, b, b, 1};
+    return true;
 }

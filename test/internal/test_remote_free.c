@@ -268,6 +268,22 @@ TEST(remote_run_refuses_a_block_freed_twice_in_a_row) {
     teardown();
 }
 
+/* A block freed, taken back and handed out by its owner, then freed again
+ * by the same thread in a row is no double free: it is taken (a program's
+ * consumer gets the same address back; the ASan build's stats test did). */
+TEST(remote_run_takes_a_block_freed_reused_and_freed_again) {
+    REQUIRE_TRUE(setup(), "a page with every block handed out");
+    hk_heap_init(&freer[0], &hk_arenas[0], false);
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[3]), "freed, out alone");
+    hk_page_collect(page);
+    REQUIRE_TRUE(hk_page_pop_checked(page) == blocks[3], "the owner hands it out again");
+    EXPECT_TRUE(hk_remote_run_add(&freer[0], page, blocks[3]), "freed again: taken");
+    EXPECT_EQ_U(freer[0].run.n, 1, "it starts the run");
+    hk_remote_run_flush(&freer[0]);
+    EXPECT_EQ_U(pushed(page), 1, "pushed");
+    teardown();
+}
+
 /* A run pushed into a page that went to its owner's full list meanwhile
  * goes whole to the delayed list; the owner takes every block of it. */
 TEST(remote_run_into_a_full_page_goes_to_delayed) {
