@@ -211,6 +211,67 @@ TEST(checks_remote_double_free_in_a_row_is_reported) {
     EXPECT_HAS_STR(err, "double free", err);
 }
 
+/* One thread frees a block, its owner takes it back and hands it out
+ * again, and the same thread frees it again: a free like any other, never
+ * reported (c72c907 took it for a double free, dropped it and leaked it). */
+static pthread_mutex_t freer_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t freer_cond = PTHREAD_COND_INITIALIZER;
+static void *to_free;
+static bool freer_done;
+
+static void *freer_loop(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&freer_lock);
+    for (;;) {
+        while (to_free == NULL && !freer_done) pthread_cond_wait(&freer_cond, &freer_lock);
+        if (to_free == NULL) break;
+        hak_free(to_free);
+        to_free = NULL;
+        pthread_cond_broadcast(&freer_cond);
+    }
+    pthread_mutex_unlock(&freer_lock);
+    return NULL;
+}
+
+/* Has the freer thread free p; returns once it has. */
+static void free_there(void *p) {
+    pthread_mutex_lock(&freer_lock);
+    to_free = p;
+    pthread_cond_broadcast(&freer_cond);
+    while (to_free != NULL) pthread_cond_wait(&freer_cond, &freer_lock);
+    pthread_mutex_unlock(&freer_lock);
+}
+
+static void remote_free_of_a_reused_block(void) {
+    static const size_t sizes[] = {16, 1024, 10240};
+    static void *kept[4096];
+    pthread_t t;
+    if (pthread_create(&t, NULL, freer_loop, NULL) != 0) _exit(5);
+    uint64_t before = reports();
+    for (unsigned s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        void *p = hak_malloc(sizes[s]), *q = NULL;
+        free_there(p);
+        int n = 0;
+        while (n < 4096 && (q = hak_malloc(sizes[s])) != p) kept[n++] = q;
+        if (q != p) _exit(4); /* the block never came back: nothing tested */
+        free_there(q);
+        for (int i = 0; i < n; i++) hak_free(kept[i]);
+    }
+    pthread_mutex_lock(&freer_lock);
+    freer_done = true;
+    pthread_cond_broadcast(&freer_cond);
+    pthread_mutex_unlock(&freer_lock);
+    pthread_join(t, NULL);
+    _exit(reports() == before ? 0 : 3);
+}
+
+TEST(checks_remote_free_of_a_reused_block_is_not_reported) {
+    char err[4096];
+    int st = run_child(remote_free_of_a_reused_block, err, sizeof err);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "no report, every block came back");
+    EXPECT_TRUE(strstr(err, "double free") == NULL, err);
+}
+
 static void corrupt_list(void) {
     /* Two free blocks on the current page; overwrite the first one's link
      * (a use after free) and allocate through it. */
