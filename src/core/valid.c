@@ -18,15 +18,19 @@ static bool broken(const char *what, const void *obj, const char *why) {
     return false;
 }
 
+/* b starts one of the page's first nblocks blocks. */
+static bool block_of_page(const hk_page *page, const hk_block *b, uint32_t nblocks) {
+    uintptr_t start = (uintptr_t)hk_page_start((hk_page *)page), a = (uintptr_t)b;
+    return a >= start && a < start + (uintptr_t)nblocks * page->block_size &&
+           (a - start) % page->block_size == 0;
+}
+
 /* Blocks on the list from head, all at block starts inside the page's
  * carved part; -1 when one is not (or the list loops). */
 static long list_length(const hk_page *page, const hk_block *head) {
-    uintptr_t start = (uintptr_t)hk_page_start((hk_page *)page);
-    uintptr_t end = start + (uintptr_t)page->capacity * page->block_size;
     long n = 0;
     for (const hk_block *b = head; b != NULL; b = hk_block_next(b)) {
-        uintptr_t a = (uintptr_t)b;
-        if (a < start || a >= end || (a - start) % page->block_size != 0) return -1;
+        if (!block_of_page(page, b, page->capacity)) return -1;
         if (++n > page->capacity) return -1;
     }
     return n;
@@ -96,12 +100,10 @@ static bool run_is_valid(const hk_heap *heap) {
     if (page == NULL || page->block_size > HK_RUN_BYTES / 2 ||
         (uint64_t)run->n * page->block_size >= HK_RUN_BYTES)
         return broken("heap", heap, "remote run over its bound");
-    const uint8_t *start = hk_page_start((hk_page *)page);
-    const uint8_t *end = start + (size_t)page->reserved * page->block_size;
     const hk_block *b = run->head;
     for (uint32_t i = 0; i < run->n; i++) {
-        if ((const uint8_t *)b < start || (const uint8_t *)b >= end ||
-            ((size_t)((const uint8_t *)b - start)) % page->block_size != 0)
+        /* reserved, not capacity: the owner writes capacity, this thread reads */
+        if (!block_of_page(page, b, page->reserved))
             return broken("heap", heap, "remote run holds a block not of its page");
         if ((b == run->tail) != (i == run->n - 1))
             return broken("heap", heap, "remote run's count and tail disagree");
