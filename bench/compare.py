@@ -353,16 +353,18 @@ def ensure_binary(objroot, name):
 
 # ---------------------------------------------------------------- running
 
-def run_one(exe, args, env_add, timeout):
-    """Runs one benchmark; returns a dict with ok, secs, wall, rss_kib, kv."""
+def run_one(exe, args, env_add, timeout, cpus=None):
+    """Runs one benchmark (on the CPUs of CPUS only, when given); returns a
+    dict with ok, secs, wall, rss_kib, kv."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env.pop("HAKMEM_MODE", None)
     env.update(env_add)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.monotonic()
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         p = subprocess.Popen([exe] + args, env=env, stdout=out, stderr=err,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=pin)
         status, ru, timed_out = None, None, False
         delay = 0.0005
         while True:
@@ -415,6 +417,39 @@ def run_one(exe, args, env_add, timeout):
         tail = (stderr.strip().splitlines() or [""])[-3:]
         res["why"] += ("; stderr: " + " | ".join(tail)) if tail != [""] else ""
     return res
+
+
+# ---------------------------------------------------------------- load
+
+LOADS = {
+    "none": "none: the benchmark alone on the machine",
+    "pin": "pin: every run confined to one CPU (os.sched_setaffinity, as `taskset -c`), "
+           "so that its threads share it: two threads a core and more",
+    "hog": "hog: one busy loop at nice 19 on each CPU for the whole run, as a "
+           "production machine's background work",
+}
+
+
+def load_cpus(load):
+    """The CPU set each run is confined to under LOAD, or None."""
+    if load != "pin":
+        return None
+    return {min(os.sched_getaffinity(0))}
+
+
+def start_hogs(load):
+    """Under --load hog, one busy process at nice 19 per CPU; [] otherwise."""
+    if load != "hog":
+        return []
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             start_new_session=True, preexec_fn=lambda: os.nice(19))
+            for _ in range(os.cpu_count() or 1)]
+
+
+def stop_hogs(hogs):
+    for h in hogs:
+        h.kill()
+        h.wait()
 
 
 def median(xs):
@@ -701,6 +736,7 @@ def write_doc(path, report, meta, charts=()):
         meta["load_before"], meta["load_after"],
         " -- the machine was busy; spreads are wide" if max(meta["load_before"], meta["load_after"])
         > 0.5 * (os.cpu_count() or 1) else ""))
+    text.append("- load: %s" % meta.get("load", LOADS["none"]))
     text.append("- total time: %.0f s" % meta["elapsed"])
     for a, note in meta["notes"].items():
         text.append("- %s: %s" % (a, note))
@@ -708,7 +744,10 @@ def write_doc(path, report, meta, charts=()):
     text.append("How to run: `make bench` (all of this, 5 runs a cell, about 15 "
                 "minutes on 2 cores); `sh bench/compare OBJROOT --quick` (2 runs, "
                 "quarter scale); `--only larson,frag`, `--allocs glibc,hakmem,hakmem-fast`, "
-                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`, `--no-real`.  Partial "
+                "`--threads 1,4`, `--runs N` or `BENCH_RUNS=N`, `--callgrind`, `--no-real`, "
+                "`--load pin` (every run on one CPU) or `--load hog` (a nice 19 busy loop "
+                "on each CPU; the loaded tables: [PERFORMANCE-pin.md](PERFORMANCE-pin.md), "
+                "[PERFORMANCE-hog.md](PERFORMANCE-hog.md)).  Partial "
                 "runs print their tables without touching this file unless given "
                 "`--out FILE`.  Every run is saved in `perf-results.json` beside this "
                 "file; `sh bench/compare --from-json doc/perf-results.json` rewrites this "
@@ -894,6 +933,9 @@ def main():
     ap.add_argument("--no-doc", action="store_true", help="write no file")
     ap.add_argument("--no-install", action="store_true", help="never run apt-get")
     ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are to")
+    ap.add_argument("--load", choices=sorted(LOADS), default="none",
+                    help="run under load: pin (each run on one CPU) or hog (a nice 19 "
+                         "busy loop on every CPU); default none")
     ap.add_argument("--real", action="store_true",
                     help="also run real programs (bench/real.py) in a partial run")
     ap.add_argument("--no-real", action="store_true",
@@ -927,7 +969,7 @@ def main():
     override = [int(t) for t in opts.threads.split(",")] if opts.threads else None
 
     partial = bool(only or opts.allocs or opts.threads or opts.quick or opts.runs
-                   or opts.scale)
+                   or opts.scale or opts.load != "none")
     with_real = (opts.real or not partial) and not opts.no_real
     configs, exes = [], {}
     for b, threads, _ in BENCHES:
@@ -938,6 +980,7 @@ def main():
             configs.append((b, t))
 
     tmpdir = tempfile.mkdtemp(prefix="hakmem-compare.")
+    cpus, hogs = load_cpus(opts.load), []
     try:
         allocs, notes = resolve_allocators(want, objroot, tmpdir, opts.no_install)
         if not allocs:
@@ -947,6 +990,7 @@ def main():
         target = "hakmem" if "hakmem" in names else next(
             (a for a in names if a.startswith("hakmem")), None)
         load_before = os.getloadavg()[0]
+        hogs = start_hogs(opts.load)
         started = time.monotonic()
         log("compare: %d configurations x %d allocators x %d runs, scale %g"
             % (len(configs), len(allocs), runs, scale))
@@ -960,7 +1004,7 @@ def main():
                     prev = runs_of[a]
                     if prev and "timeout" in prev[-1]["why"]:
                         continue      # one timeout per cell is enough
-                    res = run_one(exes[b], args, env, opts.timeout)
+                    res = run_one(exes[b], args, env, opts.timeout, cpus)
                     prev.append(res)
                     if not res["ok"]:
                         failures += 1
@@ -977,6 +1021,7 @@ def main():
             failures += real_failures
         elapsed = time.monotonic() - started
     finally:
+        stop_hogs(hogs)
         shutil.rmtree(tmpdir, ignore_errors=True)
 
     meta = {
@@ -986,7 +1031,7 @@ def main():
                             + [shlex.quote(a) for a in sys.argv[1:]]),
         "cwd": os.getcwd(), "runs": runs, "scale": scale, "timeout": opts.timeout,
         "load_before": load_before, "load_after": os.getloadavg()[0],
-        "elapsed": elapsed, "notes": notes,
+        "elapsed": elapsed, "notes": notes, "load": LOADS[opts.load],
     }
     report = build_report(configs, cells, allocs, base, meta, target)
     extra = ""
