@@ -134,6 +134,9 @@ void hk_os_hugepage(void *p, size_t size);
 uint64_t hk_os_now_ms(void);
 size_t hk_os_resident(void);
 unsigned hk_os_ncpus(void);
+/* No second thread was ever created (glibc's __libc_single_threaded; false
+ * where the C library does not say). */
+bool hk_os_single_threaded(void);
 extern _Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
 void hk_os_note_unmapped(const void *p, size_t size); /* for hk_os_unmapped_find */
 bool hk_os_unmapped_find(const void *p, uintptr_t *start, size_t *size);

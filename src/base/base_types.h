@@ -79,6 +79,7 @@ typedef struct hk_options {
     unsigned stats_page_interval_ms; /* refresh the stats page at most this often */
     unsigned stats_page_delay_ms;  /* create it only after the process lived this long */
     bool background_thread;        /* a thread keeps the page fresh */
+    bool decay_thread;             /* a thread purges aged memory in a quiet process */
     bool crash_report;             /* SIGSEGV/SIGBUS/SIGABRT report */
     bool abort_on_error;           /* abort on a detected misuse */
     unsigned guard_sample;         /* debug checks: 1 in N small blocks guarded */

@@ -39,6 +39,7 @@ static const opt_row opt_table[] = {
     OPT("stats_page_interval_ms", OPT_UNSIGNED, stats_page_interval_ms, 1, 3600000),
     OPT("stats_page_delay_ms", OPT_UNSIGNED, stats_page_delay_ms, 0, 3600000),
     OPT("background_thread", OPT_BOOL, background_thread, 0, 1),
+    OPT("decay_thread", OPT_BOOL, decay_thread, 0, 1),
     OPT("learner", OPT_BOOL, features[HK_FEAT_LEARNER], 0, 1),
     OPT("debug_checks", OPT_BOOL, features[HK_FEAT_DEBUG_CHECKS], 0, 1),
     OPT("crash_report", OPT_BOOL, crash_report, 0, 1),
@@ -103,6 +104,7 @@ void hk_conf_defaults(hk_options *o) {
     o->stats_page_interval_ms = 100;
     o->stats_page_delay_ms = 1000;
     o->background_thread = false;
+    o->decay_thread = true;
     o->crash_report = true;
     o->guard_sample = 64;
     o->fail_mmap_after = 0;

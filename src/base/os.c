@@ -29,6 +29,12 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define HK_HAVE_SINGLE_THREADED 1
+#endif
+#endif
 
 _Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
 #if HK_DEBUG
@@ -218,4 +224,12 @@ unsigned hk_os_ncpus(void) {
         if (n > 0) return (unsigned)n;
     }
     return 1;
+}
+
+bool hk_os_single_threaded(void) {
+#ifdef HK_HAVE_SINGLE_THREADED
+    return __libc_single_threaded != 0;
+#else
+    return false;
+#endif
 }

@@ -51,6 +51,13 @@ void hk_bigcache_purge_over(void);
 void hk_bigcache_tick(void);
 void hk_bigcache_set_max(size_t bytes);
 size_t hk_bigcache_peak_reset(void); /* the learner: most bytes cached since last call */
+/* The decay thread (decay.c): whether it runs, its wake-ups from idle and
+ * its purge passes. */
+typedef struct hk_decay_stats {
+    bool running;
+    uint64_t nwakeups, npurges;
+} hk_decay_stats;
+void hk_decay_get_stats(hk_decay_stats *out);
 
 /* ---- statistics (stats.c, huge.c) ---- */
 /* A class's counters summed over every heap, and its pages. */

@@ -98,6 +98,16 @@ void hk_mode_init(void);
 /* ---- segment.c (callers hold seg->arena->lock) ---- */
 hk_segment *hk_segment_alloc(struct hk_arena *arena);
 void hk_segment_free(hk_segment *seg);
+/* decay.c: the thread that purges what has aged in a quiet process */
+void hk_decay_tick(void);       /* from hk_periodic_tick: starts it once needed */
+void hk_decay_note_dirty(void); /* memory handed back: wakes it if idle */
+void hk_decay_fork_child(void);
+/* huge.c, without the lock: the BigCache is empty, holds mappings within its
+ * capacity (they go once idle 10 s), or more (the overflow goes after the
+ * decay time). */
+enum { HK_BC_EMPTY, HK_BC_HOLDS, HK_BC_OVER };
+unsigned hk_bigcache_state(void);
+void hk_bigcache_trim(void);
 int hk_segment_span_alloc(hk_segment *seg, unsigned nslices, bool *is_zero);
 void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned nslices,
                           uint64_t now);

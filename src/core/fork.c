@@ -32,12 +32,6 @@
  * hk_heaps_lock -> the arenas' locks -> huge_lock -> meta_lock.
  */
 #include <signal.h>
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#define HK_HAVE_SINGLE_THREADED 1
-#endif
-#endif
 
 #include "core/core_internal.h"
 
@@ -51,14 +45,6 @@ static _Thread_local sigset_t tls_fork_mask;
 extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
 extern void _IO_list_resetlock(void) __attribute__((weak));
-
-static bool process_single_threaded(void) {
-#ifdef HK_HAVE_SINGLE_THREADED
-    return __libc_single_threaded != 0;
-#else
-    return false;
-#endif
-}
 
 static void lock_all(void) {
     hk_init_lock_for_fork();
@@ -81,7 +67,7 @@ static void unlock_all(void) {
 static void fork_prepare(void) {
     tls_fork_locked = false;
     tls_fork_stdio = false;
-    if (process_single_threaded()) return;
+    if (hk_os_single_threaded()) return;
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &tls_fork_mask);
@@ -118,6 +104,7 @@ static void fork_child(void) {
         if (tls_fork_stdio) _IO_list_resetlock();
         pthread_sigmask(SIG_SETMASK, &tls_fork_mask, NULL);
     }
+    hk_decay_fork_child();
     hk_upper.fork_child();
     hk_debug_fork_child();
 }

@@ -227,8 +227,10 @@ static bool keeps_enough_empty(hk_heap *heap, hk_page *page) {
 
 void hk_heap_page_emptied(hk_heap *heap, hk_page *page) {
     if (page->in_full & HK_PAGE_FULL) page_unfull(heap, page);
-    if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page))
+    if (page->used == 0 && heap->direct[page->cls] != page && keeps_enough_empty(heap, page)) {
         page_release(heap, page);
+        if (!heap->shared) hk_decay_tick(); /* no lock held: may start the decay thread */
+    }
 }
 
 /* hk_heap_free_local_slow for the other cases: a page of the queue, a

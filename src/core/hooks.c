@@ -14,6 +14,7 @@
  * never under an allocator lock; each job is cheap when nothing is due. */
 void hk_periodic_tick(hk_heap *heap) {
     if (hk_likely(hk_feature_on(HK_FEAT_BIGCACHE))) hk_bigcache_tick();
+    hk_decay_tick();
     for (unsigned i = 0; i < hk_periodic_count; i++) {
         const hk_periodic *w = &hk_periodic_work[i];
         if (w->gate == HK_FEAT_COUNT || hk_unlikely(hk_feature_on(w->gate))) w->run(heap);

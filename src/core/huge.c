@@ -20,6 +20,8 @@
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
 static hk_segment *cache_first, *cache_last; /* LRU, most recent first */
 static size_t cache_bytes, cache_count;
+/* cache_count != 0, for the decay thread's look without the lock. */
+static _Atomic bool cache_nonempty;
 static size_t cache_peak; /* high-water mark of cache_bytes (the learner resets it) */
 static _Atomic size_t cache_max;
 static _Atomic bool cache_max_set;
@@ -81,6 +83,7 @@ static void cache_unlink(hk_segment *h) {
     h->next = h->prev = NULL;
     cache_bytes -= h->map_size;
     cache_count--;
+    hk_store_relaxed(&cache_nonempty, cache_count != 0);
 }
 
 static void unmap_block(hk_segment *h) {
@@ -326,11 +329,14 @@ void hk_huge_free(hk_segment *h) {
     cache_first = h;
     cache_bytes += h->map_size;
     cache_count++;
+    hk_store_relaxed(&cache_nonempty, true);
     hk_segment *evict = cache_trim_locked(now, max);
     if (cache_bytes > cache_peak) cache_peak = cache_bytes;
     note_over_cap_locked(now, max);
     hk_unlock(&huge_lock);
     unmap_list(evict);
+    hk_decay_note_dirty();
+    hk_decay_tick(); /* no lock held: may start the decay thread */
 }
 
 /* Debug checks' sampled guard: a small block that ends right before a
@@ -480,6 +486,24 @@ void hk_bigcache_purge_over(void) {
     note_over_cap_locked(now, max_bytes()); /* still over: checked again a decay time on */
     hk_unlock(&huge_lock);
     unmap_list(evict);
+}
+
+/* For the decay thread: what the cache's rules let go now (beyond the soft
+ * limit, idle 10 s, beyond the capacity and unused for the decay time),
+ * leaving the overflow's clock (over_cap_since_ms) as it is, so that the
+ * ticks' hk_bigcache_tick keeps its schedule. */
+void hk_bigcache_trim(void) {
+    hk_lock(&huge_lock);
+    uint64_t now = hk_os_now_ms();
+    hk_segment *evict = cache_trim_locked(now, max_bytes());
+    note_over_cap_locked(now, max_bytes());
+    hk_unlock(&huge_lock);
+    unmap_list(evict);
+}
+
+unsigned hk_bigcache_state(void) {
+    if (hk_load_relaxed(&over_cap_since_ms) != 0) return HK_BC_OVER;
+    return hk_load_relaxed(&cache_nonempty) ? HK_BC_HOLDS : HK_BC_EMPTY;
 }
 
 /* From the slow paths: once the cache has held more than its capacity for

@@ -45,6 +45,7 @@ static int get_opt_mode(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o)
 static int get_opt_sp_interval(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.stats_page_interval_ms; return 0; }
 static int get_opt_sp_delay(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.stats_page_delay_ms; return 0; }
 static int get_opt_bg(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.background_thread; return 0; }
+static int get_opt_decay_thread(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.decay_thread; return 0; }
 static int get_opt_crash(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.crash_report; return 0; }
 static int get_opt_abort(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = hk_opt.abort_on_error; return 0; }
 static int get_opt_guard(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u = hk_opt.guard_sample; return 0; }
@@ -141,6 +142,15 @@ static int set_bc_max(const hk_ctl_row *row, const size_t *v, const hk_ctl_value
 static int get_bc_bytes(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->z = huge_now().cache_bytes; return 0; }
 static int get_bc_hits(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().hits; return 0; }
 static int get_bc_misses(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = huge_now().misses; return 0; }
+
+static hk_decay_stats decay_now(void) {
+    hk_decay_stats s;
+    hk_decay_get_stats(&s);
+    return s;
+}
+static int get_dt_running(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->b = decay_now().running; return 0; }
+static int get_dt_wakeups(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = decay_now().nwakeups; return 0; }
+static int get_dt_purges(const hk_ctl_row *row, const size_t *v, hk_ctl_value *o) { o->u64 = decay_now().npurges; return 0; }
 
 /* ---- global statistics ---- */
 
@@ -339,6 +349,7 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"opt.stats_page_interval_ms", HAK_CTL_UNSIGNED, R(get_opt_sp_interval), NULL, "stats page refresh interval at start-up"},
     {"opt.stats_page_delay_ms", HAK_CTL_UNSIGNED, R(get_opt_sp_delay), NULL, "age before the stats page is created"},
     {"opt.background_thread", HAK_CTL_BOOL, R(get_opt_bg), NULL, "a thread keeps the stats page fresh"},
+    {"opt.decay_thread", HAK_CTL_BOOL, R(get_opt_decay_thread), NULL, "a thread purges aged memory in a quiet process"},
     {"opt.stats_print_opts", HAK_CTL_STRING, R(get_opt_print_opts), NULL, "options of the exit report"},
     {"opt.bigcache_max_mb", HAK_CTL_SIZE, R(get_opt_bigcache), NULL, "BigCache capacity at start-up (MiB)"},
     {"opt.decay_ms", HAK_CTL_I64, R(get_opt_decay), NULL, "purge delay of free pages (-1 never)"},
@@ -376,6 +387,9 @@ const hk_ctl_row hk_ctl_rows[] = {
     {"arena.<i>.decay_ms", HAK_CTL_I64, RW(get_arena_decay, set_arena_decay), lim_arena, "purge delay (-1 never)"},
     {"arena.<i>.nthreads", HAK_CTL_UNSIGNED, R(get_arena_nthreads), lim_arena, "threads bound"},
     {"arena.<i>.stats.mapped", HAK_CTL_SIZE, R(get_arena_mapped), lim_arena, "bytes of segments"},
+    {"arenas.decay_thread.running", HAK_CTL_BOOL, R(get_dt_running), NULL, "the decay thread exists (started once free memory waits for the decay time)"},
+    {"arenas.decay_thread.wakeups", HAK_CTL_U64, R(get_dt_wakeups), NULL, "times memory handed back woke it from idle"},
+    {"arenas.decay_thread.purges", HAK_CTL_U64, R(get_dt_purges), NULL, "its purge passes"},
     {"stats_page.enabled", HAK_CTL_BOOL, RW(get_feature, set_feature), NULL, "publish the shared-memory stats page (= config.features.stats_page)", HK_FEAT_STATS_PAGE},
     {"stats_page.path", HAK_CTL_STRING, R(get_sp_path), NULL, "the page's file, /dev/shm/hakmem.<uid>.<pid> (empty while there is none)"},
     {"stats_page.interval_ms", HAK_CTL_UNSIGNED, RW(get_sp_interval, set_sp_interval), NULL, "refresh the page at most this often (1..3600000)"},
