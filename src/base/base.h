@@ -137,6 +137,10 @@ unsigned hk_os_ncpus(void);
 /* No second thread was ever created (glibc's __libc_single_threaded; false
  * where the C library does not say). */
 bool hk_os_single_threaded(void);
+/* Starts fn(NULL) on a detached thread named name (at most 15 characters)
+ * that takes no signal; stack_bytes 0: the default size.  False when it
+ * could not. */
+bool hk_os_start_thread(void *(*fn)(void *), const char *name, size_t stack_bytes);
 extern _Atomic uint64_t hk_os_nmmap, hk_os_nmunmap;
 void hk_os_note_unmapped(const void *p, size_t size); /* for hk_os_unmapped_find */
 bool hk_os_unmapped_find(const void *p, uintptr_t *start, size_t *size);

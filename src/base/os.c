@@ -23,6 +23,8 @@
  * builds compile the check out and ignore the option.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -232,4 +234,22 @@ bool hk_os_single_threaded(void) {
 #else
     return false;
 #endif
+}
+
+bool hk_os_start_thread(void *(*fn)(void *), const char *name, size_t stack_bytes) {
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits the mask */
+    bool ok = pthread_attr_init(&attr) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (stack_bytes != 0) pthread_attr_setstacksize(&attr, stack_bytes);
+        ok = pthread_create(&t, &attr, fn, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ok) pthread_setname_np(t, name);
+    return ok;
 }

@@ -32,7 +32,6 @@
 #include "core/core_internal.h"
 
 #include <linux/futex.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +39,8 @@
 #define STEP_MIN_MS 10
 #define STEP_MAX_MS 1000
 
-/* 0: no thread; 1: being created or running. */
+/* 0: no thread; 1: being created or running; 2: its creation failed (not
+ * retried). */
 static _Atomic int started;
 /* 1 while the thread sleeps with nothing to do; whoever hands memory back
  * clears it and wakes the thread. */
@@ -132,20 +132,7 @@ static void *decay_main(void *arg) {
 static void start_thread(void) {
     int no = 0;
     if (!atomic_compare_exchange_strong(&started, &no, 1)) return;
-    pthread_attr_t attr;
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal */
-    bool ok = pthread_attr_init(&attr) == 0;
-    if (ok) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-        ok = pthread_create(&t, &attr, decay_main, NULL) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (ok) pthread_setname_np(t, "hakmem-decay");
+    if (!hk_os_start_thread(decay_main, "hakmem-decay", 64 * 1024)) hk_store_relaxed(&started, 2);
     /* A failed start (thread limit, no memory) is not retried: purging
      * stays with the allocator's own paths, as with decay_thread:0. */
 }
@@ -161,7 +148,7 @@ void hk_decay_tick(void) {
  * thread if it sleeps with nothing to do.  The caller's counter update
  * comes before; see idle_wait for the fence. */
 void hk_decay_note_dirty(void) {
-    if (hk_load_relaxed(&started) == 0) return;
+    if (hk_load_relaxed(&started) != 1) return;
     atomic_thread_fence(memory_order_seq_cst);
     if (hk_likely(hk_load_relaxed(&idle_word) == 0)) return;
     if (hk_exchange_acq_rel(&idle_word, 0) != 0)
@@ -169,7 +156,7 @@ void hk_decay_note_dirty(void) {
 }
 
 void hk_decay_get_stats(hk_decay_stats *o) {
-    o->running = hk_load_relaxed(&started) != 0;
+    o->running = hk_load_relaxed(&started) == 1;
     o->nwakeups = hk_load_relaxed(&nwakeups);
     o->npurges = hk_load_relaxed(&npurges);
 }

@@ -567,20 +567,7 @@ static void start_bg_thread(void) {
     if (!hk_load_relaxed(&sp.ctor_ran) ||
         !atomic_compare_exchange_strong(&sp.bg_running, &no, true))
         return;
-    pthread_attr_t attr;
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal */
-    bool ok = pthread_attr_init(&attr) == 0;
-    if (ok) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        ok = pthread_create(&t, &attr, bg_main, NULL) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (ok) pthread_setname_np(t, "hakmem-stats");
-    else hk_store_relaxed(&sp.bg_running, false);
+    if (!hk_os_start_thread(bg_main, "hakmem-stats", 0)) hk_store_relaxed(&sp.bg_running, false);
 }
 
 /* ---- the tick and the work ---- */
