@@ -25,8 +25,8 @@
  * memory back when it next calls the allocator, as before.
  *
  * It never allocates (nanosleep and futex only), takes the arena and huge
- * locks one at a time like any thread, blocks every signal, and does not
- * exist in a fork child until a tick there starts one.  decay_thread:0 in
+ * locks one at a time like any thread, blocks every signal, and is never
+ * started in a fork child.  decay_thread:0 in
  * HAKMEM_CONF keeps a process free of it.
  */
 #include "core/core_internal.h"
@@ -39,8 +39,8 @@
 #define STEP_MIN_MS 10
 #define STEP_MAX_MS 1000
 
-/* 0: no thread; 1: being created or running; 2: its creation failed (not
- * retried). */
+/* 0: no thread; 1: being created or running; 2: none, and none to come
+ * (its creation failed, or this is a fork child). */
 static _Atomic int started;
 /* 1 while the thread sleeps with nothing to do; whoever hands memory back
  * clears it and wakes the thread. */
@@ -161,8 +161,13 @@ void hk_decay_get_stats(hk_decay_stats *o) {
     o->npurges = hk_load_relaxed(&npurges);
 }
 
-/* In a fork child: the thread was not copied. */
+/* In a fork child: the thread was not copied, and none is started there.
+ * A child of a multi-threaded process may call only async-signal-safe
+ * functions until it execs (POSIX; glibc's malloc is the usual exception
+ * programs lean on); a thread started behind its back is beyond that
+ * (ThreadSanitizer refuses it: "starting new threads after multi-threaded
+ * fork is not supported"). */
 void hk_decay_fork_child(void) {
-    hk_store_relaxed(&started, 0);
+    hk_store_relaxed(&started, 2);
     hk_store_relaxed(&idle_word, 0);
 }

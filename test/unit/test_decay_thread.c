@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SMALL_BLOCKS 300000 /* 200 B: about 64 MiB in one-slice pages */
@@ -99,12 +100,34 @@ static void wait_until_idle(void) {
 
 static int child(bool threads) {
     if (threads && become_multithreaded() != 0) return 2;
+    unsigned tasks = ntasks(); /* a sanitizer's own thread included */
     fill_free_quiet("small", 200, SMALL_BLOCKS);
     wait_until_idle();
     uint64_t wakeups = ctl_u64("arenas.decay_thread.wakeups");
     fill_free_quiet("huge", 8u << 20, HUGE_BLOCKS);
-    printf("running=%d\nwoken=%d\ntasks=%u\n", ctl_bool("arenas.decay_thread.running"),
-           ctl_u64("arenas.decay_thread.wakeups") > wakeups, ntasks());
+    printf("running=%d\nwoken=%d\nnew_tasks=%u\n", ctl_bool("arenas.decay_thread.running"),
+           ctl_u64("arenas.decay_thread.wakeups") > wakeups, ntasks() - tasks);
+    return 0;
+}
+
+/* A multi-threaded process whose decay thread runs forks; the child frees
+ * memory and waits: it must stay single-threaded. */
+static int fork_child(void) {
+    if (become_multithreaded() != 0) return 2;
+    fill_free_quiet("parent", 200, SMALL_BLOCKS / 4);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 3;
+    if (pid == 0) {
+        fill_free_quiet("child", 200, SMALL_BLOCKS / 4);
+        hk_test_sleep_ms(200);
+        printf("child_running=%d\nchild_tasks=%u\n", ctl_bool("arenas.decay_thread.running"), ntasks());
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 4;
+    printf("parent_running=%d\n", ctl_bool("arenas.decay_thread.running"));
     return 0;
 }
 
@@ -113,6 +136,7 @@ __attribute__((constructor)) static void dispatch(void) {
     if (role == NULL) return;
     if (strcmp(role, "--threads") == 0) exit(child(true));
     if (strcmp(role, "--single") == 0) exit(child(false));
+    if (strcmp(role, "--fork") == 0) exit(fork_child());
 }
 
 /* Runs a child; fills the named values (size_t) or fails the test. */
@@ -158,18 +182,26 @@ TEST(decay_thread_gives_back_what_a_quiet_process_freed) {
 TEST(decay_thread_never_runs_in_a_single_threaded_process) {
     if (!run(&c, "--single", "decay_ms:50")) return;
     EXPECT_EQ_U(value(&c, "running"), 0, "arenas.decay_thread.running");
-    EXPECT_EQ_U(value(&c, "tasks"), 1, "the process kept one thread");
+    EXPECT_EQ_U(value(&c, "new_tasks"), 0, "no thread started");
 }
 
 TEST(decay_thread_stays_off_with_decay_thread_0) {
     if (!run(&c, "--threads", "decay_ms:50,decay_thread:0")) return;
     EXPECT_EQ_U(value(&c, "running"), 0, "arenas.decay_thread.running");
-    EXPECT_EQ_U(value(&c, "tasks"), 1, "no thread left after the joined one");
+    EXPECT_EQ_U(value(&c, "new_tasks"), 0, "no thread started");
     if (HK_TSAN || HK_ASAN) return;
     /* Nothing gives the small blocks' pages back while the process is
      * quiet: the deadline passes with them resident. */
     size_t grown = value(&c, "small_grown"), left = value(&c, "small_left");
     EXPECT_GT_U(left, grown / 2, "without the thread the memory stays until the next call");
+}
+
+TEST(decay_thread_is_never_started_in_a_fork_child) {
+    if (!run(&c, "--fork", "decay_ms:50")) return;
+    if (!HK_TSAN && !HK_ASAN)
+        EXPECT_EQ_U(value(&c, "parent_running"), 1, "the parent's decay thread ran");
+    EXPECT_EQ_U(value(&c, "child_running"), 0, "arenas.decay_thread.running in the child");
+    EXPECT_EQ_U(value(&c, "child_tasks"), 1, "the child kept its one thread");
 }
 
 TEST(decay_thread_option_is_listed) {
