@@ -137,11 +137,13 @@ static void start_thread(void) {
      * stays with the allocator's own paths, as with decay_thread:0. */
 }
 
-/* From hk_periodic_tick (no allocator lock held): one relaxed load once
- * the thread runs. */
+/* From hk_periodic_tick and the hand-backs that hold no allocator lock:
+ * one relaxed load once the thread runs.  Not while this thread holds
+ * every lock for fork (an atfork handler's malloc). */
 void hk_decay_tick(void) {
     if (hk_likely(hk_load_relaxed(&started) != 0)) return;
-    if (decay_wanted() && !hk_os_single_threaded() && work_left()) start_thread();
+    if (decay_wanted() && !hk_tls_holds_all_locks && !hk_os_single_threaded() && work_left())
+        start_thread();
 }
 
 /* Memory was handed back (under its arena's or the huge lock): wakes the
