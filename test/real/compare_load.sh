@@ -9,7 +9,7 @@
 # "N passed, N failed[, N skipped]".
 . "$(dirname "$0")/../src/real_common.sh"
 srcroot=${HAKMEM_SRCROOT:-./}
-TESTS="load_pin_confines_a_run_to_one_cpu load_none_leaves_every_cpu load_hog_runs_niced_hogs_and_stops_them load_is_named_in_the_report"
+TESTS="load_pin_confines_a_run_to_one_cpu load_none_leaves_every_cpu load_hog_runs_niced_hogs_and_stops_them load_hog_shares_the_scheduling_group_of_the_runs load_is_named_in_the_report"
 command -v python3 >/dev/null 2>&1 || skip_all "python3 not installed" $TESTS
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-load.XXXXXX") || fail_all "mktemp failed" $TESTS
 trap cleanup EXIT
@@ -20,7 +20,8 @@ trap 'cleanup; exit 1' INT TERM
 cat >"$tmp/fake" <<'EOF'
 #!/bin/sh
 cpus=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)
-echo "fake secs=0.01 cpus=$cpus verified=ok"
+group=$(cut -d' ' -f1 /proc/self/autogroup 2>/dev/null || echo none)
+echo "fake secs=0.01 cpus=$cpus group=${group:-none} verified=ok"
 EOF
 chmod +x "$tmp/fake"
 
@@ -33,16 +34,25 @@ import compare
 load, fake = sys.argv[2], sys.argv[3]
 hogs = compare.start_hogs(load)
 try:
-    nices = []
+    nices, groups = [], []
     for h in hogs:
         with open("/proc/%d/stat" % h.pid) as f:
             nices.append(int(f.read().rsplit(")", 1)[1].split()[16]))
+        try:
+            with open("/proc/%d/autogroup" % h.pid) as f:
+                groups.append(f.read().split())  # ["/autogroup-N", "nice", "K"]
+        except OSError:
+            groups.append(["none", "nice", "0"])
     res = compare.run_one(fake, [], {}, 10, compare.load_cpus(load))
 finally:
     compare.stop_hogs(hogs)
 alive = sum(1 for h in hogs if os.path.exists("/proc/%d" % h.pid))
-print("ok=%s cpus=%s hogs=%d nices=%s alive_after=%d" % (
-    res["ok"], res["kv"].get("cpus"), len(hogs), ",".join(map(str, nices)), alive))
+# A hog weighs as a nice 19 task beside the run if it shares its
+# scheduling group or its group is itself at nice 19.
+run_group = res["kv"].get("group", "none")
+print("ok=%s cpus=%s hogs=%d nices=%s alive_after=%d heavy_groups=%d" % (
+    res["ok"], res["kv"].get("cpus"), len(hogs), ",".join(map(str, nices)), alive,
+    sum(1 for g in groups if g[0] != run_group and g[-1] != "19")))
 EOF
 
 ncpu=$(python3 -c 'import os; print(len(os.sched_getaffinity(0)))')
@@ -69,8 +79,17 @@ out=$(python3 "$tmp/driver.py" "$srcroot" hog "$tmp/fake" 2>&1)
 n=$(python3 -c 'import os; print(os.cpu_count() or 1)')
 want_nices=$(python3 -c "print(','.join(['19'] * $n))")
 case "$out" in
-  "ok=True cpus=$all hogs=$n nices=$want_nices alive_after=0") pass load_hog_runs_niced_hogs_and_stops_them ;;
+  "ok=True cpus=$all hogs=$n nices=$want_nices alive_after=0 "*) pass load_hog_runs_niced_hogs_and_stops_them ;;
   *) fail load_hog_runs_niced_hogs_and_stops_them "want $n hogs at nice 19, none after: $out" ;;
+esac
+# Nice values weigh tasks only within one scheduling group: where
+# autogroups are on, a hog in another session than the run (each run has a
+# session of its own) takes a group's full share of each CPU whatever its
+# nice value, unless its group is at nice 19 too; the "nice 19" load had
+# halved every run's CPU time.
+case "$out" in
+  *" heavy_groups=0") pass load_hog_shares_the_scheduling_group_of_the_runs ;;
+  *) fail load_hog_shares_the_scheduling_group_of_the_runs "hogs in another autogroup than the runs: $out" ;;
 esac
 
 # The report names the load (from saved results: runs nothing).
