@@ -108,7 +108,7 @@ void hk_decay_fork_child(void);
 enum { HK_BC_EMPTY, HK_BC_HOLDS, HK_BC_OVER };
 unsigned hk_bigcache_state(void);
 void hk_bigcache_trim(void);
-int hk_segment_span_alloc(hk_segment *seg, unsigned nslices, bool *is_zero);
+int hk_segment_span_alloc(hk_segment *seg, unsigned nslices, bool resident_only, bool *is_zero);
 void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned nslices,
                           uint64_t now);
 size_t hk_segment_purge(hk_segment *seg, uint64_t now, int64_t decay_ms);

@@ -46,12 +46,14 @@ static uint32_t span_bits(unsigned idx, unsigned n) {
     return (n >= 32 ? (uint32_t)-1 : ((uint32_t)1 << n) - 1) << idx;
 }
 
-/* Takes a span of n free slices; returns its first slice or -1.  *is_zero
- * tells whether its memory is known to read as zero (never used, or purged).
- * Purged slices taken again are counted (they fault back in: the learner's
- * signal that the decay time is too short). */
-int hk_segment_span_alloc(hk_segment *seg, unsigned n, bool *is_zero) {
-    uint32_t starts = runs_of(seg->free_mask, n);
+/* Takes a span of n free slices; returns its first slice or -1.  With
+ * resident_only, only a span whose slices are all dirty (still resident:
+ * nothing to fault in or zero again) will do.  *is_zero tells whether its
+ * memory is known to read as zero (never used, or purged).  Purged slices
+ * taken again are counted (they fault back in: the learner's signal that
+ * the decay time is too short). */
+int hk_segment_span_alloc(hk_segment *seg, unsigned n, bool resident_only, bool *is_zero) {
+    uint32_t starts = runs_of(resident_only ? seg->free_mask & seg->dirty_mask : seg->free_mask, n);
     if (starts == 0) return -1;
     unsigned idx = (unsigned)__builtin_ctz(starts);
     uint32_t bits = span_bits(idx, n);
