@@ -273,6 +273,9 @@ void hk_sample_unmarked_free(void *p);
 void hk_sample_local_free(hk_page *page, void *p);
 void hk_sample_remote_free(hk_segment *seg, hk_page *page, void *p);
 void hk_sample_huge_free(hk_segment *h);
+/* -ln(r / 2^64), the draws' exponential (r's low bit ignored); once
+ * profiling has been switched on (its table is filled then). */
+double hk_sample_neg_ln_unit(uint64_t r);
 /* hk_page.in_full: bit 0 the page sits in its heap's full list, bit 1 it
  * may hold sampled blocks (core/sample.c), bit 2 it is a one-block page in
  * its heap's block cache (bcache.c; then bit 0 too, no other).  Owner-written;
