@@ -100,7 +100,14 @@ hk_segment *hk_segment_alloc(struct hk_arena *arena);
 void hk_segment_free(hk_segment *seg);
 /* decay.c: the thread that purges what has aged in a quiet process */
 void hk_decay_tick(void);       /* from hk_periodic_tick: starts it once needed */
-void hk_decay_note_dirty(void); /* memory handed back: wakes it if idle */
+/* Memory handed back: wakes the thread if it sleeps with nothing to do,
+ * or, when urgent (slices of an arena, a cache over its capacity), also
+ * from its slow wait on mappings within the BigCache's capacity. */
+void hk_decay_note_dirty(bool urgent);
+/* The decay thread's slow cadence while the BigCache holds only mappings
+ * within its capacity; a cache that held one this recently still counts
+ * as holding (hk_bigcache_state). */
+#define HK_DECAY_SLOW_STEP_MS 1000
 void hk_decay_fork_child(void);
 /* huge.c, without the lock: the BigCache is empty, holds mappings within its
  * capacity (they go once idle 10 s), or more (the overflow goes after the

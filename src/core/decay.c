@@ -9,8 +9,9 @@
  * waiting for the decay time (never at start-up: a process that never hands
  * memory back never gets it); while any arena has dirty slices or the
  * BigCache holds more than its capacity it wakes every decay_ms / 4 (10 ms
- * to 1 s; every second while the cache holds only mappings within its
- * capacity, which go once idle 10 s) and purges what has aged, as an
+ * to 1 s; every second while the cache holds, or held a moment ago, only
+ * mappings within its capacity, which go once idle 10 s, and which do not
+ * wake it when parked) and purges what has aged, as an
  * allocation would; when nothing is left it
  * sleeps on a futex until memory is handed back again (hk_decay_note_dirty:
  * on that slow path a load, and once the thread exists a fence and a load;
@@ -37,13 +38,17 @@
 #include <unistd.h>
 
 #define STEP_MIN_MS 10
-#define STEP_MAX_MS 1000
+#define STEP_MAX_MS HK_DECAY_SLOW_STEP_MS
 
 /* 0: no thread; 1: being created or running; 2: none, and none to come
  * (its creation failed, or this is a fork child). */
 static _Atomic int started;
-/* 1 while the thread sleeps with nothing to do; whoever hands memory back
- * clears it and wakes the thread. */
+/* How the thread sleeps: IDLE_ANY with nothing to do (any hand-back clears
+ * it and wakes the thread), IDLE_CACHE on its slow cadence while the
+ * BigCache holds only mappings within its capacity (only an urgent
+ * hand-back does: a program cycling a mapping through the cache woke it at
+ * every free), IDLE_NONE otherwise. */
+enum { IDLE_NONE, IDLE_ANY, IDLE_CACHE };
 static _Atomic uint32_t idle_word;
 static _Atomic uint64_t nwakeups, npurges;
 
@@ -88,14 +93,15 @@ static void sleep_ms(unsigned ms) {
  * fence before the other's load, so one of the two sides sees the other:
  * a hand-back never goes unseen by a thread about to sleep. */
 static void idle_wait(unsigned ms) {
-    hk_store_relaxed(&idle_word, 1);
+    uint32_t how = ms == 0 ? IDLE_ANY : IDLE_CACHE;
+    hk_store_relaxed(&idle_word, how);
     atomic_thread_fence(memory_order_seq_cst);
     unsigned step = work_left();
     if (step == 0 || step == ms) {
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        syscall(SYS_futex, &idle_word, FUTEX_WAIT_PRIVATE, 1, ms != 0 ? &ts : NULL, NULL, 0);
+        syscall(SYS_futex, &idle_word, FUTEX_WAIT_PRIVATE, how, ms != 0 ? &ts : NULL, NULL, 0);
     }
-    hk_store_relaxed(&idle_word, 0);
+    hk_store_relaxed(&idle_word, IDLE_NONE);
 }
 
 static void purge_aged(void) {
@@ -146,14 +152,15 @@ void hk_decay_tick(void) {
         start_thread();
 }
 
-/* Memory was handed back (under its arena's or the huge lock): wakes the
- * thread if it sleeps with nothing to do.  The caller's counter update
- * comes before; see idle_wait for the fence. */
-void hk_decay_note_dirty(void) {
+/* Memory was handed back: wakes the thread if it sleeps with nothing to
+ * do, or (urgent) on its slow cadence.  The caller's counter update comes
+ * before; see idle_wait for the fence. */
+void hk_decay_note_dirty(bool urgent) {
     if (hk_load_relaxed(&started) != 1) return;
     atomic_thread_fence(memory_order_seq_cst);
-    if (hk_likely(hk_load_relaxed(&idle_word) == 0)) return;
-    if (hk_exchange_acq_rel(&idle_word, 0) != 0)
+    uint32_t how = hk_load_relaxed(&idle_word);
+    if (hk_likely(how == IDLE_NONE) || (how == IDLE_CACHE && !urgent)) return;
+    if (hk_exchange_acq_rel(&idle_word, IDLE_NONE) != IDLE_NONE)
         syscall(SYS_futex, &idle_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 

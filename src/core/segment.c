@@ -77,7 +77,7 @@ void hk_segment_span_free(hk_segment *seg, unsigned idx, unsigned n, uint64_t no
     if (dirty > hk_load_relaxed(&a->ndirty_peak)) hk_store_relaxed(&a->ndirty_peak, dirty);
     seg->free_mask |= bits;
     seg->dirty_mask |= bits;
-    hk_decay_note_dirty();
+    hk_decay_note_dirty(true);
 }
 
 /* The dirty slices freed decay_ms or more before now (all of them for

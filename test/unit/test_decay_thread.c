@@ -3,7 +3,9 @@
  * second thread that frees memory and then makes no allocator call sees its
  * resident set fall within the decay time plus a step; a single-threaded
  * process never gets the thread (and stays single-threaded); decay_thread:0
- * keeps it away; memory handed back after an idle spell wakes it again.
+ * keeps it away; memory handed back after an idle spell wakes it again; a
+ * program cycling one huge mapping through the BigCache does not wake it
+ * at every free.
  *
  * Each case runs in a child (this binary re-executed with a role), so that
  * no thread or cache of another test is in the way.  The child prints
@@ -110,6 +112,27 @@ static int child(bool threads) {
     return 0;
 }
 
+/* 2 MiB allocated, touched and freed CHURN_CYCLES times, the mapping
+ * cycling through the BigCache within its capacity, once the thread runs:
+ * prints the thread's purge passes during the loop and the loop's time. */
+#define CHURN_CYCLES 3000
+static int churn(void) {
+    if (become_multithreaded() != 0) return 2;
+    free(malloc(2u << 20)); /* the first park starts the thread */
+    hk_test_sleep_ms(100);
+    uint64_t before = ctl_u64("arenas.decay_thread.purges"), t0 = hk_test_now_ms();
+    for (int i = 0; i < CHURN_CYCLES; i++) {
+        char *p = malloc(2u << 20);
+        if (p == NULL) return 3;
+        p[i % 4096] = 1;
+        free(p);
+    }
+    uint64_t ms = hk_test_now_ms() - t0;
+    printf("churn_running=%d\nchurn_purges=%llu\nchurn_ms=%llu\n", ctl_bool("arenas.decay_thread.running"),
+           (unsigned long long)(ctl_u64("arenas.decay_thread.purges") - before), (unsigned long long)ms);
+    return 0;
+}
+
 /* A multi-threaded process whose decay thread runs forks; the child frees
  * memory and waits: it must stay single-threaded. */
 static int fork_child(void) {
@@ -137,6 +160,7 @@ __attribute__((constructor)) static void dispatch(void) {
     if (strcmp(role, "--threads") == 0) exit(child(true));
     if (strcmp(role, "--single") == 0) exit(child(false));
     if (strcmp(role, "--fork") == 0) exit(fork_child());
+    if (strcmp(role, "--churn") == 0) exit(churn());
 }
 
 /* Runs a child; fills the named values (size_t) or fails the test. */
@@ -203,6 +227,17 @@ TEST(decay_thread_is_never_started_in_a_fork_child) {
     EXPECT_EQ_U(value(&c, "child_running"), 0, "arenas.decay_thread.running in the child");
     if (!HK_TSAN) /* ThreadSanitizer starts its own thread in the child */
         EXPECT_EQ_U(value(&c, "child_tasks"), 1, "the child kept its one thread");
+}
+
+/* Each park woke the thread from its slow wait (the cache read as empty
+ * the moment a malloc took the mapping back): a system call and a purge
+ * pass every cycle, huge -t 2 twice as slow.  On the slow cadence it
+ * passes at most once a second (and once more as it settles). */
+TEST(decay_thread_is_not_woken_by_a_mapping_cycling_through_the_cache) {
+    if (!run(&c, "--churn", NULL)) return;
+    EXPECT_EQ_U(value(&c, "churn_running"), 1, "arenas.decay_thread.running");
+    size_t ms = value(&c, "churn_ms"), purges = value(&c, "churn_purges");
+    EXPECT_LE_U(purges, 2 + ms / 1000, "purge passes during the loop: its slow cadence only");
 }
 
 TEST(decay_thread_option_is_listed) {
