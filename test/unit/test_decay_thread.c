@@ -118,14 +118,15 @@ static int child(bool threads) {
 #define CHURN_CYCLES 3000
 static int churn(void) {
     if (become_multithreaded() != 0) return 2;
-    free(malloc(2u << 20)); /* the first park starts the thread */
+    /* hak_ calls: a sanitizer build keeps malloc for the sanitizer */
+    hak_free(hak_malloc(2u << 20)); /* the first park starts the thread */
     hk_test_sleep_ms(100);
     uint64_t before = ctl_u64("arenas.decay_thread.purges"), t0 = hk_test_now_ms();
     for (int i = 0; i < CHURN_CYCLES; i++) {
-        char *p = malloc(2u << 20);
+        char *p = hak_malloc(2u << 20);
         if (p == NULL) return 3;
         p[i % 4096] = 1;
-        free(p);
+        hak_free(p);
     }
     uint64_t ms = hk_test_now_ms() - t0;
     printf("churn_running=%d\nchurn_purges=%llu\nchurn_ms=%llu\n", ctl_bool("arenas.decay_thread.running"),
