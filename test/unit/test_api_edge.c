@@ -6,6 +6,7 @@
 #include <hakmem/hakmem.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,56 @@ TEST(standard_names_are_ours) {
     REQUIRE_NOT_NULL(s, "strdup");
     EXPECT_GE_U(hak_malloc_usable_size(s), strlen(s) + 1, "strdup block is ours");
     hak_free(s);
+}
+
+/* malloc_usable_size answers the same for a block whatever thread asks:
+ * the owner (whose heap knows the block's segment: the fast case), another
+ * thread, and anyone after the owner exited; and 0 for what is not ours. */
+#define NUSABLE 40
+struct usable_blocks {
+    void *p[NUSABLE];
+    size_t n[NUSABLE], owner_usable[NUSABLE];
+};
+
+static size_t usable_request(unsigned i) { return (size_t)1 + ((size_t)3 << i) / 4 + i * 7; }
+
+static void *usable_owner(void *arg) {
+    struct usable_blocks *b = arg;
+    for (unsigned i = 0; i < NUSABLE; i++) {
+        b->n[i] = usable_request(i % 24);
+        void *neighbour = hak_malloc(b->n[i]);
+        b->p[i] = hak_malloc(b->n[i]);
+        hak_free(neighbour); /* the heap now knows the segment */
+        if (b->p[i] == NULL) return NULL;
+        b->owner_usable[i] = hak_malloc_usable_size(b->p[i]);
+        memset(b->p[i], 0x33, b->owner_usable[i]);
+    }
+    return b;
+}
+
+TEST(usable_size_is_the_same_from_any_thread) {
+    static struct usable_blocks b;
+    pthread_t t;
+    void *ret = NULL;
+    REQUIRE_EQ_I(pthread_create(&t, NULL, usable_owner, &b), 0, "pthread_create");
+    REQUIRE_EQ_I(pthread_join(t, &ret), 0, "pthread_join");
+    REQUIRE_NOT_NULL(ret, "the owner's mallocs");
+    for (unsigned i = 0; i < NUSABLE; i++) {
+        EXPECT_GE_U(b.owner_usable[i], b.n[i], "the owner's answer covers the request");
+        EXPECT_EQ_U(hak_malloc_usable_size(b.p[i]), b.owner_usable[i],
+                    "another thread's answer, the owner gone");
+        void *mine = hak_malloc(b.n[i]);
+        REQUIRE_NOT_NULL(mine, "malloc");
+        hak_free(hak_malloc(b.n[i]));
+        EXPECT_EQ_U(hak_malloc_usable_size(mine), b.owner_usable[i], "the same size class here");
+        hak_free(mine);
+        hak_free(b.p[i]);
+    }
+    static long not_a_block[4];
+    long on_stack[4] = {0};
+    EXPECT_EQ_U(hak_malloc_usable_size(&not_a_block[1]), 0, "a static object");
+    EXPECT_EQ_U(hak_malloc_usable_size(&on_stack[1]), 0, "a stack object");
+    EXPECT_EQ_U(hak_malloc_usable_size(NULL), 0, "NULL");
 }
 
 TEST_MAIN()
