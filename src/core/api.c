@@ -69,22 +69,39 @@ static HK_SLOW_PATH void *malloc_slow_layers(hk_heap *heap, unsigned cls, size_t
     return malloc_any_out_of_line(hk_class_size[cls]);
 }
 
-/* A class of one block a page (40 KiB and up): its every malloc is a slow
- * path, and in a burst its blocks come from the thread's one-block cache.
- * That is taken here, without the layers of malloc_slow_layers, when
- * nothing else must see the allocation: no sample point in the block
- * (sample.c decides, and counts bytes by nmalloc; a one-block page has no
- * list to arm) and the thread's caches wanted (a thread whose
- * caches were turned off detaches its heap there).  hot: called only from
- * the cold malloc_slow, gcc would compile it for size (a 48 KiB pair: 199
- * -> 210 instructions). */
-static __attribute__((noinline, hot)) void *malloc_cached_block(hk_heap *heap, unsigned cls, size_t size) {
-    if (hk_unlikely(hk_load_relaxed(&hk_sample_state) != 0 && !hk_sample_not_due(heap, cls)))
-        return malloc_slow_layers(heap, cls, size);
-    if (hk_unlikely(!hk_thread_tcache_wanted())) return malloc_slow_layers(heap, cls, size);
-    void *b = hk_bcache_pop(heap, cls); /* malloc_slow saw it non-empty; before the chores: a trim may empty it */
+/* The block of the one-block cache (malloc_slow saw it non-empty; popped
+ * before the chores: a trim may empty it), counted. */
+static inline __attribute__((always_inline)) void *cached_block_pop(hk_heap *heap, unsigned cls) {
+    void *b = hk_bcache_pop(heap, cls);
     hk_heap_count_slow_path(heap);
     return hk_bcache_counted(heap, cls, b);
+}
+
+/* The cached block due for a sample: taken, then recorded by sample.c (the
+ * slow layers would take a fresh page for it and leave the cache to
+ * overflow at the next free).  Apart, so that malloc_cached_block keeps no
+ * frame. */
+static __attribute__((noinline)) void *malloc_cached_due(hk_heap *heap, unsigned cls, size_t size) {
+    if (hk_unlikely(!hk_thread_tcache_wanted())) return malloc_slow_layers(heap, cls, size);
+    return hk_sample_took_due(heap, cls, size, cached_block_pop(heap, cls));
+}
+
+/* A class of one block a page (40 KiB and up): its every malloc is a slow
+ * path, and in a burst its blocks come from the thread's one-block cache.
+ * That is taken here, without the layers of malloc_slow_layers, when the
+ * heap has synced with the sampling state (sample.c counts bytes by
+ * nmalloc; a one-block page has no list to arm) and the thread's caches
+ * are wanted (a thread whose caches were turned off detaches its heap
+ * there).  hot: called only from the cold malloc_slow, gcc would compile
+ * it for size (a 48 KiB pair: 199 -> 210 instructions). */
+static __attribute__((noinline, hot)) void *malloc_cached_block(hk_heap *heap, unsigned cls, size_t size) {
+    uint32_t state = hk_load_acquire(&hk_sample_state);
+    if (hk_unlikely(state != 0)) {
+        if (heap->prof_epoch != state) return malloc_slow_layers(heap, cls, size);
+        if (hk_sample_due(heap, cls)) return malloc_cached_due(heap, cls, size);
+    }
+    if (hk_unlikely(!hk_thread_tcache_wanted())) return malloc_slow_layers(heap, cls, size);
+    return cached_block_pop(heap, cls);
 }
 
 /* The fast path found the current page's list empty (or its head bad): a

@@ -268,6 +268,9 @@ void *hk_malloc_thread_slow(hk_heap *heap, unsigned cls, size_t size);
 /* ---- sample.c ---- */
 extern _Atomic uint32_t hk_sample_state; /* 0: profiling never turned on */
 void *hk_sample_malloc(hk_heap *heap, unsigned cls, size_t size);
+/* A thread heap handed out p, the block of cls due for a sample, from its
+ * one-block cache (counted already): recorded, the next point drawn. */
+void *hk_sample_took_due(hk_heap *heap, unsigned cls, size_t size, void *p);
 void hk_sample_arm(hk_heap *heap, unsigned cls);
 void hk_sample_huge(hk_segment *h, size_t size);
 /* A block of a checked or shared heap (no page mark): returns p, sampled or
@@ -325,14 +328,6 @@ static inline bool hk_sample_arm_wanted(const hk_heap *heap, const hk_page *page
 /* The next block of cls holds the heap's sample point for the class. */
 static inline bool hk_sample_due(const hk_heap *heap, unsigned cls) {
     return hk_load_relaxed(&heap->counters.nmalloc[cls]) + 1 >= heap->prof_due[cls];
-}
-
-/* The heap has synced with the present sampling state and the next block
- * of cls holds no sample point (hk_sample_malloc's tests): a slow path that
- * installs no list to arm (a cached one-block page) need not go through
- * sample.c. */
-static inline bool hk_sample_not_due(const hk_heap *heap, unsigned cls) {
-    return heap->prof_epoch == hk_load_acquire(&hk_sample_state) && !hk_sample_due(heap, cls);
 }
 
 /* hk_heap_malloc_slow installed a page with a list for the fast path

@@ -196,6 +196,58 @@ TEST(prof_checked_and_shared_heaps_are_sampled) {
     set_bool("prof.active", false);
 }
 
+/* A burst of one class of one block a page comes, after the first, from
+ * the thread's one-block cache (hotclass's shape), where the block due for
+ * a sample is taken and recorded without the slow layers.  2000 bursts of
+ * 32 x 48 KiB (3000 MiB; p = 1 - exp(-48/512) = 0.0895, n = 64000: rsd
+ * 1.3%): the allocation view within 15%, and no record outlives its block. */
+#define BURSTS 2000
+#define BURST 32
+__attribute__((noinline)) void prof_site_e(void **burst) {
+    for (size_t i = 0; i < BURST; i++) burst[i] = malloc(48 * KiB);
+}
+
+/* The bytes of a folded dump's stacks that name fn. */
+static double folded_bytes_naming(const char *path, const char *fn) {
+    double sum = 0;
+    load(path);
+    for (char *line = text; *line;) {
+        char *end = strchr(line, '\n');
+        if (end == NULL) end = line + strlen(line);
+        char *sp = end;
+        while (sp > line && sp[-1] != ' ') sp--;
+        char *at = strstr(line, fn);
+        if (at != NULL && at < sp) sum += strtod(sp, NULL);
+        line = *end ? end + 1 : end;
+    }
+    return sum;
+}
+
+TEST(prof_one_block_cache_bursts_are_sampled) {
+    REQUIRE_EQ_I(set_size("prof.sample_bytes", 512 * KiB), 0, "prof.sample_bytes");
+    REQUIRE_EQ_I(set_bool("prof.active", true), 0, "prof.active");
+    REQUIRE_EQ_I(hak_ctl("prof.reset", NULL, NULL, NULL, 0), 0, "prof.reset");
+    void *burst[BURST];
+    for (int r = 0; r < BURSTS; r++) {
+        prof_site_e(burst);
+        for (size_t i = 0; i < BURST; i++) {
+            memset(burst[i], r, 64);
+            free(burst[i]);
+        }
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hk_prof_e.%d", (int)getpid());
+    REQUIRE_EQ_I(set_str("prof.dump_folded_alloc", path), 0, "prof.dump_folded_alloc");
+    double e = folded_bytes_naming(path, "prof_site_e");
+    unlink(path);
+    double truth = (double)BURSTS * BURST * 48 * KiB;
+    hk_test_log("site E allocated %.1f MiB (%.1f)", e / MiB, truth / MiB);
+    EXPECT_GE_I((long)e, (long)(truth * 0.85), "allocation view >= truth - 15%");
+    EXPECT_LE_I((long)e, (long)(truth * 1.15), "allocation view <= truth + 15%");
+    EXPECT_LT_U(rd_u64("prof.stats.live_samples"), 16, "records of freed blocks are gone");
+    set_bool("prof.active", false);
+}
+
 /* A thread leaves pages with live sampled blocks (marked, counted) and
  * exits; with thread caches off the shared heap adopts those pages and
  * samples its own blocks there with no mark.  Every record must go when
