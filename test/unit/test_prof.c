@@ -83,31 +83,44 @@ static size_t load(const char *path) {
     return n;
 }
 
-/* Sums a folded dump's bytes by the site named in each stack (innermost
- * site wins); out[4]: stacks naming none. */
-static void folded_by_site(const char *path, double out[5]) {
-    static const char *const names[4] = {"prof_site_a", "prof_site_b", "prof_site_c", "prof_site_d"};
-    for (int i = 0; i < 5; i++) out[i] = 0;
+/* Calls each(stack, stack_end, bytes, arg) for every line of the folded
+ * dump at path ("outer;inner;leaf bytes"). */
+typedef void folded_line_fn(const char *stack, const char *stack_end, double bytes, void *arg);
+static void folded_each(const char *path, folded_line_fn *each, void *arg) {
     load(path);
     for (char *line = text; *line;) {
         char *end = strchr(line, '\n');
         if (end == NULL) end = line + strlen(line);
         char *sp = end;
         while (sp > line && sp[-1] != ' ') sp--;
-        double bytes = strtod(sp, NULL);
-        int site = 4;
-        const char *best = NULL;
-        for (int i = 0; i < 4; i++) {
-            for (const char *f = line; (f = strstr(f, names[i])) != NULL && f < sp; f++) {
-                if (best == NULL || f > best) {
-                    best = f;
-                    site = i;
-                }
-            }
-        }
-        out[site] += bytes;
+        each(line, sp, strtod(sp, NULL), arg);
         line = *end ? end + 1 : end;
     }
+}
+
+/* The line's bytes to the site its stack names (innermost site wins), or
+ * to out[4]. */
+static void add_by_site(const char *stack, const char *stack_end, double bytes, void *arg) {
+    static const char *const names[4] = {"prof_site_a", "prof_site_b", "prof_site_c", "prof_site_d"};
+    double *out = arg;
+    int site = 4;
+    const char *best = NULL;
+    for (int i = 0; i < 4; i++) {
+        for (const char *f = stack; (f = strstr(f, names[i])) != NULL && f < stack_end; f++) {
+            if (best == NULL || f > best) {
+                best = f;
+                site = i;
+            }
+        }
+    }
+    out[site] += bytes;
+}
+
+/* Sums a folded dump's bytes by the site named in each stack (innermost
+ * site wins); out[4]: stacks naming none. */
+static void folded_by_site(const char *path, double out[5]) {
+    for (int i = 0; i < 5; i++) out[i] = 0;
+    folded_each(path, add_by_site, out);
 }
 
 TEST(prof_accuracy_default_rate) {
@@ -207,20 +220,10 @@ __attribute__((noinline)) void prof_site_e(void **burst) {
     for (size_t i = 0; i < BURST; i++) burst[i] = malloc(48 * KiB);
 }
 
-/* The bytes of a folded dump's stacks that name fn. */
-static double folded_bytes_naming(const char *path, const char *fn) {
-    double sum = 0;
-    load(path);
-    for (char *line = text; *line;) {
-        char *end = strchr(line, '\n');
-        if (end == NULL) end = line + strlen(line);
-        char *sp = end;
-        while (sp > line && sp[-1] != ' ') sp--;
-        char *at = strstr(line, fn);
-        if (at != NULL && at < sp) sum += strtod(sp, NULL);
-        line = *end ? end + 1 : end;
-    }
-    return sum;
+/* The bytes of the folded lines whose stack names site E. */
+static void add_if_site_e(const char *stack, const char *stack_end, double bytes, void *arg) {
+    const char *at = strstr(stack, "prof_site_e");
+    if (at != NULL && at < stack_end) *(double *)arg += bytes;
 }
 
 TEST(prof_one_block_cache_bursts_are_sampled) {
@@ -238,7 +241,8 @@ TEST(prof_one_block_cache_bursts_are_sampled) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/hk_prof_e.%d", (int)getpid());
     REQUIRE_EQ_I(set_str("prof.dump_folded_alloc", path), 0, "prof.dump_folded_alloc");
-    double e = folded_bytes_naming(path, "prof_site_e");
+    double e = 0;
+    folded_each(path, add_if_site_e, &e);
     unlink(path);
     double truth = (double)BURSTS * BURST * 48 * KiB;
     hk_test_log("site E allocated %.1f MiB (%.1f)", e / MiB, truth / MiB);
